@@ -1,0 +1,1 @@
+//! cfgm-core (being written).

@@ -1,0 +1,1 @@
+//! cfgm-modules (being written).
