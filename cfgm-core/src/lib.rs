@@ -1,1 +1,26 @@
-//! cfgm-core (being written).
+//! cfgm-core: the state language and its compiler.
+//!
+//! The pipeline, one module per step: [`tree`] loads a states tree,
+//! [`render`] runs each state through minijinja keeping line origins,
+//! [`parse`] turns rendered TOML into typed resources checked against the
+//! kinds' [`schema`], [`compile`] builds one dependency DAG per host and
+//! orders it, and [`catalog`] is the content-addressed result. Problems are
+//! [`diag::Diagnostic`]s, collected so one run reports them all.
+//!
+//! Architecture invariant: cfgm-core makes no OS calls beyond reading the
+//! tree. It never writes files, runs commands or inspects the host it runs
+//! on; everything that touches a host lives in `cfgm-modules`.
+
+pub mod catalog;
+pub mod compile;
+pub mod diag;
+pub mod parse;
+pub mod render;
+pub mod schema;
+pub mod tree;
+
+pub use catalog::{Catalog, CatalogId, DepKind, Resource, ResourceId};
+pub use compile::{Compiler, Validation};
+pub use diag::{Diagnostic, Sources, Span};
+pub use schema::{KindSpec, Registry};
+pub use tree::Tree;

@@ -1,0 +1,388 @@
+//! The catalog: one host's compiled resources in apply order, their
+//! dependencies, and the content address (catalog id) of the whole.
+//!
+//! A catalog is plain data. Its canonical form is JSON with sorted keys, the
+//! resources in their deterministic topological order and nothing that
+//! depends on where or for whom it was compiled (no host name, no source
+//! locations); the catalog id is the blake3 hash of that form, so two hosts
+//! with equal catalogs have equal ids, and plans and rollouts group hosts by
+//! it. This module renders catalogs for people, as JSON and as Graphviz; it
+//! does not compile them (that is `compile`) and never touches a host.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A resource's address: `kind[name]` for people, `kind:name` in requisites.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ResourceId {
+    pub kind: String,
+    pub name: String,
+}
+
+impl ResourceId {
+    pub fn new(kind: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Parses a requisite reference `kind:name`.
+    pub fn parse_ref(s: &str) -> Option<Self> {
+        let (k, n) = s.split_once(':')?;
+        if k.is_empty() || n.is_empty() {
+            return None;
+        }
+        Some(Self::new(k, n))
+    }
+
+    /// The requisite form `kind:name`.
+    pub fn as_ref_string(&self) -> String {
+        format!("{}:{}", self.kind, self.name)
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.kind, self.name)
+    }
+}
+
+/// Why one resource comes after another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DepKind {
+    /// Declared `require`: order, and skip when the dependency failed.
+    Require,
+    /// Declared `watch`: require, and refresh when the dependency changed.
+    Watch,
+    /// The dependency declared `before` this resource.
+    Before,
+    /// Implied: a file after its parent directory, a service after its package.
+    Auto,
+}
+
+impl DepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DepKind::Require => "require",
+            DepKind::Watch => "watch",
+            DepKind::Before => "before",
+            DepKind::Auto => "auto",
+        }
+    }
+}
+
+/// Where a resource was declared (not part of the catalog id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// One compiled resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    pub id: ResourceId,
+    /// Attributes after rendering, with requisites removed and templates
+    /// resolved into content.
+    pub attrs: BTreeMap<String, Value>,
+    /// What this resource comes after, and why.
+    pub deps: BTreeMap<ResourceId, DepKind>,
+    pub origin: Origin,
+    /// Attributes to hide when shown (the resource is `secret = true`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<String>,
+}
+
+impl Resource {
+    /// The resources whose change refreshes this one (`watch`).
+    pub fn watches(&self) -> impl Iterator<Item = &ResourceId> {
+        self.deps
+            .iter()
+            .filter(|(_, k)| **k == DepKind::Watch)
+            .map(|(id, _)| id)
+    }
+
+    /// An attribute's value for display: secrets as a hash, long text as a summary.
+    pub fn display_value(&self, attr: &str, full: bool) -> String {
+        let Some(v) = self.attrs.get(attr) else {
+            return String::new();
+        };
+        if self.hidden.iter().any(|h| h == attr) {
+            return format!("(secret, blake3 {})", short_hash(&canonical_value(v)));
+        }
+        match v {
+            Value::String(s) if !full && (s.contains('\n') || s.len() > 80) => format!(
+                "({} lines, {} bytes, blake3 {})",
+                s.lines().count(),
+                s.len(),
+                short_hash(s)
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    /// The attributes as shown to people and machines: secrets replaced by a hash.
+    pub fn redacted_attrs(&self) -> BTreeMap<String, Value> {
+        self.attrs
+            .iter()
+            .map(|(k, v)| {
+                let v = if self.hidden.iter().any(|h| h == k) {
+                    Value::String(format!(
+                        "(secret, blake3 {})",
+                        short_hash(&canonical_value(v))
+                    ))
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
+
+fn canonical_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The first 12 hex digits of a blake3 hash, for display.
+pub fn short_hash(s: &str) -> String {
+    blake3::hash(s.as_bytes()).to_hex()[..12].to_string()
+}
+
+/// A catalog's content address: blake3 of its canonical form, in hex.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CatalogId(pub String);
+
+impl CatalogId {
+    pub fn short(&self) -> &str {
+        &self.0[..12.min(self.0.len())]
+    }
+}
+
+impl fmt::Display for CatalogId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One host's compiled catalog.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub id: CatalogId,
+    /// The host it was compiled for (not part of the id).
+    pub host: String,
+    /// Resources in apply order: every resource after all its dependencies;
+    /// ties broken by `kind[name]`, so the order is deterministic.
+    pub resources: Vec<Resource>,
+}
+
+/// The version of the canonical form; bump it when the form changes.
+pub const CANONICAL_VERSION: u32 = 1;
+
+impl Catalog {
+    /// Builds a catalog from resources already in apply order, and computes its id.
+    pub fn new(host: impl Into<String>, resources: Vec<Resource>) -> Self {
+        let mut c = Catalog {
+            id: CatalogId(String::new()),
+            host: host.into(),
+            resources,
+        };
+        c.id = CatalogId(blake3::hash(c.canonical().as_bytes()).to_hex().to_string());
+        c
+    }
+
+    /// The canonical serialisation the id is the hash of.
+    pub fn canonical(&self) -> String {
+        let resources: Vec<Value> = self
+            .resources
+            .iter()
+            .map(|r| {
+                json!({
+                    "kind": r.id.kind,
+                    "name": r.id.name,
+                    "attrs": r.attrs,
+                    "deps": r.deps.iter().map(|(id, k)| json!([id.kind, id.name, k.as_str()])).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({"version": CANONICAL_VERSION, "resources": resources}).to_string()
+    }
+
+    pub fn get(&self, id: &ResourceId) -> Option<&Resource> {
+        self.resources.iter().find(|r| &r.id == id)
+    }
+
+    /// The catalog for machines: id, host and each resource with its
+    /// (redacted) attributes, dependencies and origin, in apply order.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "catalog_id": self.id,
+            "host": self.host,
+            "resources": self.resources.iter().map(|r| json!({
+                "id": r.id.to_string(),
+                "kind": r.id.kind,
+                "name": r.id.name,
+                "attrs": r.redacted_attrs(),
+                "deps": r.deps.iter().map(|(id, k)| json!({"on": id.to_string(), "kind": k.as_str()})).collect::<Vec<_>>(),
+                "origin": r.origin,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The catalog for people, in apply order.
+    pub fn to_text(&self, full: bool) -> String {
+        let mut out = format!(
+            "catalog {} for {} ({} resources, in apply order)\n",
+            self.id,
+            self.host,
+            self.resources.len()
+        );
+        for (i, r) in self.resources.iter().enumerate() {
+            out.push_str(&format!("\n{:>3}. {}  ({})\n", i + 1, r.id, r.origin));
+            for k in r.attrs.keys() {
+                let v = r.display_value(k, full);
+                if full && !r.hidden.contains(k) {
+                    if let Some(Value::String(s)) = r.attrs.get(k) {
+                        if s.contains('\n') {
+                            out.push_str(&format!("       {k} =\n"));
+                            for l in s.lines() {
+                                out.push_str(&format!("         | {l}\n"));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                out.push_str(&format!("       {k} = {v}\n"));
+            }
+            for (dep, kind) in &r.deps {
+                out.push_str(&format!("       after {dep} ({})\n", kind.as_str()));
+            }
+        }
+        out
+    }
+
+    /// The dependency graph in Graphviz dot: an edge points from a resource
+    /// to what comes after it.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from(
+            "digraph catalog {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+        );
+        out.push_str(&format!(
+            "  label=\"{} {}\";\n",
+            dot_escape(&self.host),
+            self.id.short()
+        ));
+        for r in &self.resources {
+            out.push_str(&format!("  \"{}\";\n", dot_escape(&r.id.to_string())));
+        }
+        for r in &self.resources {
+            for (dep, kind) in &r.deps {
+                let style = match kind {
+                    DepKind::Require => "",
+                    DepKind::Watch => ", color=\"blue\", style=bold",
+                    DepKind::Before => ", color=\"darkgreen\"",
+                    DepKind::Auto => ", style=dashed",
+                };
+                out.push_str(&format!(
+                    "  \"{}\" -> \"{}\" [label=\"{}\"{}];\n",
+                    dot_escape(&dep.to_string()),
+                    dot_escape(&r.id.to_string()),
+                    kind.as_str(),
+                    style
+                ));
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// The dependency graph for machines: nodes and edges (from → to = apply order).
+    pub fn graph_json(&self) -> Value {
+        let nodes: Vec<_> = self
+            .resources
+            .iter()
+            .map(|r| json!({"id": r.id.to_string(), "kind": r.id.kind, "name": r.id.name, "origin": r.origin}))
+            .collect();
+        let edges: Vec<_> = self
+            .resources
+            .iter()
+            .flat_map(|r| {
+                r.deps.iter().map(move |(d, k)| json!({"from": d.to_string(), "to": r.id.to_string(), "kind": k.as_str()}))
+            })
+            .collect();
+        json!({"catalog_id": self.id, "host": self.host, "nodes": nodes, "edges": edges})
+    }
+}
+
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(kind: &str, name: &str, attrs: Value) -> Resource {
+        Resource {
+            id: ResourceId::new(kind, name),
+            attrs: serde_json::from_value(attrs).unwrap(),
+            deps: BTreeMap::new(),
+            origin: Origin {
+                file: "x".into(),
+                line: 1,
+                column: 1,
+            },
+            hidden: vec![],
+        }
+    }
+
+    #[test]
+    fn id_ignores_host_and_origin() {
+        let a = Catalog::new("a", vec![res("pkg", "nginx", json!({"version": "1"}))]);
+        let mut r = res("pkg", "nginx", json!({"version": "1"}));
+        r.origin.line = 99;
+        let b = Catalog::new("b", vec![r]);
+        assert_eq!(a.id, b.id);
+        let c = Catalog::new("a", vec![res("pkg", "nginx", json!({"version": "2"}))]);
+        assert_ne!(a.id, c.id);
+    }
+
+    #[test]
+    fn secrets_are_hashed_when_shown() {
+        let mut r = res(
+            "file",
+            "/etc/k",
+            json!({"content": "hunter2", "secret": true}),
+        );
+        r.hidden = vec!["content".into()];
+        let c = Catalog::new("a", vec![r]);
+        let text = c.to_text(true);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!c.to_json().to_string().contains("hunter2"));
+        assert!(text.contains("(secret, blake3 "));
+    }
+
+    #[test]
+    fn refs_parse() {
+        assert_eq!(
+            ResourceId::parse_ref("file:/etc/a:b"),
+            Some(ResourceId::new("file", "/etc/a:b"))
+        );
+        assert_eq!(ResourceId::parse_ref("nginx"), None);
+        assert_eq!(ResourceId::new("pkg", "nginx").to_string(), "pkg[nginx]");
+    }
+}

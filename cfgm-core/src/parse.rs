@@ -1,0 +1,474 @@
+//! Parsing a rendered state file into typed resources.
+//!
+//! Input: the rendered TOML text of one state and its [`LineMap`]. Output: a
+//! [`ParsedState`] (includes and resources, every attribute with the span of
+//! its key and value) plus every problem found, each mapped back to the line
+//! the author wrote. Parsing never stops at the first problem: a resource
+//! with a bad attribute is still returned without that attribute, so later
+//! steps report their own problems too.
+//!
+//! The checks here are the ones a single file can answer: TOML syntax,
+//! known kinds, known attributes and their types (from the [`Registry`]),
+//! requisite syntax. Cross-file checks (duplicates, missing requisite
+//! targets, cycles) belong to `compile`.
+
+use crate::catalog::ResourceId;
+use crate::diag::{suggest, Diagnostic, Sources, Span};
+use crate::render::Rendered;
+use crate::schema::{Attrs, KindSpec, Registry, REQUISITES};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// A requisite as written: which resource, and where.
+#[derive(Clone, Debug)]
+pub struct Requisite {
+    /// `require`, `watch` or `before`.
+    pub kind: &'static str,
+    pub target: ResourceId,
+    pub range: Range<usize>,
+}
+
+/// One attribute: its value and where its key and value are in the rendered text.
+#[derive(Clone, Debug)]
+pub struct Attr {
+    pub value: Value,
+    pub key: Range<usize>,
+    pub val: Range<usize>,
+}
+
+/// One resource as declared in one state file.
+#[derive(Clone, Debug)]
+pub struct ParsedResource {
+    pub id: ResourceId,
+    /// Span of the resource's name key in the rendered text.
+    pub range: Range<usize>,
+    pub attrs: BTreeMap<String, Attr>,
+    pub requisites: Vec<Requisite>,
+}
+
+impl ParsedResource {
+    /// The attribute values alone.
+    pub fn values(&self) -> Attrs {
+        self.attrs
+            .iter()
+            .map(|(k, a)| (k.clone(), a.value.clone()))
+            .collect()
+    }
+}
+
+/// A state file after rendering and parsing, shared by every host that
+/// renders it the same way.
+#[derive(Debug)]
+pub struct ParsedState {
+    pub name: String,
+    pub rendered: Arc<Rendered>,
+    pub includes: Vec<(String, Range<usize>)>,
+    pub resources: Vec<ParsedResource>,
+}
+
+impl ParsedState {
+    /// Maps a rendered range to a source span.
+    pub fn span(&self, sources: &Sources, range: Range<usize>) -> Span {
+        self.rendered
+            .map
+            .map(sources, &self.rendered.text, range)
+            .span
+    }
+
+    /// A diagnostic pointing at a rendered range, in source terms; when the
+    /// rendered line differs from the source line, a note shows it.
+    pub fn diag(
+        &self,
+        sources: &Sources,
+        code: &'static str,
+        message: impl Into<String>,
+        range: Range<usize>,
+        label: impl Into<String>,
+    ) -> Diagnostic {
+        diag_at(&self.rendered, sources, code, message, range, label)
+    }
+}
+
+pub(crate) fn diag_at(
+    rendered: &Rendered,
+    sources: &Sources,
+    code: &'static str,
+    message: impl Into<String>,
+    range: Range<usize>,
+    label: impl Into<String>,
+) -> Diagnostic {
+    let m = rendered.map.map(sources, &rendered.text, range);
+    let mut d = Diagnostic::error(code, message).primary(m.span, label);
+    if let Some((line, text)) = m.rendered_line {
+        d = d.note(format!("rendered line {line}: {}", text.trim_end()));
+    }
+    d
+}
+
+/// Parses one rendered state.
+pub fn parse_state(
+    name: &str,
+    rendered: Arc<Rendered>,
+    sources: &Sources,
+    registry: &Registry,
+) -> (ParsedState, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut state = ParsedState {
+        name: name.to_string(),
+        rendered: rendered.clone(),
+        includes: Vec::new(),
+        resources: Vec::new(),
+    };
+    let (doc, errors) = DeTable::parse_recoverable(&rendered.text);
+    for e in &errors {
+        let range = e.span().unwrap_or(0..0);
+        let msg = e.message().trim().to_string();
+        let (headline, rest) = match msg.split_once('\n') {
+            Some((h, r)) => (h.to_string(), Some(r.trim().to_string())),
+            None => (msg.clone(), None),
+        };
+        let mut d = diag_at(
+            &rendered,
+            sources,
+            "toml",
+            format!("invalid TOML: {headline}"),
+            range,
+            headline.clone(),
+        );
+        if let Some(r) = rest.filter(|r| !r.is_empty()) {
+            d = d.note(r);
+        }
+        diags.push(d);
+    }
+    if !errors.is_empty() {
+        // A document with syntax errors yields partial tables; checking them
+        // would only add noise after the real problem.
+        return (state, diags);
+    }
+    let ctx = Ctx {
+        rendered: &rendered,
+        sources,
+    };
+    for (key, val) in doc.get_ref().iter() {
+        let k = key.get_ref().as_ref();
+        if k == "include" {
+            match val.get_ref() {
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        match item.get_ref() {
+                            DeValue::String(s) => state.includes.push((s.to_string(), item.span())),
+                            other => diags.push(ctx.diag(
+                                "include",
+                                "an include must name a state",
+                                item.span(),
+                                format!(
+                                    "expected a state name (a string), found {}",
+                                    de_type(other)
+                                ),
+                            )),
+                        }
+                    }
+                }
+                other => diags.push(ctx.diag(
+                    "include",
+                    "`include` must be a list of state names",
+                    val.span(),
+                    format!(
+                        "expected a list such as [\"base\"], found {}",
+                        de_type(other)
+                    ),
+                )),
+            }
+            continue;
+        }
+        let Some(spec) = registry.get(k) else {
+            let mut label = "not a resource type".to_string();
+            if let Some(s) = suggest(k, registry.names()) {
+                label = format!("did you mean `{s}`?");
+            }
+            diags.push(
+                ctx.diag(
+                    "unknown-kind",
+                    format!("unknown resource type `{k}`"),
+                    key.span(),
+                    label,
+                )
+                .note(format!(
+                    "known types: {}; a state file may also set `include`",
+                    registry.names().collect::<Vec<_>>().join(", ")
+                )),
+            );
+            continue;
+        };
+        let DeValue::Table(resources) = val.get_ref() else {
+            diags.push(ctx.diag(
+                "type",
+                format!("`{k}` must be a table of resources"),
+                val.span(),
+                format!(
+                    "expected [{k}.NAME] tables, found {}",
+                    de_type(val.get_ref())
+                ),
+            ));
+            continue;
+        };
+        for (rname, rval) in resources.iter() {
+            if let Some(r) = parse_resource(&ctx, spec, rname, rval, &mut diags) {
+                state.resources.push(r);
+            }
+        }
+    }
+    (state, diags)
+}
+
+struct Ctx<'a> {
+    rendered: &'a Rendered,
+    sources: &'a Sources,
+}
+
+impl Ctx<'_> {
+    fn diag(
+        &self,
+        code: &'static str,
+        message: impl Into<String>,
+        range: Range<usize>,
+        label: impl Into<String>,
+    ) -> Diagnostic {
+        diag_at(self.rendered, self.sources, code, message, range, label)
+    }
+}
+
+fn parse_resource(
+    ctx: &Ctx<'_>,
+    spec: &KindSpec,
+    rname: &Spanned<std::borrow::Cow<'_, str>>,
+    rval: &Spanned<DeValue<'_>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ParsedResource> {
+    let kind = spec.kind;
+    let name = rname.get_ref().to_string();
+    let id = ResourceId::new(kind, &name);
+    let DeValue::Table(table) = rval.get_ref() else {
+        diags.push(ctx.diag(
+            "type",
+            format!("{id} must be a table of attributes"),
+            rval.span(),
+            format!("expected a table, found {}", de_type(rval.get_ref())),
+        ));
+        return None;
+    };
+    if spec.name_is_path && !name.starts_with('/') {
+        diags.push(ctx.diag(
+            "name",
+            format!("{id}: the name of a {kind} must be an absolute path"),
+            rname.span(),
+            "expected a path starting with `/`",
+        ));
+    }
+    let mut res = ParsedResource {
+        id: id.clone(),
+        range: rname.span(),
+        attrs: BTreeMap::new(),
+        requisites: Vec::new(),
+    };
+    for (akey, aval) in table.iter() {
+        let a = akey.get_ref().as_ref();
+        if let Some(req) = REQUISITES.iter().find(|r| **r == a) {
+            parse_requisites(ctx, &id, req, aval, &mut res.requisites, diags);
+            continue;
+        }
+        let Some(aspec) = spec.attr(a) else {
+            let names = spec.attrs.iter().map(|s| s.name).chain(REQUISITES);
+            let label = match suggest(a, names) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "unknown attribute".to_string(),
+            };
+            diags.push(
+                ctx.diag(
+                    "unknown-attribute",
+                    format!("{id}: unknown attribute `{a}`"),
+                    akey.span(),
+                    label,
+                )
+                .note(format!(
+                    "{kind} takes: {}",
+                    spec.attrs
+                        .iter()
+                        .map(|s| s.name)
+                        .chain(REQUISITES)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            );
+            continue;
+        };
+        let value = de_to_json(aval.get_ref());
+        if let Err(msg) = aspec.ty.check(&value) {
+            diags.push(ctx.diag(
+                "type",
+                format!("{id}: wrong type for `{a}`"),
+                aval.span(),
+                msg,
+            ));
+            continue;
+        }
+        res.attrs.insert(
+            a.to_string(),
+            Attr {
+                value,
+                key: akey.span(),
+                val: aval.span(),
+            },
+        );
+    }
+    for aspec in spec.attrs.iter().filter(|s| s.required) {
+        if !table
+            .iter()
+            .any(|(k, _)| k.get_ref().as_ref() == aspec.name)
+        {
+            diags.push(ctx.diag(
+                "missing-attribute",
+                format!("{id}: missing required attribute `{}`", aspec.name),
+                rname.span(),
+                format!("add `{} = …` ({})", aspec.name, aspec.ty.expected()),
+            ));
+        }
+    }
+    for p in (spec.check)(&name, &res.values()) {
+        let range = p
+            .attr
+            .as_ref()
+            .and_then(|a| res.attrs.get(a))
+            .map(|a| a.key.clone())
+            .unwrap_or_else(|| rname.span());
+        diags.push(ctx.diag(
+            "invalid",
+            format!("{id}: {}", p.message),
+            range,
+            p.message.clone(),
+        ));
+    }
+    Some(res)
+}
+
+fn parse_requisites(
+    ctx: &Ctx<'_>,
+    id: &ResourceId,
+    req: &'static str,
+    val: &Spanned<DeValue<'_>>,
+    out: &mut Vec<Requisite>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let items: Vec<&Spanned<DeValue<'_>>> = match val.get_ref() {
+        DeValue::Array(a) => a.iter().collect(),
+        DeValue::String(_) => vec![val],
+        other => {
+            diags.push(ctx.diag(
+                "type",
+                format!("{id}: wrong type for `{req}`"),
+                val.span(),
+                format!(
+                    "expected a list of \"kind:name\" strings, found {}",
+                    de_type(other)
+                ),
+            ));
+            return;
+        }
+    };
+    for item in items {
+        match item.get_ref() {
+            DeValue::String(s) => match ResourceId::parse_ref(s) {
+                Some(target) => out.push(Requisite {
+                    kind: req,
+                    target,
+                    range: item.span(),
+                }),
+                None => diags.push(ctx.diag(
+                    "requisite",
+                    format!("{id}: `{s}` is not a resource reference"),
+                    item.span(),
+                    "expected \"kind:name\", e.g. \"pkg:nginx\"",
+                )),
+            },
+            other => diags.push(ctx.diag(
+                "type",
+                format!("{id}: wrong type in `{req}`"),
+                item.span(),
+                format!("expected a \"kind:name\" string, found {}", de_type(other)),
+            )),
+        }
+    }
+}
+
+fn de_type(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Converts a parsed TOML value to JSON (datetimes become strings).
+pub fn de_to_json(v: &DeValue<'_>) -> Value {
+    match v {
+        DeValue::String(s) => Value::String(s.to_string()),
+        DeValue::Integer(i) => {
+            let s = i.as_str().replace('_', "");
+            let radix = i.radix();
+            let digits = s.trim_start_matches(['+']);
+            let digits = match radix {
+                16 => digits.trim_start_matches("0x"),
+                8 => digits.trim_start_matches("0o"),
+                2 => digits.trim_start_matches("0b"),
+                _ => digits,
+            };
+            match i64::from_str_radix(digits, radix) {
+                Ok(n) => Value::from(n),
+                Err(_) => Value::String(i.as_str().to_string()),
+            }
+        }
+        DeValue::Float(f) => {
+            let s = f.as_str().replace('_', "");
+            s.parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .unwrap_or_else(|| Value::String(s))
+        }
+        DeValue::Boolean(b) => Value::Bool(*b),
+        DeValue::Datetime(d) => Value::String(d.to_string()),
+        DeValue::Array(a) => Value::Array(a.iter().map(|x| de_to_json(x.get_ref())).collect()),
+        DeValue::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.get_ref().to_string(), de_to_json(v.get_ref())))
+                .collect(),
+        ),
+    }
+}
+
+/// Converts a `toml::Value` (from plain data files) to JSON.
+pub fn toml_to_json(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(f.to_string())),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}

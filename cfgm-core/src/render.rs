@@ -1,0 +1,478 @@
+//! Rendering state files with minijinja while keeping every rendered line's
+//! origin in the template source.
+//!
+//! A state file is a template first and TOML second. Before a state is
+//! handed to minijinja, [`tag_source`] appends an invisible marker to every
+//! source line whose end lies in plain template text (not inside a `{{ }}`,
+//! `{% %}` or `{# #}` tag). Each marker carries the source line number, so
+//! after rendering every output line ends in the marker of the source line
+//! that produced it — a loop body's lines point at the loop body, a value
+//! with embedded newlines points at the expression. [`untag`] strips the
+//! markers and returns the clean text plus a [`LineMap`].
+//!
+//! Lines that hold only block tags (`{% if %}`, `{% endfor %}` …) are
+//! dropped from the output, which is what `trim_blocks` + `lstrip_blocks`
+//! would do; the tagged source has the same number of lines as the original,
+//! so minijinja's own error lines and columns are source lines and columns.
+//!
+//! This module knows templates and lines, nothing about TOML or resources.
+
+use crate::diag::{FileId, Sources, Span};
+use std::ops::Range;
+
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lex {
+    Text,
+    Raw,
+    Tag(TagKind),
+    Str(TagKind, char),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum TagKind {
+    Var,
+    Block,
+    Comment,
+}
+
+/// Returns the source with an origin marker before each line end that lies
+/// in template text. Line count and in-line byte offsets are unchanged.
+pub fn tag_source(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() + src.len() / 8);
+    let bytes = src.as_bytes();
+    let mut state = Lex::Text;
+    let mut line: u32 = 1;
+    // Per line: did it start in text, hold text, hold an expression, hold a block tag?
+    let mut line_starts_text = true;
+    let mut has_text = false;
+    let mut has_expr = false;
+    let mut has_block = false;
+    let mut i = 0;
+    let mut raw_depth_tag_start = 0usize;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match state {
+            Lex::Text => {
+                if c == b'{' && i + 1 < bytes.len() && matches!(bytes[i + 1], b'{' | b'%' | b'#') {
+                    let kind = match bytes[i + 1] {
+                        b'{' => TagKind::Var,
+                        b'%' => TagKind::Block,
+                        _ => TagKind::Comment,
+                    };
+                    match kind {
+                        TagKind::Var => has_expr = true,
+                        _ => has_block = true,
+                    }
+                    raw_depth_tag_start = i;
+                    state = Lex::Tag(kind);
+                    out.push_str(&src[i..i + 2]);
+                    i += 2;
+                    continue;
+                }
+                if c == b'\n' {
+                    push_marker(
+                        &mut out,
+                        line,
+                        line_starts_text,
+                        has_text,
+                        has_expr,
+                        has_block,
+                    );
+                    out.push('\n');
+                    line += 1;
+                    line_starts_text = true;
+                    has_text = false;
+                    has_expr = false;
+                    has_block = false;
+                    i += 1;
+                    continue;
+                }
+                if !c.is_ascii_whitespace() {
+                    has_text = true;
+                }
+            }
+            Lex::Raw => {
+                if c == b'{' && src[i..].starts_with("{%") {
+                    if let Some(end) = src[i..].find("%}") {
+                        let inner = src[i + 2..i + end]
+                            .trim_matches(|ch: char| ch == '-' || ch == '+' || ch.is_whitespace());
+                        if inner == "endraw" {
+                            out.push_str(&src[i..i + end + 2]);
+                            i += end + 2;
+                            has_block = true;
+                            state = Lex::Text;
+                            continue;
+                        }
+                    }
+                }
+                if c == b'\n' {
+                    push_marker(&mut out, line, true, has_text, false, has_block);
+                    out.push('\n');
+                    line += 1;
+                    line_starts_text = true;
+                    has_text = false;
+                    has_expr = false;
+                    has_block = false;
+                    i += 1;
+                    continue;
+                }
+                if !c.is_ascii_whitespace() {
+                    has_text = true;
+                }
+            }
+            Lex::Tag(kind) => {
+                let close = match kind {
+                    TagKind::Var => b'}',
+                    TagKind::Block => b'%',
+                    TagKind::Comment => b'#',
+                };
+                if c == close && i + 1 < bytes.len() && bytes[i + 1] == b'}' {
+                    out.push_str(&src[i..i + 2]);
+                    i += 2;
+                    state = Lex::Text;
+                    if kind == TagKind::Block {
+                        let inner = src[raw_depth_tag_start + 2..i - 2]
+                            .trim_matches(|ch: char| ch == '-' || ch == '+' || ch.is_whitespace());
+                        if inner == "raw" {
+                            state = Lex::Raw;
+                        }
+                    }
+                    continue;
+                }
+                if kind != TagKind::Comment && (c == b'"' || c == b'\'') {
+                    state = Lex::Str(kind, c as char);
+                }
+                if c == b'\n' {
+                    // The line ends inside a tag: no marker (it would become template code).
+                    line += 1;
+                    line_starts_text = false;
+                    has_text = false;
+                    has_expr = kind == TagKind::Var;
+                    has_block = kind != TagKind::Var;
+                }
+            }
+            Lex::Str(kind, q) => {
+                if c == b'\\' && i + 1 < bytes.len() {
+                    out.push_str(&src[i..i + 2]);
+                    i += 2;
+                    continue;
+                }
+                if c as char == q {
+                    state = Lex::Tag(kind);
+                }
+                if c == b'\n' {
+                    line += 1;
+                    line_starts_text = false;
+                }
+            }
+        }
+        // Copy one whole UTF-8 character.
+        let len = utf8_len(c);
+        out.push_str(&src[i..i + len]);
+        i += len;
+    }
+    if matches!(state, Lex::Text | Lex::Raw) && !src.is_empty() && !src.ends_with('\n') {
+        push_marker(
+            &mut out,
+            line,
+            line_starts_text,
+            has_text,
+            has_expr,
+            has_block,
+        );
+    }
+    out
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0x00..=0x7F => 1,
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
+}
+
+fn push_marker(
+    out: &mut String,
+    line: u32,
+    _starts_text: bool,
+    text: bool,
+    expr: bool,
+    block: bool,
+) {
+    let block_only = block && !text && !expr;
+    out.push(OPEN);
+    out.push_str(&line.to_string());
+    out.push(if block_only { 'B' } else { 'T' });
+    out.push(CLOSE);
+}
+
+/// Where each line of a rendered state came from.
+#[derive(Clone, Debug)]
+pub struct LineMap {
+    /// The source file (original, untagged text).
+    pub file: FileId,
+    /// Per rendered line (0-based index): the 1-based source line.
+    pub origin: Vec<u32>,
+    /// Byte offset where each rendered line starts in the rendered text.
+    pub starts: Vec<usize>,
+}
+
+/// A state rendered to TOML text, with its line map.
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub text: String,
+    pub map: LineMap,
+}
+
+/// Strips the markers of rendered output and drops block-only lines.
+pub fn untag(file: FileId, output: &str) -> Rendered {
+    let mut text = String::with_capacity(output.len());
+    let mut origin: Vec<Option<u32>> = Vec::new();
+    let mut starts = Vec::new();
+    let mut pieces = output.split('\n').peekable();
+    while let Some(line) = pieces.next() {
+        let last = pieces.peek().is_none();
+        if last && line.is_empty() {
+            break;
+        }
+        let mut clean = String::with_capacity(line.len());
+        let mut last_t: Option<u32> = None;
+        let mut last_any: Option<u32> = None;
+        let mut any_t = false;
+        let mut rest = line;
+        while let Some(p) = rest.find(OPEN) {
+            clean.push_str(&rest[..p]);
+            let after = &rest[p + OPEN.len_utf8()..];
+            match after.find(CLOSE) {
+                Some(q) => {
+                    let tag = &after[..q];
+                    let (num, flag) = tag.split_at(tag.len().saturating_sub(1));
+                    if let Ok(n) = num.parse::<u32>() {
+                        last_any = Some(n);
+                        if flag == "T" {
+                            any_t = true;
+                            last_t = Some(n);
+                        }
+                    }
+                    rest = &after[q + CLOSE.len_utf8()..];
+                }
+                None => {
+                    clean.push(OPEN);
+                    rest = after;
+                }
+            }
+        }
+        clean.push_str(rest);
+        if last_any.is_some() && !any_t && clean.trim().is_empty() {
+            continue; // a line of block tags only
+        }
+        starts.push(text.len());
+        text.push_str(&clean);
+        if !last {
+            text.push('\n');
+        }
+        origin.push(last_t.or(last_any));
+    }
+    // Lines without a marker come from a value with embedded newlines: they
+    // belong to the next marked line (the expression's line).
+    let mut next: Option<u32> = None;
+    let mut filled = vec![0u32; origin.len()];
+    for (i, o) in origin.iter().enumerate().rev() {
+        if o.is_some() {
+            next = *o;
+        }
+        filled[i] = o.or(next).unwrap_or(0);
+    }
+    let mut prev = 1;
+    for f in filled.iter_mut() {
+        if *f == 0 {
+            *f = prev;
+        }
+        prev = *f;
+    }
+    Rendered {
+        text,
+        map: LineMap {
+            file,
+            origin: filled,
+            starts,
+        },
+    }
+}
+
+/// A rendered byte range mapped back to the template source.
+pub struct Mapped {
+    pub span: Span,
+    /// The rendered line, when it differs from the source line it came from.
+    pub rendered_line: Option<(usize, String)>,
+}
+
+impl LineMap {
+    fn rendered_line_of(&self, offset: usize) -> usize {
+        match self.starts.binary_search(&offset) {
+            Ok(l) => l,
+            Err(l) => l.saturating_sub(1),
+        }
+    }
+
+    /// Maps a byte range of the rendered text to the source: same columns
+    /// when the rendered line equals its source line; else the same text
+    /// found in the source line; else the whole source line.
+    pub fn map(&self, sources: &Sources, rendered: &str, range: Range<usize>) -> Mapped {
+        let file = self.file;
+        if self.starts.is_empty() {
+            return Mapped {
+                span: Span::new(file, 0..0),
+                rendered_line: None,
+            };
+        }
+        let start = range.start.min(rendered.len());
+        let rl = self.rendered_line_of(start);
+        let rstart = self.starts[rl];
+        let rend = rendered[rstart..]
+            .find('\n')
+            .map(|e| rstart + e)
+            .unwrap_or(rendered.len());
+        let rline = &rendered[rstart..rend];
+        let src_line_no = self.origin.get(rl).copied().unwrap_or(1) as usize;
+        let Some(src_range) = sources.line_range(file, src_line_no) else {
+            return Mapped {
+                span: Span::new(file, 0..0),
+                rendered_line: None,
+            };
+        };
+        let text = sources.text(file);
+        let sline = &text[src_range.clone()];
+        let end = range.end.clamp(start, rend.max(start));
+        if sline == rline {
+            let s = src_range.start + (start - rstart);
+            let e = src_range.start + (end - rstart);
+            return Mapped {
+                span: Span::new(file, s..e.max(s)),
+                rendered_line: None,
+            };
+        }
+        let needle = &rendered[start..end];
+        let span = match (!needle.trim().is_empty())
+            .then(|| sline.find(needle))
+            .flatten()
+        {
+            Some(p) => src_range.start + p..src_range.start + p + needle.len(),
+            None => {
+                let lead = sline.len() - sline.trim_start().len();
+                src_range.start + lead..src_range.end
+            }
+        };
+        Mapped {
+            span: Span::new(file, span),
+            rendered_line: Some((rl + 1, rline.to_string())),
+        }
+    }
+}
+
+/// Maps a byte range in the *tagged* source (what minijinja saw) to the
+/// original source: the tagged text only adds markers at line ends.
+pub fn tagged_to_source(
+    tagged: &str,
+    sources: &Sources,
+    file: FileId,
+    range: Range<usize>,
+) -> Span {
+    let start = range.start.min(tagged.len());
+    let line_idx = tagged[..start].matches('\n').count();
+    let line_start = tagged[..start].rfind('\n').map(|p| p + 1).unwrap_or(0);
+    let col = start - line_start;
+    let Some(src) = sources.line_range(file, line_idx + 1) else {
+        return Span::new(file, 0..0);
+    };
+    let s = (src.start + col).min(src.end);
+    let len = range.end.saturating_sub(range.start);
+    Span::new(file, s..(s + len).min(src.end).max(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::Environment;
+
+    fn run(src: &str, ctx: serde_json::Value) -> Rendered {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .build()
+                .unwrap(),
+        );
+        let tagged = tag_source(src);
+        env.add_template_owned("t", tagged).unwrap();
+        let out = env
+            .get_template("t")
+            .unwrap()
+            .render(minijinja::value::Serde(ctx))
+            .unwrap();
+        untag(FileId(0), &out)
+    }
+
+    #[test]
+    fn plain_text_maps_line_by_line() {
+        let r = run("a = 1\nb = 2\n", serde_json::json!({}));
+        assert_eq!(r.text, "a = 1\nb = 2\n");
+        assert_eq!(r.map.origin, vec![1, 2]);
+    }
+
+    #[test]
+    fn loop_body_lines_point_at_the_body() {
+        let src = "x = 1\n{% for i in [1, 2] %}\n[pkg.p{{ i }}]\nversion = \"{{ i }}\"\n{% endfor %}\ny = 2\n";
+        let r = run(src, serde_json::json!({}));
+        assert_eq!(
+            r.text,
+            "x = 1\n[pkg.p1]\nversion = \"1\"\n[pkg.p2]\nversion = \"2\"\ny = 2\n"
+        );
+        assert_eq!(r.map.origin, vec![1, 3, 4, 3, 4, 6]);
+    }
+
+    #[test]
+    fn false_if_drops_lines_and_keeps_origins() {
+        let src = "{% if false %}\na = 1\n{% endif %}\nb = 2\n";
+        let r = run(src, serde_json::json!({}));
+        assert_eq!(r.text, "b = 2\n");
+        assert_eq!(r.map.origin, vec![4]);
+    }
+
+    #[test]
+    fn multiline_tags_and_strings_are_not_tagged_inside() {
+        let src = "{% set xs = [\n  \"a%}\",\n  'b'] %}\nv = {{ xs | tojson }}\n";
+        let r = run(src, serde_json::json!({}));
+        assert_eq!(r.text, "v = [\"a%}\", \"b\"]\n");
+        assert_eq!(r.map.origin, vec![4]);
+    }
+
+    #[test]
+    fn raw_blocks_pass_through() {
+        let src = "{% raw %}\na = \"{{ x }}\"\n{% endraw %}\n";
+        let r = run(src, serde_json::json!({}));
+        assert_eq!(r.text, "a = \"{{ x }}\"\n");
+        assert_eq!(r.map.origin, vec![2]);
+    }
+
+    #[test]
+    fn value_with_newlines_points_at_expression() {
+        let src = "a = 1\nb = \"\"\"\n{{ v }}\n\"\"\"\n";
+        let r = run(src, serde_json::json!({"v": "l1\nl2"}));
+        assert_eq!(r.text, "a = 1\nb = \"\"\"\nl1\nl2\n\"\"\"\n");
+        assert_eq!(r.map.origin, vec![1, 2, 3, 3, 4]);
+    }
+
+    #[test]
+    fn no_trailing_newline() {
+        let r = run("a = 1", serde_json::json!({}));
+        assert_eq!(r.text, "a = 1");
+        assert_eq!(r.map.origin, vec![1]);
+    }
+}

@@ -1,0 +1,301 @@
+//! The shape of resource kinds, as the compiler checks it.
+//!
+//! A [`KindSpec`] says which attributes a kind takes, of which type, which
+//! are required, which are secret, which cross-attribute rules hold and which
+//! automatic dependencies the kind implies. The specs themselves live with
+//! the kinds in `cfgm-modules` (one file per kind); this module only defines
+//! the types and the [`Registry`] the compiler is handed, so the core never
+//! depends on any provider code.
+
+use crate::catalog::ResourceId;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Attributes of one resource after rendering and parsing, by name.
+pub type Attrs = BTreeMap<String, Value>;
+
+/// The type of an attribute's value, checked at compile time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrType {
+    Str,
+    Int,
+    Bool,
+    /// A list of strings.
+    StrList,
+    /// A file mode as an octal string: "0644", "755", "01777".
+    Mode,
+    /// One of the given strings.
+    Enum(&'static [&'static str]),
+    /// A table of string keys to any values.
+    Table,
+    /// A path under the tree's `templates/`, rendered at compile time with
+    /// the host's context into the attribute named here.
+    Template {
+        into: &'static str,
+    },
+    /// A path under the tree's `files/`, read at compile time into the
+    /// attribute named here.
+    TreeFile {
+        into: &'static str,
+    },
+}
+
+impl AttrType {
+    /// What a person should write, for "expected …" messages.
+    pub fn expected(&self) -> String {
+        match self {
+            AttrType::Str => "a string".into(),
+            AttrType::Int => "an integer".into(),
+            AttrType::Bool => "a boolean (true or false)".into(),
+            AttrType::StrList => "a list of strings".into(),
+            AttrType::Mode => "an octal mode string such as \"0644\"".into(),
+            AttrType::Enum(v) => format!(
+                "one of {}",
+                v.iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            AttrType::Table => "a table".into(),
+            AttrType::Template { .. } => "a template path (a string)".into(),
+            AttrType::TreeFile { .. } => "a file path under files/ (a string)".into(),
+        }
+    }
+
+    /// Checks a value; `Err` says what is wrong with it.
+    pub fn check(&self, v: &Value) -> Result<(), String> {
+        let ok = match (self, v) {
+            (AttrType::Str, Value::String(_)) => true,
+            (AttrType::Int, Value::Number(n)) => n.is_i64() || n.is_u64(),
+            (AttrType::Bool, Value::Bool(_)) => true,
+            (AttrType::StrList, Value::Array(a)) => a.iter().all(Value::is_string),
+            (AttrType::Mode, Value::String(s)) => {
+                if parse_mode(s).is_some() {
+                    true
+                } else {
+                    return Err(format!(
+                        "`{s}` is not an octal file mode (expected e.g. \"0644\")"
+                    ));
+                }
+            }
+            (AttrType::Enum(opts), Value::String(s)) => {
+                if opts.contains(&s.as_str()) {
+                    true
+                } else {
+                    return Err(format!("`{s}` is not {}", self.expected()));
+                }
+            }
+            (AttrType::Table, Value::Object(_)) => true,
+            (AttrType::Template { .. } | AttrType::TreeFile { .. }, Value::String(_)) => true,
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected {}, found {}",
+                self.expected(),
+                type_name(v)
+            ))
+        }
+    }
+}
+
+/// Parses an octal mode string ("0644", "755").
+pub fn parse_mode(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o7777)
+}
+
+/// A person's name for a JSON value's type.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a float",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a table",
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct AttrSpec {
+    pub name: &'static str,
+    pub ty: AttrType,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+impl AttrSpec {
+    pub const fn opt(name: &'static str, ty: AttrType, doc: &'static str) -> Self {
+        Self {
+            name,
+            ty,
+            required: false,
+            doc,
+        }
+    }
+
+    pub const fn req(name: &'static str, ty: AttrType, doc: &'static str) -> Self {
+        Self {
+            name,
+            ty,
+            required: true,
+            doc,
+        }
+    }
+}
+
+/// A problem a kind's cross-attribute rule found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The attribute at fault, or `None` for the resource as a whole.
+    pub attr: Option<String>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn attr(attr: &str, message: impl Into<String>) -> Self {
+        Self {
+            attr: Some(attr.to_string()),
+            message: message.into(),
+        }
+    }
+
+    pub fn resource(message: impl Into<String>) -> Self {
+        Self {
+            attr: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// An automatic dependency a kind proposes: the first of `candidates` that
+/// exists in the catalog becomes a requisite (nearest parent directory first).
+#[derive(Clone, Debug)]
+pub struct AutoDep {
+    pub candidates: Vec<ResourceId>,
+}
+
+/// Everything the compiler knows about one resource kind.
+pub struct KindSpec {
+    /// The kind's name as written in state files: `file`, `pkg` …
+    pub kind: &'static str,
+    pub doc: &'static str,
+    pub attrs: &'static [AttrSpec],
+    /// The resource name must be an absolute path (file, directory, symlink).
+    pub name_is_path: bool,
+    /// Attributes whose values are never shown when the resource has
+    /// `secret = true` (plans, catalogs, logs and reports show a hash).
+    pub secret_attrs: &'static [&'static str],
+    /// Cross-attribute rules (e.g. `content` and `template` exclude each other).
+    pub check: fn(name: &str, attrs: &Attrs) -> Vec<Problem>,
+    /// Automatic dependencies (a file after its parent directory …).
+    pub auto_deps: fn(name: &str, attrs: &Attrs) -> Vec<AutoDep>,
+}
+
+impl KindSpec {
+    pub fn attr(&self, name: &str) -> Option<&AttrSpec> {
+        self.attrs.iter().find(|a| a.name == name)
+    }
+}
+
+impl std::fmt::Debug for KindSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KindSpec")
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+/// No cross-attribute rules.
+pub fn no_check(_: &str, _: &Attrs) -> Vec<Problem> {
+    Vec::new()
+}
+
+/// No automatic dependencies.
+pub fn no_auto_deps(_: &str, _: &Attrs) -> Vec<AutoDep> {
+    Vec::new()
+}
+
+/// The ancestors of an absolute path, nearest first: `/a/b/c` → `/a/b`, `/a`.
+pub fn parent_dirs(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut p = std::path::Path::new(path);
+    while let Some(parent) = p.parent() {
+        if parent.as_os_str().is_empty() || parent == std::path::Path::new("/") {
+            break;
+        }
+        out.push(parent.to_string_lossy().into_owned());
+        p = parent;
+    }
+    out
+}
+
+/// The kinds a compiler knows, by name.
+#[derive(Debug, Default)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, &'static KindSpec>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, spec: &'static KindSpec) -> Self {
+        self.kinds.insert(spec.kind, spec);
+        self
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&'static KindSpec> {
+        self.kinds.get(kind).copied()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
+    }
+}
+
+/// Attributes every resource takes, whatever its kind: its requisites.
+pub const REQUISITES: [&str; 3] = ["require", "watch", "before"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0644"), Some(0o644));
+        assert_eq!(parse_mode("755"), Some(0o755));
+        assert_eq!(parse_mode("01777"), Some(0o1777));
+        assert_eq!(parse_mode("0648"), None);
+        assert_eq!(parse_mode(""), None);
+        assert_eq!(parse_mode("077777"), None);
+    }
+
+    #[test]
+    fn parents_nearest_first() {
+        assert_eq!(
+            parent_dirs("/etc/nginx/sites/a.conf"),
+            vec!["/etc/nginx/sites", "/etc/nginx", "/etc"]
+        );
+        assert!(parent_dirs("/etc").is_empty());
+    }
+
+    #[test]
+    fn type_errors_say_what_was_expected() {
+        let e = AttrType::Bool
+            .check(&Value::String("yes".into()))
+            .unwrap_err();
+        assert_eq!(e, "expected a boolean (true or false), found a string");
+        let e = AttrType::Enum(&["present", "absent"])
+            .check(&Value::String("gone".into()))
+            .unwrap_err();
+        assert_eq!(e, "`gone` is not one of \"present\", \"absent\"");
+    }
+}

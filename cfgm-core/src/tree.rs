@@ -1,0 +1,718 @@
+//! Loading a states tree from a directory.
+//!
+//! This module owns the tree's on-disk format: `cfgm.toml`, `inventory.toml`,
+//! `top.toml`, `data/` (layered: common, dc, role, host), `states/*.toml`,
+//! `templates/` and `files/`. It reads every file once into [`Sources`],
+//! parses the plain TOML files (with spans, so errors point into them),
+//! prepares the state and file templates in minijinja, and records every
+//! problem as a [`Diagnostic`] instead of stopping at the first.
+//!
+//! Reading the tree is the only I/O in cfgm-core; it never writes.
+
+use crate::diag::{suggest, Diagnostic, FileId, Sources, Span};
+use crate::parse::toml_to_json;
+use crate::render::{tag_source, tagged_to_source};
+use globset::{Glob, GlobMatcher};
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// `cfgm.toml`: settings of the tree.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeConfig {
+    /// A name for the tree, shown in reports.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where agents keep their state (lock, backups, last applied commit).
+    #[serde(default)]
+    pub state_dir: Option<String>,
+}
+
+/// One inventory host.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub name: String,
+    pub dc: String,
+    pub role: String,
+    pub address: Option<String>,
+    pub tags: Vec<String>,
+    pub vars: Value,
+    /// Where the host is declared in inventory.toml.
+    pub span: Span,
+}
+
+impl Host {
+    /// The `host` variable templates see.
+    pub fn to_context(&self) -> Value {
+        serde_json::json!({
+            "name": self.name,
+            "dc": self.dc,
+            "role": self.role,
+            "address": self.address,
+            "tags": self.tags,
+            "vars": self.vars,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    #[serde(default)]
+    hosts: BTreeMap<Spanned<String>, RawHost>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    dc: String,
+    role: String,
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    vars: toml::Table,
+}
+
+/// One term of a top.toml target.
+#[derive(Clone, Debug)]
+pub enum Term {
+    All,
+    Role(String),
+    Dc(String),
+    Tag(String),
+    Name(GlobMatcher),
+}
+
+impl Term {
+    fn matches(&self, h: &Host) -> bool {
+        match self {
+            Term::All => true,
+            Term::Role(r) => &h.role == r,
+            Term::Dc(d) => &h.dc == d,
+            Term::Tag(t) => h.tags.iter().any(|x| x == t),
+            Term::Name(g) => g.is_match(&h.name),
+        }
+    }
+}
+
+/// One line of top.toml: a target (all terms must match) and its states.
+#[derive(Clone, Debug)]
+pub struct TopRule {
+    pub target: String,
+    pub terms: Vec<Term>,
+    pub span: Span,
+    pub states: Vec<(String, Span)>,
+}
+
+impl TopRule {
+    pub fn matches(&self, h: &Host) -> bool {
+        self.terms.iter().all(|t| t.matches(h))
+    }
+}
+
+/// A state file, ready to render.
+#[derive(Debug)]
+pub struct StateFile {
+    pub name: String,
+    pub file: FileId,
+    /// The tagged source minijinja renders (see `render`).
+    pub tagged: String,
+    /// The context paths the template reads (`host.name`, `data.nginx` …):
+    /// hosts that agree on these render the state identically.
+    pub vars: Vec<String>,
+}
+
+/// A file template under `templates/`.
+#[derive(Debug)]
+pub struct TemplateFile {
+    pub path: String,
+    pub file: FileId,
+    pub vars: Vec<String>,
+}
+
+/// A loaded states tree.
+pub struct Tree {
+    pub root: PathBuf,
+    pub sources: Sources,
+    pub config: TreeConfig,
+    pub hosts: BTreeMap<String, Host>,
+    pub top: Vec<TopRule>,
+    pub data_common: Value,
+    pub data_dc: BTreeMap<String, Value>,
+    pub data_role: BTreeMap<String, Value>,
+    pub data_host: BTreeMap<String, Value>,
+    pub states: BTreeMap<String, StateFile>,
+    pub templates: BTreeMap<String, TemplateFile>,
+    pub(crate) states_env: Environment<'static>,
+    pub(crate) files_env: Environment<'static>,
+}
+
+impl std::fmt::Debug for Tree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tree")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tree that could not be read at all (the directory is missing).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: not a states tree: {source}")]
+    NotATree {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn new_env(states: bool) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // File templates read like Ansible's: block tags do not leave blank
+    // lines. States get the same effect from `render::untag`, which needs
+    // every newline kept to map lines.
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .trim_blocks(!states)
+        .lstrip_blocks(!states)
+        .build()
+        .expect("default delimiters are valid");
+    env.set_syntax(syntax);
+    env
+}
+
+impl Tree {
+    /// Reads a tree. Problems in its files come back as diagnostics; the
+    /// tree is still returned so one run can report them all.
+    pub fn load(root: impl AsRef<Path>) -> Result<(Tree, Vec<Diagnostic>), LoadError> {
+        let root = root.as_ref().to_path_buf();
+        std::fs::read_dir(&root).map_err(|source| LoadError::NotATree {
+            path: root.clone(),
+            source,
+        })?;
+        let mut t = Tree {
+            root: root.clone(),
+            sources: Sources::new(),
+            config: TreeConfig::default(),
+            hosts: BTreeMap::new(),
+            top: Vec::new(),
+            data_common: Value::Object(Map::new()),
+            data_dc: BTreeMap::new(),
+            data_role: BTreeMap::new(),
+            data_host: BTreeMap::new(),
+            states: BTreeMap::new(),
+            templates: BTreeMap::new(),
+            states_env: new_env(true),
+            files_env: new_env(false),
+        };
+        let mut diags = Vec::new();
+        if let Some((id, text)) = t.read_optional("cfgm.toml", &mut diags) {
+            if let Some(c) = t.parse_toml::<TreeConfig>(id, &text, &mut diags) {
+                t.config = c;
+            }
+        }
+        t.load_inventory(&mut diags);
+        t.load_data(&mut diags);
+        t.load_states(&mut diags);
+        t.load_templates(&mut diags);
+        t.load_top(&mut diags);
+        Ok((t, diags))
+    }
+
+    fn read_optional(&self, rel: &str, diags: &mut Vec<Diagnostic>) -> Option<(FileId, String)> {
+        let path = self.root.join(rel);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some((self.sources.add(rel, text.as_str()), text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                diags.push(Diagnostic::error("io", format!("{rel}: cannot read: {e}")));
+                None
+            }
+        }
+    }
+
+    fn read_required(
+        &self,
+        rel: &str,
+        what: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<(FileId, String)> {
+        let r = self.read_optional(rel, diags);
+        if r.is_none() && !self.root.join(rel).exists() {
+            diags.push(
+                Diagnostic::error("missing-file", format!("{rel}: missing"))
+                    .note(format!("a states tree needs {rel} ({what})")),
+            );
+        }
+        r
+    }
+
+    fn parse_toml<T: serde::de::DeserializeOwned>(
+        &self,
+        id: FileId,
+        text: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<T> {
+        match toml::from_str::<T>(text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                diags.push(toml_error(id, &e));
+                None
+            }
+        }
+    }
+
+    fn load_inventory(&mut self, diags: &mut Vec<Diagnostic>) {
+        let Some((id, text)) = self.read_required("inventory.toml", "the hosts", diags) else {
+            return;
+        };
+        let Some(inv) = self.parse_toml::<RawInventory>(id, &text, diags) else {
+            return;
+        };
+        for (name, h) in inv.hosts {
+            let span = Span::new(id, name.span());
+            let name = name.into_inner();
+            self.hosts.insert(
+                name.clone(),
+                Host {
+                    name,
+                    dc: h.dc,
+                    role: h.role,
+                    address: h.address,
+                    tags: h.tags,
+                    vars: toml_to_json(&toml::Value::Table(h.vars)),
+                    span,
+                },
+            );
+        }
+    }
+
+    fn load_data(&mut self, diags: &mut Vec<Diagnostic>) {
+        if let Some((id, text)) = self.read_optional("data/common.toml", diags) {
+            if let Some(v) = self.parse_toml::<toml::Table>(id, &text, diags) {
+                self.data_common = toml_to_json(&toml::Value::Table(v));
+            }
+        }
+        for (dir, which) in [("dc", 0), ("role", 1), ("host", 2)] {
+            for rel in list_files(&self.root, &format!("data/{dir}"), "toml") {
+                let Some((id, text)) = self.read_optional(&rel, diags) else {
+                    continue;
+                };
+                let Some(v) = self.parse_toml::<toml::Table>(id, &text, diags) else {
+                    continue;
+                };
+                let key = Path::new(&rel)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let v = toml_to_json(&toml::Value::Table(v));
+                match which {
+                    0 => self.data_dc.insert(key, v),
+                    1 => self.data_role.insert(key, v),
+                    _ => self.data_host.insert(key, v),
+                };
+            }
+        }
+    }
+
+    fn load_states(&mut self, diags: &mut Vec<Diagnostic>) {
+        for rel in list_files(&self.root, "states", "toml") {
+            let Some((id, text)) = self.read_optional(&rel, diags) else {
+                continue;
+            };
+            let name = rel["states/".len()..rel.len() - ".toml".len()].to_string();
+            let tagged = tag_source(&text);
+            match self
+                .states_env
+                .add_template_owned(name.clone(), tagged.clone())
+            {
+                Ok(()) => {
+                    let vars = self
+                        .states_env
+                        .get_template(&name)
+                        .map(|t| sorted(t.undeclared_variables(true)))
+                        .unwrap_or_default();
+                    self.states.insert(
+                        name.clone(),
+                        StateFile {
+                            name,
+                            file: id,
+                            tagged,
+                            vars,
+                        },
+                    );
+                }
+                Err(e) => diags.push(template_error(&self.sources, id, &tagged, &e, None)),
+            }
+        }
+    }
+
+    fn load_templates(&mut self, diags: &mut Vec<Diagnostic>) {
+        for rel in list_files(&self.root, "templates", "") {
+            let Some((id, text)) = self.read_optional(&rel, diags) else {
+                continue;
+            };
+            let path = rel["templates/".len()..].to_string();
+            match self
+                .files_env
+                .add_template_owned(path.clone(), text.clone())
+            {
+                Ok(()) => {
+                    let vars = self
+                        .files_env
+                        .get_template(&path)
+                        .map(|t| sorted(t.undeclared_variables(true)))
+                        .unwrap_or_default();
+                    self.templates.insert(
+                        path.clone(),
+                        TemplateFile {
+                            path,
+                            file: id,
+                            vars,
+                        },
+                    );
+                }
+                Err(e) => diags.push(template_error(&self.sources, id, &text, &e, None)),
+            }
+        }
+    }
+
+    fn load_top(&mut self, diags: &mut Vec<Diagnostic>) {
+        let Some((id, text)) =
+            self.read_required("top.toml", "which states apply to which hosts", diags)
+        else {
+            return;
+        };
+        type RawTop = BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>;
+        let Some(raw) = self.parse_toml::<RawTop>(id, &text, diags) else {
+            return;
+        };
+        for (target, states) in raw {
+            let span = Span::new(id, target.span());
+            let mut terms = Vec::new();
+            let mut ok = true;
+            for term in target.get_ref().split('&').map(str::trim) {
+                match self.parse_term(term, &span) {
+                    Ok(t) => terms.push(t),
+                    Err(d) => {
+                        diags.push(d);
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
+                continue;
+            }
+            let states = states
+                .into_inner()
+                .into_iter()
+                .map(|s| (s.get_ref().clone(), Span::new(id, s.span())))
+                .collect();
+            self.top.push(TopRule {
+                target: target.into_inner(),
+                terms,
+                span,
+                states,
+            });
+        }
+        // A state named in top.toml must exist, whether or not a host matches.
+        for rule in &self.top {
+            for (s, span) in &rule.states {
+                if !self.states.contains_key(s) {
+                    diags.push(missing_state(self, s, span.clone(), "top.toml"));
+                }
+            }
+        }
+    }
+
+    fn parse_term(&self, term: &str, span: &Span) -> Result<Term, Diagnostic> {
+        if term == "*" {
+            return Ok(Term::All);
+        }
+        let (prefix, value) = match term.split_once(':') {
+            Some((p, v)) => (p.trim(), v.trim()),
+            None => ("name", term),
+        };
+        let bad = |msg: String, label: String| {
+            Diagnostic::error("top", msg).primary(span.clone(), label).note(
+                "a target is `*`, `role:NAME`, `dc:NAME`, `tag:NAME`, `name:GLOB` or a host-name glob; join terms with `&`",
+            )
+        };
+        match prefix {
+            "role" => {
+                if !self.hosts.values().any(|h| h.role == value) {
+                    let roles: BTreeSet<&str> =
+                        self.hosts.values().map(|h| h.role.as_str()).collect();
+                    let hint = suggest(value, roles.iter().copied())
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    return Err(bad(
+                        format!("top.toml: no host in the inventory has role `{value}`"),
+                        format!("unknown role{hint}"),
+                    ));
+                }
+                Ok(Term::Role(value.to_string()))
+            }
+            "dc" => {
+                if !self.hosts.values().any(|h| h.dc == value) {
+                    let dcs: BTreeSet<&str> = self.hosts.values().map(|h| h.dc.as_str()).collect();
+                    let hint = suggest(value, dcs.iter().copied())
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    return Err(bad(
+                        format!("top.toml: no host in the inventory is in datacenter `{value}`"),
+                        format!("unknown datacenter{hint}"),
+                    ));
+                }
+                Ok(Term::Dc(value.to_string()))
+            }
+            "tag" => Ok(Term::Tag(value.to_string())),
+            "name" => {
+                let is_glob = value.contains(['*', '?', '[', '{']);
+                if !is_glob && !self.hosts.contains_key(value) {
+                    let hint = suggest(value, self.hosts.keys().map(String::as_str))
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    return Err(bad(
+                        format!("top.toml: host `{value}` is not in the inventory"),
+                        format!("unknown host{hint}"),
+                    ));
+                }
+                Glob::new(value)
+                    .map(|g| Term::Name(g.compile_matcher()))
+                    .map_err(|e| {
+                        bad(
+                            format!("top.toml: bad host-name glob `{value}`"),
+                            e.kind().to_string(),
+                        )
+                    })
+            }
+            other => Err(bad(
+                format!("top.toml: unknown target kind `{other}`"),
+                match suggest(other, ["role", "dc", "tag", "name"]) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "expected role, dc, tag or name".into(),
+                },
+            )),
+        }
+    }
+
+    /// The data a host sees: common, then its dc, role and host layers,
+    /// deep-merged in that order (later wins).
+    pub fn data_for(&self, h: &Host) -> Value {
+        let mut d = self.data_common.clone();
+        for layer in [
+            self.data_dc.get(&h.dc),
+            self.data_role.get(&h.role),
+            self.data_host.get(&h.name),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            deep_merge(&mut d, layer);
+        }
+        d
+    }
+
+    /// The states a host gets from top.toml, in target order, each once.
+    pub fn states_for(&self, h: &Host) -> Vec<(String, Span)> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for rule in self.top.iter().filter(|r| r.matches(h)) {
+            for (s, span) in &rule.states {
+                if seen.insert(s.clone()) {
+                    out.push((s.clone(), span.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The host of that name, or a diagnostic that suggests the closest one.
+    pub fn host(&self, name: &str) -> Result<&Host, Diagnostic> {
+        self.hosts.get(name).ok_or_else(|| {
+            let mut d = Diagnostic::error(
+                "unknown-host",
+                format!("host `{name}` is not in the inventory"),
+            );
+            if let Some(s) = suggest(name, self.hosts.keys().map(String::as_str)) {
+                d = d.note(format!("did you mean `{s}`?"));
+            }
+            d.note(format!("inventory.toml lists {} hosts", self.hosts.len()))
+        })
+    }
+}
+
+/// A state that does not exist, named at `span` (in top.toml or an include).
+pub fn missing_state(tree: &Tree, name: &str, span: Span, by: &str) -> Diagnostic {
+    let label = match suggest(name, tree.states.keys().map(String::as_str)) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => "no such state".to_string(),
+    };
+    Diagnostic::error(
+        "missing-state",
+        format!("{by} names state `{name}`, which does not exist"),
+    )
+    .primary(span, label)
+    .note(format!("expected a file states/{name}.toml"))
+}
+
+fn sorted(s: std::collections::HashSet<String>) -> Vec<String> {
+    let mut v: Vec<String> = s.into_iter().collect();
+    v.sort();
+    v
+}
+
+/// Merges `over` into `base`: tables merge key by key, anything else replaces.
+pub fn deep_merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(bv) => deep_merge(bv, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// Files under `root/dir` (recursively) with the extension (any when empty),
+/// as sorted paths relative to root with `/` separators.
+fn list_files(root: &Path, dir: &str, ext: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.join(dir)];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if ext.is_empty() || p.extension().is_some_and(|x| x == ext) {
+                if let Ok(rel) = p.strip_prefix(root) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A TOML error in a plain (untemplated) file.
+pub fn toml_error(file: FileId, e: &toml::de::Error) -> Diagnostic {
+    let msg = e.message().trim();
+    let (head, rest) = msg.split_once('\n').unwrap_or((msg, ""));
+    let mut d = Diagnostic::error("toml", format!("invalid TOML: {head}"))
+        .primary(Span::new(file, e.span().unwrap_or(0..0)), head.to_string());
+    if !rest.trim().is_empty() {
+        d = d.note(rest.trim().to_string());
+    }
+    d
+}
+
+/// A minijinja error as a diagnostic in the template source. `ctx` is the
+/// render context, used to name the missing part of an undefined path.
+pub fn template_error(
+    sources: &Sources,
+    file: FileId,
+    tagged: &str,
+    e: &minijinja::Error,
+    ctx: Option<&Value>,
+) -> Diagnostic {
+    let span = match e.range() {
+        Some(r) => tagged_to_source(tagged, sources, file, r),
+        None => match e.line().and_then(|l| sources.line_range(file, l)) {
+            Some(r) => Span::new(file, r),
+            None => Span::new(file, 0..0),
+        },
+    };
+    let detail = e.detail().map(str::to_string);
+    let text = sources.text(file);
+    let snippet = text
+        .get(span.range.clone())
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    match e.kind() {
+        minijinja::ErrorKind::UndefinedError => {
+            let (label, note) = undefined_hint(&snippet, ctx);
+            let mut d = Diagnostic::error(
+                "undefined",
+                format!("undefined variable in template: `{snippet}`"),
+            )
+            .primary(span, label);
+            if let Some(n) = note {
+                d = d.note(n);
+            }
+            d.note("templates are strict: every variable must be defined (test with `is defined` or use `| default(…)`)")
+        }
+        minijinja::ErrorKind::SyntaxError => Diagnostic::error(
+            "template-syntax",
+            format!(
+                "template syntax error: {}",
+                detail.clone().unwrap_or_default()
+            ),
+        )
+        .primary(span, detail.unwrap_or_else(|| "here".into())),
+        _ => Diagnostic::error(
+            "template",
+            format!(
+                "template error: {}{}",
+                e.kind(),
+                detail
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+        )
+        .primary(span, detail.unwrap_or_else(|| e.kind().to_string())),
+    }
+}
+
+/// For `data.nginx.vesion`: which part is missing, and the closest key there.
+fn undefined_hint(expr: &str, ctx: Option<&Value>) -> (String, Option<String>) {
+    let path: Vec<&str> = expr.split('.').map(str::trim).collect();
+    let plain = path
+        .iter()
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
+    let (Some(ctx), true) = (ctx, plain) else {
+        return ("undefined".into(), None);
+    };
+    let mut cur = ctx;
+    for (i, part) in path.iter().enumerate() {
+        match cur.get(part) {
+            Some(v) => cur = v,
+            None => {
+                let here = path[..i].join(".");
+                let label = if here.is_empty() {
+                    format!("`{part}` is not defined")
+                } else {
+                    format!("`{here}` has no key `{part}`")
+                };
+                let note = cur.as_object().and_then(|o| {
+                    suggest(part, o.keys().map(String::as_str)).map(|s| {
+                        if here.is_empty() {
+                            format!("did you mean `{s}`?")
+                        } else {
+                            format!("did you mean `{here}.{s}`?")
+                        }
+                    })
+                });
+                return (label, note);
+            }
+        }
+    }
+    ("undefined".into(), None)
+}
