@@ -1,1 +1,58 @@
-fn main() {}
+//! `cfgm`: the command engineers and CI run against a states tree.
+//!
+//! `main` parses arguments, calls one command function, and turns its
+//! outcome into an exit code: 0 success, 1 error (invalid input, failed
+//! compile, unknown host). Each command lives in `commands/` and renders its
+//! own output; the work itself is in cfgm-core.
+
+mod commands;
+mod ui;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 error (invalid tree, failed compile, unknown host, bad arguments).";
+
+#[derive(Parser)]
+#[command(name = "cfgm", version, about = "Declarative configuration for server fleets: validate, inspect and graph the catalogs a states tree compiles to.", after_help = EXIT_CODES)]
+struct Cli {
+    /// The states tree (a directory, normally a git checkout).
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    tree: PathBuf,
+    /// Colour in human output: auto (when writing to a terminal and NO_COLOR is unset), always, never.
+    #[arg(long, global = true, default_value = "auto", value_name = "WHEN")]
+    color: ui::ColorChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile the catalog of every inventory host and report every problem.
+    #[command(after_help = EXIT_CODES)]
+    Validate(commands::validate::Args),
+    /// Show one host's compiled catalog: id, resources in apply order, attributes, dependencies.
+    #[command(after_help = EXIT_CODES)]
+    Catalog(commands::catalog::Args),
+    /// Show one host's dependency graph as Graphviz dot or JSON.
+    #[command(after_help = EXIT_CODES)]
+    Graph(commands::graph::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = ui::Ui::new(cli.color);
+    let result = match cli.command {
+        Command::Validate(a) => commands::validate::run(&ui, &cli.tree, a),
+        Command::Catalog(a) => commands::catalog::run(&ui, &cli.tree, a),
+        Command::Graph(a) => commands::graph::run(&ui, &cli.tree, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            ui.error(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}

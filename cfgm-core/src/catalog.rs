@@ -122,12 +122,15 @@ impl Resource {
             return format!("(secret, blake3 {})", short_hash(&canonical_value(v)));
         }
         match v {
-            Value::String(s) if !full && (s.contains('\n') || s.len() > 80) => format!(
-                "({} lines, {} bytes, blake3 {})",
-                s.lines().count(),
-                s.len(),
-                short_hash(s)
-            ),
+            Value::String(s) if !full && (s.contains('\n') || s.len() > 80) => {
+                let n = s.lines().count();
+                format!(
+                    "({n} line{}, {} bytes, blake3 {})",
+                    if n == 1 { "" } else { "s" },
+                    s.len(),
+                    short_hash(s)
+                )
+            }
             other => other.to_string(),
         }
     }

@@ -22,6 +22,8 @@ pub enum AttrType {
     Bool,
     /// A list of strings.
     StrList,
+    /// A string, an integer or a boolean (sysctl values, versions).
+    Scalar,
     /// A file mode as an octal string: "0644", "755", "01777".
     Mode,
     /// One of the given strings.
@@ -48,6 +50,7 @@ impl AttrType {
             AttrType::Int => "an integer".into(),
             AttrType::Bool => "a boolean (true or false)".into(),
             AttrType::StrList => "a list of strings".into(),
+            AttrType::Scalar => "a string, an integer or a boolean".into(),
             AttrType::Mode => "an octal mode string such as \"0644\"".into(),
             AttrType::Enum(v) => format!(
                 "one of {}",
@@ -69,6 +72,8 @@ impl AttrType {
             (AttrType::Int, Value::Number(n)) => n.is_i64() || n.is_u64(),
             (AttrType::Bool, Value::Bool(_)) => true,
             (AttrType::StrList, Value::Array(a)) => a.iter().all(Value::is_string),
+            (AttrType::Scalar, Value::String(_) | Value::Bool(_)) => true,
+            (AttrType::Scalar, Value::Number(n)) => n.is_i64() || n.is_u64(),
             (AttrType::Mode, Value::String(s)) => {
                 if parse_mode(s).is_some() {
                     true

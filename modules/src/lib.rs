@@ -1,1 +1,85 @@
-//! cfgm-modules (being written).
+//! cfgm-modules: the resource kinds.
+//!
+//! One file per kind under `kinds/`, each holding the kind's [`KindSpec`]
+//! (the attributes the compiler checks, cross-attribute rules, automatic
+//! dependencies). Every OS call of cfgm lives in this crate; the core only
+//! sees the specs through [`registry`].
+//!
+//! Adding a kind: one file in `kinds/` and one line in [`registry`].
+
+use cfgm_core::schema::{parent_dirs, AutoDep, Registry};
+use cfgm_core::{KindSpec, ResourceId};
+use serde_json::Value;
+
+pub mod kinds;
+
+/// Every kind cfgm knows.
+pub fn registry() -> Registry {
+    Registry::new()
+        .with(&kinds::file::SPEC)
+        .with(&kinds::directory::SPEC)
+        .with(&kinds::symlink::SPEC)
+        .with(&kinds::pkg::SPEC)
+        .with(&kinds::service::SPEC)
+        .with(&kinds::user::SPEC)
+        .with(&kinds::group::SPEC)
+        .with(&kinds::cmd::SPEC)
+        .with(&kinds::sysctl::SPEC)
+        .with(&kinds::line::SPEC)
+}
+
+/// Every kind's spec, for documentation and tests.
+pub fn specs() -> Vec<&'static KindSpec> {
+    let r = registry();
+    r.names().filter_map(|n| r.get(n)).collect()
+}
+
+/// Automatic dependencies shared by the path kinds: the nearest declared
+/// parent directory, and the user and group that own the path.
+pub(crate) fn path_auto_deps(name: &str, attrs: &cfgm_core::schema::Attrs) -> Vec<AutoDep> {
+    let mut out = vec![AutoDep {
+        candidates: parent_dirs(name)
+            .into_iter()
+            .map(|p| ResourceId::new("directory", p))
+            .collect(),
+    }];
+    if let Some(Value::String(o)) = attrs.get("owner") {
+        out.push(AutoDep {
+            candidates: vec![ResourceId::new("user", o)],
+        });
+    }
+    if let Some(Value::String(g)) = attrs.get("group") {
+        out.push(AutoDep {
+            candidates: vec![ResourceId::new("group", g)],
+        });
+    }
+    out
+}
+
+/// `ensure = "absent"` was written.
+pub(crate) fn is_absent(attrs: &cfgm_core::schema::Attrs) -> bool {
+    attrs.get("ensure").and_then(Value::as_str) == Some("absent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_registered_once_with_documented_attributes() {
+        let specs = specs();
+        assert_eq!(specs.len(), 10);
+        for s in specs {
+            assert!(!s.doc.is_empty(), "{} has no doc", s.kind);
+            for a in s.attrs {
+                assert!(!a.doc.is_empty(), "{}.{} has no doc", s.kind, a.name);
+                assert!(
+                    !cfgm_core::schema::REQUISITES.contains(&a.name),
+                    "{}.{} shadows a requisite",
+                    s.kind,
+                    a.name
+                );
+            }
+        }
+    }
+}

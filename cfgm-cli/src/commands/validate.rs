@@ -1,0 +1,67 @@
+//! `cfgm validate`: compile every inventory host, report every problem.
+
+use crate::ui::{diags_json, Ui};
+use cfgm_core::{Compiler, Tree};
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print the outcome as JSON (summary and diagnostics with file, line, column).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let (tree, mut diags) = Tree::load(dir)?;
+    let registry = cfgm_modules::registry();
+    let compiler = Compiler::new(&tree, &registry);
+    let v = compiler.validate();
+    diags.extend(v.diags.iter().cloned());
+    cfgm_core::diag::sort_dedup(&tree.sources, &mut diags);
+    let ok = diags.is_empty();
+    let ms = v.elapsed.as_secs_f64() * 1000.0;
+    if args.json {
+        ui.out(&format!(
+            "{}\n",
+            serde_json::json!({
+                "ok": ok,
+                "hosts": v.hosts,
+                "failed_hosts": v.failed_hosts,
+                "distinct_catalogs": v.catalogs.len(),
+                "catalogs": v.catalogs,
+                "resources": v.resources,
+                "elapsed_ms": (ms * 10.0).round() / 10.0,
+                "diagnostics": diags_json(&tree.sources, &diags),
+            })
+        ));
+    } else if ok {
+        ui.out(&format!(
+            "{} {} hosts, {} distinct catalogs, {} resources, compiled in {:.1} ms\n",
+            ui.green("valid:"),
+            v.hosts,
+            v.catalogs.len(),
+            v.resources,
+            ms
+        ));
+    } else {
+        ui.diagnostics(&tree.sources, &diags);
+        let mut msg = format!(
+            "{} problem{} in the tree",
+            diags.len(),
+            if diags.len() == 1 { "" } else { "s" }
+        );
+        if !v.failed_hosts.is_empty() {
+            let shown: Vec<&str> = v.failed_hosts.iter().take(5).map(String::as_str).collect();
+            msg.push_str(&format!(
+                "; {} of {} hosts do not compile ({}{})",
+                v.failed_hosts.len(),
+                v.hosts,
+                shown.join(", "),
+                if v.failed_hosts.len() > 5 { ", …" } else { "" }
+            ));
+        }
+        ui.error(&msg);
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
