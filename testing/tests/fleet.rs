@@ -1,0 +1,334 @@
+//! The fleet in a box, proven on the real thing: one fleet (from states/inventory.toml) is brought
+//! up by the first test, shared by all, and torn down when this process exits.
+//! Needs root; run by `testing/fleet-test` (`make fleet-test`).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cfgm_testing::{shared, Fleet, Host, Inventory};
+
+fn fleet() -> &'static Fleet {
+    shared()
+}
+
+/// The first host of each datacenter.
+fn one_per_dc(f: &Fleet) -> Vec<&Host> {
+    f.datacenters()
+        .iter()
+        .map(|dc| f.in_dc(dc)[0])
+        .collect::<Vec<_>>()
+}
+
+fn sh(f: &Fleet, host: &str, cmd: &str) -> String {
+    match f.ssh(host, cmd).and_then(|o| o.ok()) {
+        Ok(o) => o.stdout,
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
+#[test]
+fn the_fleet_is_the_states_inventory_in_three_datacenters() {
+    let f = fleet();
+    let inv = Inventory::load(&f.spec().inventory).unwrap();
+    assert!(f.hosts().len() >= 6, "at least 6 hosts: {:?}", f.hosts());
+    assert!(
+        f.datacenters().len() >= 3,
+        "3 datacenters: {:?}",
+        f.datacenters()
+    );
+    for h in f.hosts() {
+        let want = inv
+            .hosts
+            .get(&h.name)
+            .unwrap_or_else(|| panic!("{} not in the inventory", h.name));
+        assert_eq!((&h.dc, h.address), (&want.dc, want.address), "{}", h.name);
+        assert_eq!(
+            h.address.octets()[2],
+            h.dc_net,
+            "{}: DC N = third octet",
+            h.name
+        );
+    }
+    // the client files tests and tools need
+    let inv_out = Inventory::load(&f.inventory_path()).unwrap();
+    assert_eq!(inv_out.hosts.len(), f.hosts().len());
+    assert!(f.key().exists() && f.known_hosts().exists() && f.ssh_config().exists());
+}
+
+#[test]
+fn every_host_answers_ssh_with_its_own_hostname() {
+    let f = fleet();
+    for h in f.hosts() {
+        assert_eq!(sh(f, &h.name, "hostname").trim(), h.name);
+        // by address too: the known_hosts holds both
+        assert_eq!(
+            sh(f, &h.address.to_string(), "cat /etc/hostname").trim(),
+            h.name
+        );
+    }
+}
+
+#[test]
+fn strict_host_key_checking_uses_the_real_host_keys() {
+    let f = fleet();
+    let config = std::fs::read_to_string(f.ssh_config()).unwrap();
+    assert!(config.contains("StrictHostKeyChecking yes"));
+    let known = std::fs::read_to_string(f.known_hosts()).unwrap();
+    let h = &f.hosts()[0];
+    // the key in known_hosts is the key the host serves
+    let served = sh(
+        f,
+        &h.name,
+        "cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub",
+    );
+    let line = format!("{},{} {}", h.name, h.address, served.trim());
+    assert!(
+        known.lines().any(|l| l == line),
+        "{line} not in known_hosts"
+    );
+    // and an unknown key is refused: the same connection with an empty known_hosts fails
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let mut c = f.ssh_command(&h.name);
+    c.arg("true");
+    let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
+    let mut c = Command::new("ssh");
+    c.arg("-o")
+        .arg(format!("UserKnownHostsFile={}", empty.path().display()))
+        .args(args);
+    let o = cfgm_testing::run(c, Duration::from_secs(30)).unwrap();
+    assert!(!o.success(), "connected without a known host key");
+    assert!(
+        o.stderr.contains("Host key verification failed") || o.stderr.contains("No ED25519"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn each_host_has_its_own_machine_id_and_host_key() {
+    let f = fleet();
+    let mut ids = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for h in f.hosts() {
+        let out = sh(
+            f,
+            &h.name,
+            "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub",
+        );
+        let mut lines = out.lines();
+        let id = lines.next().unwrap().to_owned();
+        assert_eq!(id.len(), 32, "{}: machine-id {id:?}", h.name);
+        assert!(ids.insert(id), "{}: machine-id shared", h.name);
+        assert!(
+            keys.insert(lines.next().unwrap().to_owned()),
+            "{}: host key shared",
+            h.name
+        );
+    }
+}
+
+#[test]
+fn hosts_in_different_datacenters_reach_each_other_through_the_router() {
+    let f = fleet();
+    let hosts = one_per_dc(f);
+    assert!(hosts.len() >= 3);
+    for (i, from) in hosts.iter().enumerate() {
+        let to = hosts[(i + 1) % hosts.len()];
+        assert_ne!(from.dc, to.dc);
+        // the route leaves through the router ...
+        let route = sh(f, &from.name, &format!("ip route get {}", to.address));
+        assert!(
+            route.contains(&format!("via {} ", from.gateway())),
+            "{} -> {}: {route}",
+            from.name,
+            to.name
+        );
+        // ... and arrives: the other host's sshd answers, by name (from /etc/hosts) and address
+        for target in [to.name.clone(), to.address.to_string()] {
+            let banner = sh(
+                f,
+                &from.name,
+                &format!("timeout 10 bash -c 'exec 3<>/dev/tcp/{target}/22; head -c 8 <&3'"),
+            );
+            assert_eq!(banner, "SSH-2.0-", "{} -> {target}", from.name);
+        }
+        let ping = sh(f, &from.name, &format!("ping -c1 -W5 {}", to.name));
+        assert!(ping.contains("1 received"), "{ping}");
+    }
+}
+
+#[test]
+fn a_host_cannot_reach_anything_outside_the_box() {
+    let f = fleet();
+    let h = &f.hosts()[0];
+    // Hosts route through the router, which has no uplink; a local rule makes anything outside
+    // 10.77.0.0/16 fail at once. (10.99.0.1 is outside the fleet; 198.51.100.1 is a documentation
+    // address: nothing would answer anyway.)
+    let default = sh(f, &h.name, "ip route show default");
+    assert_eq!(
+        default.trim(),
+        format!("default via {} dev eth0", h.gateway())
+    );
+    for target in ["10.99.0.1", "198.51.100.1"] {
+        let o = f
+            .ssh(
+                &h.name,
+                &format!(
+                    "t=$(date +%s%N); timeout 10 bash -c 'exec 3<>/dev/tcp/{target}/80'; rc=$?; \
+                     echo rc=$rc ms=$(( ($(date +%s%N) - t) / 1000000 ))"
+                ),
+            )
+            .unwrap();
+        assert!(o.stdout.contains("rc=1 "), "{target}: {o:?}"); // not 0, not 124 (timeout)
+        let err = o.stderr.to_lowercase();
+        assert!(
+            err.contains("no route to host") || err.contains("unreachable"),
+            "{target}: {o:?}"
+        );
+        let ms: u64 = o
+            .stdout
+            .trim()
+            .rsplit("ms=")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            ms < 2000,
+            "{target}: took {ms} ms, not an immediate failure"
+        );
+    }
+    // the controller's own routes: nothing but the box; fleet addresses are guarded
+    let guard = Command::new("ip")
+        .args(["route", "show", "10.77.0.0/16"])
+        .output()
+        .unwrap();
+    let guard = String::from_utf8_lossy(&guard.stdout);
+    assert!(
+        guard.contains("unreachable 10.77.0.0/16"),
+        "guard route missing: {guard}"
+    );
+    let router = Command::new("ip")
+        .args(["-n", "fl-router", "route", "show", "default"])
+        .output()
+        .unwrap();
+    assert!(router.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&router.stdout).trim(),
+        "",
+        "router has an uplink"
+    );
+}
+
+#[test]
+fn systemd_is_pid_1_and_starts_units() {
+    let f = fleet();
+    let h = &f.hosts()[1];
+    assert_eq!(sh(f, &h.name, "cat /proc/1/comm").trim(), "systemd");
+    let state = f
+        .ssh(&h.name, "timeout 120 systemctl is-system-running --wait")
+        .unwrap();
+    let state = state.stdout.trim();
+    assert!(
+        state == "running" || state == "degraded",
+        "system state {state:?}"
+    );
+    assert_eq!(sh(f, &h.name, "systemctl is-active ssh").trim(), "active");
+    let out = sh(
+        f,
+        &h.name,
+        "systemd-run --quiet --unit=fleet-probe sleep 600 && systemctl is-active fleet-probe; \
+         systemctl stop fleet-probe; systemctl is-active fleet-probe || true",
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["active", "inactive"]
+    );
+}
+
+#[test]
+fn a_package_installs_through_the_controller_proxy() {
+    let f = fleet();
+    let h = f.hosts().last().unwrap();
+    let proxy = sh(f, &h.name, "apt-config dump Acquire::http::Proxy");
+    assert!(proxy.contains("http://controller:"), "{proxy}");
+    let t0 = Instant::now();
+    let out = sh(
+        f,
+        &h.name,
+        "export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null && \
+         apt-get install -y -q --no-install-recommends hello >/dev/null && hello",
+    );
+    assert_eq!(out.trim(), "Hello, world!");
+    eprintln!(
+        "apt-get update + install hello on {}: {:.1?}",
+        h.name,
+        t0.elapsed()
+    );
+    // the proxy served it to this host (its access log: time|kind|size|client|path)
+    let log = std::fs::read_to_string(f.proxy_log()).unwrap();
+    let client = format!("|{}|", h.address);
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&client) && l.contains("/hello_")),
+        "no hello download by {} in {}:\n{log}",
+        h.address,
+        f.proxy_log().display()
+    );
+}
+
+#[test]
+fn the_agent_runs_inside_every_host() {
+    let f = fleet();
+    let bin = f.spec().agent_bin.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/cfgm-agent")
+    });
+    let want = Command::new(&bin).arg("--version").output().unwrap();
+    let want = String::from_utf8_lossy(&want.stdout).trim().to_owned();
+    assert!(want.starts_with("cfgm-agent "), "{want}");
+    for h in f.hosts() {
+        assert_eq!(
+            sh(f, &h.name, "cfgm-agent --version").trim(),
+            want,
+            "{}",
+            h.name
+        );
+    }
+}
+
+#[test]
+fn the_states_repository_clones_over_git_from_inside_hosts() {
+    let f = fleet();
+    assert_eq!(f.git_url(), "git://controller/states");
+    // what the controller serves
+    let head = Command::new("git")
+        .args([
+            "ls-remote",
+            &format!("git://{}/states", f.hosts()[0].controller()),
+            "HEAD",
+        ])
+        .output()
+        .unwrap();
+    assert!(head.status.success(), "{head:?}");
+    let head = String::from_utf8_lossy(&head.stdout);
+    let head = head.split_whitespace().next().unwrap().to_owned();
+    for h in one_per_dc(f) {
+        let out = sh(
+            f,
+            &h.name,
+            &format!(
+                "rm -rf /tmp/states && git clone -q {} /tmp/states && git -C /tmp/states rev-parse HEAD \
+                 && test -f /tmp/states/inventory.toml && test -f /tmp/states/cfgm.toml && echo files-ok",
+                f.git_url()
+            ),
+        );
+        assert_eq!(
+            out.split_whitespace().collect::<Vec<_>>(),
+            [head.as_str(), "files-ok"],
+            "{}",
+            h.name
+        );
+    }
+}
