@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const EXIT_CODES: &str = "Exit codes: 0 success; 1 error (invalid tree, failed compile, unknown host, bad arguments).";
+const EXIT_CODES: &str =
+    "Exit codes: 0 success; 1 error (invalid tree, failed compile, unknown host, bad arguments).";
 
 #[derive(Parser)]
 #[command(name = "cfgm", version, about = "Declarative configuration for server fleets: validate, inspect and graph the catalogs a states tree compiles to.", after_help = EXIT_CODES)]

@@ -168,11 +168,20 @@ impl<'a> Compiler<'a> {
         queue.reverse();
         let mut seen = BTreeSet::new();
         let mut parsed: Vec<(Key, Arc<ParsedState>)> = Vec::new();
+        // Whether every state rendered; if one did not, graph checks would
+        // report its resources as missing.
+        let mut complete = true;
         while let Some((name, by)) = queue.pop() {
             if !seen.insert(name.clone()) {
                 continue;
             }
             let Some(sf) = self.tree.states.get(&name) else {
+                if self.tree.broken_states.contains(&name) {
+                    // Its template error was reported when the tree loaded;
+                    // without it the graph would only add noise.
+                    complete = false;
+                    continue;
+                }
                 if let Some((st, range)) = by {
                     let span = st.span(self.sources(), range);
                     let by = format!("states/{}.toml", st.name);
@@ -194,9 +203,11 @@ impl<'a> Compiler<'a> {
                     queue.push((inc.clone(), Some((p.clone(), range.clone()))));
                 }
                 parsed.push((key, p.clone()));
+            } else {
+                complete = false;
             }
         }
-        if !diags.is_empty() {
+        if !complete {
             return Arc::new(Err(diags));
         }
         parsed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -206,8 +217,11 @@ impl<'a> Compiler<'a> {
         }
         let gkey: Key = h.finalize().into();
         let graph = self.graph(gkey, parsed.into_iter().map(|(_, p)| p).collect());
-        if !graph.diags.is_empty() {
-            return Arc::new(Err(graph.diags.clone()));
+        // Parse problems and graph problems are reported together, so one
+        // run shows a typo in one file and a dangling requisite in another.
+        diags.extend(graph.diags.iter().cloned());
+        if !diags.is_empty() {
+            return Arc::new(Err(diags));
         }
         // File templates: keyed by the paths each template reads.
         let mut ckey = blake3::Hasher::new();

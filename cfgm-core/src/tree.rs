@@ -148,6 +148,9 @@ pub struct Tree {
     pub data_role: BTreeMap<String, Value>,
     pub data_host: BTreeMap<String, Value>,
     pub states: BTreeMap<String, StateFile>,
+    /// States whose template does not parse (already reported): they exist,
+    /// so naming them is not a second error.
+    pub broken_states: BTreeSet<String>,
     pub templates: BTreeMap<String, TemplateFile>,
     pub(crate) states_env: Environment<'static>,
     pub(crate) files_env: Environment<'static>,
@@ -207,6 +210,7 @@ impl Tree {
             data_role: BTreeMap::new(),
             data_host: BTreeMap::new(),
             states: BTreeMap::new(),
+            broken_states: BTreeSet::new(),
             templates: BTreeMap::new(),
             states_env: new_env(true),
             files_env: new_env(false),
@@ -348,7 +352,10 @@ impl Tree {
                         },
                     );
                 }
-                Err(e) => diags.push(template_error(&self.sources, id, &tagged, &e, None)),
+                Err(e) => {
+                    diags.push(template_error(&self.sources, id, &tagged, &e, None));
+                    self.broken_states.insert(name);
+                }
             }
         }
     }
@@ -424,7 +431,7 @@ impl Tree {
         // A state named in top.toml must exist, whether or not a host matches.
         for rule in &self.top {
             for (s, span) in &rule.states {
-                if !self.states.contains_key(s) {
+                if !self.states.contains_key(s) && !self.broken_states.contains(s) {
                     diags.push(missing_state(self, s, span.clone(), "top.toml"));
                 }
             }

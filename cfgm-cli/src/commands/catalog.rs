@@ -21,7 +21,9 @@ pub struct Args {
 }
 
 pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let Some((_tree, c)) = super::compile_one(ui, dir, &args.host, args.facts.as_deref(), args.json)? else {
+    let Some((_tree, c)) =
+        super::compile_one(ui, dir, &args.host, args.facts.as_deref(), args.json)?
+    else {
         return Ok(ExitCode::FAILURE);
     };
     if args.json {

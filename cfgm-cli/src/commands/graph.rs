@@ -27,7 +27,8 @@ pub struct Args {
 
 pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let json = matches!(args.format, Format::Json);
-    let Some((_tree, c)) = super::compile_one(ui, dir, &args.host, args.facts.as_deref(), json)? else {
+    let Some((_tree, c)) = super::compile_one(ui, dir, &args.host, args.facts.as_deref(), json)?
+    else {
         return Ok(ExitCode::FAILURE);
     };
     match args.format {

@@ -21,7 +21,8 @@ pub(crate) fn compile_one(
     let facts = match facts {
         Some(p) => Some(
             serde_json::from_str::<serde_json::Value>(
-                &std::fs::read_to_string(p).with_context(|| format!("read facts {}", p.display()))?,
+                &std::fs::read_to_string(p)
+                    .with_context(|| format!("read facts {}", p.display()))?,
             )
             .with_context(|| format!("facts {}: not JSON", p.display()))?,
         ),

@@ -58,10 +58,18 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 v.failed_hosts.len(),
                 v.hosts,
                 shown.join(", "),
-                if v.failed_hosts.len() > 5 { ", …" } else { "" }
+                if v.failed_hosts.len() > 5 {
+                    ", …"
+                } else {
+                    ""
+                }
             ));
         }
         ui.error(&msg);
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

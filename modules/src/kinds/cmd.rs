@@ -10,12 +10,24 @@ pub static SPEC: KindSpec = KindSpec {
         AttrSpec::req("run", AttrType::Str, "the command, run by /bin/sh -c"),
         AttrSpec::opt("creates", AttrType::Str, "skip when this path exists"),
         AttrSpec::opt("unless", AttrType::Str, "skip when this command succeeds"),
-        AttrSpec::opt("onlyif", AttrType::Str, "run only when this command succeeds"),
-        AttrSpec::opt("refresh_only", AttrType::Bool, "run only when a watched resource changed"),
+        AttrSpec::opt(
+            "onlyif",
+            AttrType::Str,
+            "run only when this command succeeds",
+        ),
+        AttrSpec::opt(
+            "refresh_only",
+            AttrType::Bool,
+            "run only when a watched resource changed",
+        ),
         AttrSpec::opt("cwd", AttrType::Str, "working directory"),
         AttrSpec::opt("user", AttrType::Str, "run as this user"),
         AttrSpec::opt("env", AttrType::Table, "extra environment variables"),
-        AttrSpec::opt("timeout", AttrType::Int, "seconds before the command is killed (default 300)"),
+        AttrSpec::opt(
+            "timeout",
+            AttrType::Int,
+            "seconds before the command is killed (default 300)",
+        ),
     ],
     name_is_path: false,
     secret_attrs: &[],
@@ -24,7 +36,9 @@ pub static SPEC: KindSpec = KindSpec {
 };
 
 fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
-    let guarded = ["creates", "unless", "onlyif"].iter().any(|a| attrs.contains_key(*a))
+    let guarded = ["creates", "unless", "onlyif"]
+        .iter()
+        .any(|a| attrs.contains_key(*a))
         || attrs.get("refresh_only").and_then(|v| v.as_bool()) == Some(true);
     if guarded {
         Vec::new()

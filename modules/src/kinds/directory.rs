@@ -7,11 +7,19 @@ pub static SPEC: KindSpec = KindSpec {
     kind: "directory",
     doc: "A directory: mode, owner, group; optionally purge unmanaged entries.",
     attrs: &[
-        AttrSpec::opt("ensure", AttrType::Enum(&["present", "absent"]), "\"present\" (default) or \"absent\""),
+        AttrSpec::opt(
+            "ensure",
+            AttrType::Enum(&["present", "absent"]),
+            "\"present\" (default) or \"absent\"",
+        ),
         AttrSpec::opt("mode", AttrType::Mode, "octal mode, e.g. \"0755\""),
         AttrSpec::opt("owner", AttrType::Str, "owning user name"),
         AttrSpec::opt("group", AttrType::Str, "owning group name"),
-        AttrSpec::opt("purge", AttrType::Bool, "remove entries no resource in the catalog manages"),
+        AttrSpec::opt(
+            "purge",
+            AttrType::Bool,
+            "remove entries no resource in the catalog manages",
+        ),
     ],
     name_is_path: true,
     secret_attrs: &[],

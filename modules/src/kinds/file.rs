@@ -12,7 +12,11 @@ pub static SPEC: KindSpec = KindSpec {
     kind: "file",
     doc: "A regular file: content, mode, owner, group; or ensure it is absent.",
     attrs: &[
-        AttrSpec::opt("ensure", AttrType::Enum(ENSURE), "\"present\" (default) or \"absent\""),
+        AttrSpec::opt(
+            "ensure",
+            AttrType::Enum(ENSURE),
+            "\"present\" (default) or \"absent\"",
+        ),
         AttrSpec::opt("content", AttrType::Str, "the file's content, inline"),
         AttrSpec::opt(
             "template",
@@ -27,7 +31,11 @@ pub static SPEC: KindSpec = KindSpec {
         AttrSpec::opt("mode", AttrType::Mode, "octal mode, e.g. \"0644\""),
         AttrSpec::opt("owner", AttrType::Str, "owning user name"),
         AttrSpec::opt("group", AttrType::Str, "owning group name"),
-        AttrSpec::opt("secret", AttrType::Bool, "never show the content (plans show a hash)"),
+        AttrSpec::opt(
+            "secret",
+            AttrType::Bool,
+            "never show the content (plans show a hash)",
+        ),
     ],
     name_is_path: true,
     secret_attrs: &["content"],
@@ -44,13 +52,19 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
     if sources.len() > 1 {
         out.push(Problem::attr(
             sources[1],
-            format!("`{}` and `{}` exclude each other: give the content one way", sources[0], sources[1]),
+            format!(
+                "`{}` and `{}` exclude each other: give the content one way",
+                sources[0], sources[1]
+            ),
         ));
     }
     if crate::is_absent(attrs) {
         for a in ["content", "template", "source", "mode", "owner", "group"] {
             if attrs.contains_key(a) {
-                out.push(Problem::attr(a, format!("`{a}` makes no sense with ensure = \"absent\"")));
+                out.push(Problem::attr(
+                    a,
+                    format!("`{a}` makes no sense with ensure = \"absent\""),
+                ));
             }
         }
     }

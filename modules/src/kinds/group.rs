@@ -6,9 +6,17 @@ pub static SPEC: KindSpec = KindSpec {
     kind: "group",
     doc: "A local group with an optional fixed gid.",
     attrs: &[
-        AttrSpec::opt("ensure", AttrType::Enum(&["present", "absent"]), "\"present\" (default) or \"absent\""),
+        AttrSpec::opt(
+            "ensure",
+            AttrType::Enum(&["present", "absent"]),
+            "\"present\" (default) or \"absent\"",
+        ),
         AttrSpec::opt("gid", AttrType::Int, "numeric group id"),
-        AttrSpec::opt("system", AttrType::Bool, "a system group (only when created)"),
+        AttrSpec::opt(
+            "system",
+            AttrType::Bool,
+            "a system group (only when created)",
+        ),
     ],
     name_is_path: false,
     secret_attrs: &[],

@@ -11,8 +11,16 @@ pub static SPEC: KindSpec = KindSpec {
     attrs: &[
         AttrSpec::req("path", AttrType::Str, "the file to edit"),
         AttrSpec::req("line", AttrType::Str, "the whole line"),
-        AttrSpec::opt("match", AttrType::Str, "a regular expression; the first matching line is replaced"),
-        AttrSpec::opt("ensure", AttrType::Enum(&["present", "absent"]), "\"present\" (default) or \"absent\""),
+        AttrSpec::opt(
+            "match",
+            AttrType::Str,
+            "a regular expression; the first matching line is replaced",
+        ),
+        AttrSpec::opt(
+            "ensure",
+            AttrType::Enum(&["present", "absent"]),
+            "\"present\" (default) or \"absent\"",
+        ),
     ],
     name_is_path: false,
     secret_attrs: &[],

@@ -7,11 +7,20 @@ use cfgm_core::ResourceId;
 
 pub static SPEC: KindSpec = KindSpec {
     kind: "service",
-    doc: "A service: running or stopped, enabled at boot or not; restarted (or reloaded) on refresh.",
+    doc:
+        "A service: running or stopped, enabled at boot or not; restarted (or reloaded) on refresh.",
     attrs: &[
         AttrSpec::opt("running", AttrType::Bool, "whether the service runs now"),
-        AttrSpec::opt("enabled", AttrType::Bool, "whether the service starts at boot"),
-        AttrSpec::opt("reload", AttrType::Bool, "refresh by reload instead of restart"),
+        AttrSpec::opt(
+            "enabled",
+            AttrType::Bool,
+            "whether the service starts at boot",
+        ),
+        AttrSpec::opt(
+            "reload",
+            AttrType::Bool,
+            "refresh by reload instead of restart",
+        ),
     ],
     name_is_path: false,
     secret_attrs: &[],

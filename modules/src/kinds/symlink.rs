@@ -6,7 +6,11 @@ pub static SPEC: KindSpec = KindSpec {
     kind: "symlink",
     doc: "A symbolic link pointing at `target`.",
     attrs: &[
-        AttrSpec::opt("ensure", AttrType::Enum(&["present", "absent"]), "\"present\" (default) or \"absent\""),
+        AttrSpec::opt(
+            "ensure",
+            AttrType::Enum(&["present", "absent"]),
+            "\"present\" (default) or \"absent\"",
+        ),
         AttrSpec::req("target", AttrType::Str, "where the link points"),
     ],
     name_is_path: true,

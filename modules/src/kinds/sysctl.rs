@@ -7,8 +7,16 @@ pub static SPEC: KindSpec = KindSpec {
     kind: "sysctl",
     doc: "A kernel parameter: set live and persisted in /etc/sysctl.d/.",
     attrs: &[
-        AttrSpec::req("value", AttrType::Scalar, "the value, e.g. 1 or \"4096 87380 6291456\""),
-        AttrSpec::opt("persist", AttrType::Bool, "also write /etc/sysctl.d/ (default true)"),
+        AttrSpec::req(
+            "value",
+            AttrType::Scalar,
+            "the value, e.g. 1 or \"4096 87380 6291456\"",
+        ),
+        AttrSpec::opt(
+            "persist",
+            AttrType::Bool,
+            "also write /etc/sysctl.d/ (default true)",
+        ),
     ],
     name_is_path: false,
     secret_attrs: &[],
@@ -20,10 +28,14 @@ fn check(name: &str, _: &Attrs) -> Vec<Problem> {
     let valid = !name.is_empty()
         && !name.starts_with('.')
         && !name.contains("..")
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
     if valid {
         Vec::new()
     } else {
-        vec![Problem::resource(format!("`{name}` is not a sysctl key (e.g. net.core.somaxconn)"))]
+        vec![Problem::resource(format!(
+            "`{name}` is not a sysctl key (e.g. net.core.somaxconn)"
+        ))]
     }
 }

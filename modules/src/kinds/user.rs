@@ -9,15 +9,31 @@ pub static SPEC: KindSpec = KindSpec {
     kind: "user",
     doc: "A local user: uid, primary group, groups, shell, home, ssh authorized keys.",
     attrs: &[
-        AttrSpec::opt("ensure", AttrType::Enum(&["present", "absent"]), "\"present\" (default) or \"absent\""),
+        AttrSpec::opt(
+            "ensure",
+            AttrType::Enum(&["present", "absent"]),
+            "\"present\" (default) or \"absent\"",
+        ),
         AttrSpec::opt("uid", AttrType::Int, "numeric user id"),
         AttrSpec::opt("group", AttrType::Str, "primary group name"),
-        AttrSpec::opt("groups", AttrType::StrList, "supplementary groups (exactly these)"),
+        AttrSpec::opt(
+            "groups",
+            AttrType::StrList,
+            "supplementary groups (exactly these)",
+        ),
         AttrSpec::opt("shell", AttrType::Str, "login shell, e.g. \"/bin/bash\""),
         AttrSpec::opt("home", AttrType::Str, "home directory (default /home/NAME)"),
         AttrSpec::opt("comment", AttrType::Str, "the GECOS field"),
-        AttrSpec::opt("system", AttrType::Bool, "a system account (only when created)"),
-        AttrSpec::opt("ssh_keys", AttrType::StrList, "authorized ssh public keys (exactly these)"),
+        AttrSpec::opt(
+            "system",
+            AttrType::Bool,
+            "a system account (only when created)",
+        ),
+        AttrSpec::opt(
+            "ssh_keys",
+            AttrType::StrList,
+            "authorized ssh public keys (exactly these)",
+        ),
     ],
     name_is_path: false,
     secret_attrs: &[],
@@ -29,13 +45,19 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
     let mut out = Vec::new();
     let valid = !name.is_empty()
         && name.len() <= 32
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c))
         && !name.starts_with('-');
     if !valid {
-        out.push(Problem::resource(format!("`{name}` is not a valid user name")));
+        out.push(Problem::resource(format!(
+            "`{name}` is not a valid user name"
+        )));
     }
     if let Some(Value::Number(n)) = attrs.get("uid") {
-        if n.as_i64().is_none_or(|u| !(0..=u32::MAX as i64 - 1).contains(&u)) {
+        if n.as_i64()
+            .is_none_or(|u| !(0..=u32::MAX as i64 - 1).contains(&u))
+        {
             out.push(Problem::attr("uid", "a uid is between 0 and 4294967294"));
         }
     }
@@ -44,7 +66,10 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
             let ok = k.split_whitespace().count() >= 2
                 && (k.starts_with("ssh-") || k.starts_with("ecdsa-") || k.starts_with("sk-"));
             if !ok {
-                out.push(Problem::attr("ssh_keys", format!("`{}` is not an ssh public key", short(k))));
+                out.push(Problem::attr(
+                    "ssh_keys",
+                    format!("`{}` is not an ssh public key", short(k)),
+                ));
             }
         }
     }
@@ -53,7 +78,10 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
 
 fn short(s: &str) -> String {
     if s.len() > 24 {
-        format!("{}…", &s[..s.char_indices().nth(24).map(|(i, _)| i).unwrap_or(s.len())])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(24).map(|(i, _)| i).unwrap_or(s.len())]
+        )
     } else {
         s.to_string()
     }
