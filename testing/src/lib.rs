@@ -437,6 +437,51 @@ impl Fleet {
         run(c, timeout).with_context(|| format!("ssh {host} {cmd:?}"))
     }
 
+    /// Memory of a host: the proportional set size (PSS) of every process in its cgroup (its
+    /// systemd and everything below it; not the nspawn supervisor on the controller), in bytes.
+    pub fn host_memory(&self, host: &str) -> Result<u64> {
+        let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .iter()
+            .map(|r| Path::new(r).join("fleet").join(host))
+            .find(|p| p.is_dir())
+            .with_context(|| format!("no cgroup for host {host}"))?;
+        let nspawn =
+            std::fs::read_to_string(self.spec.state_dir.join("hosts").join(host).join("pid"))
+                .unwrap_or_default();
+        let mut pids = Vec::new();
+        let mut dirs = vec![root];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d)?.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    dirs.push(e.path());
+                }
+            }
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            pids.extend(
+                procs
+                    .lines()
+                    .filter(|p| *p != nspawn.trim())
+                    .map(str::to_owned),
+            );
+        }
+        let mut kib = 0u64;
+        for p in pids {
+            let rollup =
+                std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).unwrap_or_default();
+            for l in rollup.lines() {
+                if let Some(v) = l.strip_prefix("Pss:") {
+                    kib += v
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .unwrap_or(0);
+                }
+            }
+        }
+        Ok(kib * 1024)
+    }
+
     /// Re-commit the states tree into the served repository and refresh the agent binary in
     /// every host (`testing/fleet sync`).
     pub fn sync(&self) -> Result<()> {

@@ -332,3 +332,25 @@ fn the_states_repository_clones_over_git_from_inside_hosts() {
         );
     }
 }
+
+#[test]
+fn each_host_needs_less_than_64_mib_of_memory() {
+    let f = fleet();
+    let mut total = 0;
+    for h in f.hosts() {
+        let bytes = f.host_memory(&h.name).unwrap();
+        let mib = bytes / (1024 * 1024);
+        assert!(
+            bytes > 1024 * 1024,
+            "{}: {bytes} bytes: no processes found",
+            h.name
+        );
+        assert!(mib < 64, "{}: {mib} MiB", h.name);
+        total += bytes;
+    }
+    eprintln!(
+        "memory: {} hosts, {:.1} MiB PSS per host on average",
+        f.hosts().len(),
+        total as f64 / f.hosts().len() as f64 / 1048576.0
+    );
+}
