@@ -32,24 +32,47 @@ fn sh(f: &Fleet, host: &str, cmd: &str) -> String {
 fn the_fleet_is_the_states_inventory_in_three_datacenters() {
     let f = fleet();
     let inv = Inventory::load(&f.spec().inventory).unwrap();
-    assert!(f.hosts().len() >= 6, "at least 6 hosts: {:?}", f.hosts());
-    assert!(
-        f.datacenters().len() >= 3,
-        "3 datacenters: {:?}",
-        f.datacenters()
-    );
+    match f.spec().select.as_deref() {
+        // by default the fleet is exactly the inventory: at least 6 hosts in 3 datacenters
+        None => {
+            let names: BTreeSet<_> = f.hosts().iter().map(|h| h.name.clone()).collect();
+            assert_eq!(names, inv.hosts.keys().cloned().collect::<BTreeSet<_>>());
+            assert!(f.hosts().len() >= 6, "at least 6 hosts: {:?}", f.hosts());
+            assert!(
+                f.datacenters().len() >= 3,
+                "3 datacenters: {:?}",
+                f.datacenters()
+            );
+        }
+        // FLEET_HOSTS=N: N hosts, round-robin across the datacenters
+        Some(n) if n.parse::<usize>().is_ok() => {
+            let n: usize = n.parse().unwrap();
+            assert_eq!(f.hosts().len(), n);
+            let dcs: BTreeSet<_> = inv.hosts.values().map(|h| h.dc.clone()).collect();
+            assert_eq!(f.datacenters().len(), n.min(dcs.len()));
+        }
+        Some(_) => {}
+    }
     for h in f.hosts() {
-        let want = inv
-            .hosts
-            .get(&h.name)
-            .unwrap_or_else(|| panic!("{} not in the inventory", h.name));
-        assert_eq!((&h.dc, h.address), (&want.dc, want.address), "{}", h.name);
         assert_eq!(
             h.address.octets()[2],
             h.dc_net,
             "{}: DC N = third octet",
             h.name
         );
+        match inv.hosts.get(&h.name) {
+            Some(want) => assert_eq!((&h.dc, h.address), (&want.dc, want.address), "{}", h.name),
+            // FLEET_HOSTS=N larger than the inventory adds made-up hosts to its datacenters
+            None => assert!(
+                h.role.as_deref() == Some("extra")
+                    && inv
+                        .hosts
+                        .values()
+                        .any(|i| i.dc == h.dc && i.address.octets()[2] == h.dc_net),
+                "{} is neither in the inventory nor an extra host: {h:?}",
+                h.name
+            ),
+        }
     }
     // the client files tests and tools need
     let inv_out = Inventory::load(&f.inventory_path()).unwrap();
