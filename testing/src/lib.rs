@@ -419,7 +419,16 @@ impl Fleet {
     }
 
     /// An `ssh` command for `host` using the fleet's ssh_config; add the remote command.
+    ///
+    /// Panics if `host` is neither the name nor the address of a host of this fleet: nothing
+    /// else is ever dialled (a typo must not turn into a DNS lookup and a connection out).
     pub fn ssh_command(&self, host: &str) -> Command {
+        assert!(
+            self.hosts
+                .iter()
+                .any(|h| h.name == host || h.address.to_string() == host),
+            "{host} is not a host of this fleet"
+        );
         let mut c = Command::new("ssh");
         c.arg("-F").arg(self.ssh_config()).arg(host).arg("--");
         c
