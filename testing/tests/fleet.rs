@@ -356,24 +356,30 @@ fn the_states_repository_clones_over_git_from_inside_hosts() {
     }
 }
 
+/// Hosts are light: the median host (idle: systemd, journald, logind, dbus, sshd) needs less
+/// than 48 MiB; a host busy in another test (an apt run peaks near 100 MiB) less than 256 MiB.
 #[test]
-fn each_host_needs_less_than_64_mib_of_memory() {
+fn hosts_are_light_median_under_48_mib_each_under_256_mib() {
     let f = fleet();
-    let mut total = 0;
+    let mut mibs = Vec::new();
     for h in f.hosts() {
         let bytes = f.host_memory(&h.name).unwrap();
-        let mib = bytes / (1024 * 1024);
         assert!(
             bytes > 1024 * 1024,
             "{}: {bytes} bytes: no processes found",
             h.name
         );
-        assert!(mib < 64, "{}: {mib} MiB", h.name);
-        total += bytes;
+        let mib = bytes as f64 / 1048576.0;
+        assert!(mib < 256.0, "{}: {mib:.1} MiB", h.name);
+        mibs.push(mib);
     }
+    mibs.sort_by(|a, b| a.total_cmp(b));
+    let median = mibs[mibs.len() / 2];
     eprintln!(
-        "memory: {} hosts, {:.1} MiB PSS per host on average",
-        f.hosts().len(),
-        total as f64 / f.hosts().len() as f64 / 1048576.0
+        "memory: {} hosts, PSS per host: median {median:.1} MiB, min {:.1}, max {:.1}",
+        mibs.len(),
+        mibs[0],
+        mibs[mibs.len() - 1]
     );
+    assert!(median < 48.0, "median {median:.1} MiB: {mibs:?}");
 }
