@@ -199,30 +199,21 @@ pub const CANONICAL_VERSION: u32 = 1;
 impl Catalog {
     /// Builds a catalog from resources already in apply order, and computes its id.
     pub fn new(host: impl Into<String>, resources: Vec<Resource>) -> Self {
-        let mut c = Catalog {
-            id: CatalogId(String::new()),
+        let mut hasher = blake3::Hasher::new();
+        write_canonical(&resources, &mut hasher);
+        Catalog {
+            id: CatalogId(hasher.finalize().to_hex().to_string()),
             host: host.into(),
             resources,
-        };
-        c.id = CatalogId(blake3::hash(c.canonical().as_bytes()).to_hex().to_string());
-        c
+        }
     }
 
-    /// The canonical serialisation the id is the hash of.
+    /// The canonical serialisation the id is the hash of: JSON, resources
+    /// in apply order, fields in a fixed order, attributes sorted by name.
     pub fn canonical(&self) -> String {
-        let resources: Vec<Value> = self
-            .resources
-            .iter()
-            .map(|r| {
-                json!({
-                    "kind": r.id.kind,
-                    "name": r.id.name,
-                    "attrs": r.attrs,
-                    "deps": r.deps.iter().map(|(id, k)| json!([id.kind, id.name, k.as_str()])).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        json!({"version": CANONICAL_VERSION, "resources": resources}).to_string()
+        let mut out = Vec::new();
+        write_canonical(&self.resources, &mut out);
+        String::from_utf8(out).expect("JSON is UTF-8")
     }
 
     pub fn get(&self, id: &ResourceId) -> Option<&Resource> {
@@ -329,6 +320,45 @@ impl Catalog {
             .collect();
         json!({"catalog_id": self.id, "host": self.host, "nodes": nodes, "edges": edges})
     }
+}
+
+#[derive(Serialize)]
+struct CanonicalCatalog<'a> {
+    version: u32,
+    resources: Vec<CanonicalResource<'a>>,
+}
+
+#[derive(Serialize)]
+struct CanonicalResource<'a> {
+    kind: &'a str,
+    name: &'a str,
+    attrs: &'a BTreeMap<String, Value>,
+    deps: Vec<(&'a str, &'a str, &'static str)>,
+}
+
+/// Streams the canonical form (no intermediate JSON tree: catalogs of
+/// 10,000 resources are hashed on every compile).
+fn write_canonical(resources: &[Resource], w: impl std::io::Write) {
+    let c = CanonicalCatalog {
+        version: CANONICAL_VERSION,
+        resources: resources
+            .iter()
+            .map(|r| CanonicalResource {
+                kind: &r.id.kind,
+                name: &r.id.name,
+                attrs: &r.attrs,
+                deps: r
+                    .deps
+                    .iter()
+                    .map(|(id, k)| (id.kind.as_str(), id.name.as_str(), k.as_str()))
+                    .collect(),
+            })
+            .collect(),
+    };
+    // Buffered: the hasher is fastest fed in large blocks.
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, w);
+    serde_json::to_writer(&mut w, &c).expect("serialising a catalog cannot fail");
+    std::io::Write::flush(&mut w).expect("flushing a catalog cannot fail");
 }
 
 fn dot_escape(s: &str) -> String {

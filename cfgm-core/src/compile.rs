@@ -107,15 +107,13 @@ impl<'a> Compiler<'a> {
         facts: Option<&Value>,
     ) -> Result<Catalog, Vec<Diagnostic>> {
         let host = self.tree.host(name).map_err(|d| vec![d])?;
-        let out = self.compile(host, facts);
-        match out.as_ref() {
-            Ok(c) => {
-                let mut c = c.clone();
-                c.host = host.name.clone();
-                Ok(c)
-            }
-            Err(d) => Err(d.clone()),
+        let out = self.compile(host, facts, false);
+        // Not cached for one host: the Arc is unique and unwraps without a copy.
+        let mut out = Arc::try_unwrap(out).unwrap_or_else(|a| (*a).clone());
+        if let Ok(c) = &mut out {
+            c.host = host.name.clone();
         }
+        out
     }
 
     /// Compiles every inventory host in parallel.
@@ -124,7 +122,7 @@ impl<'a> Compiler<'a> {
         let hosts: Vec<&Host> = self.tree.hosts.values().collect();
         let results: Vec<(String, Arc<Result<Catalog, Vec<Diagnostic>>>)> = hosts
             .par_iter()
-            .map(|h| (h.name.clone(), self.compile(h, None)))
+            .map(|h| (h.name.clone(), self.compile(h, None, true)))
             .collect();
         let mut v = Validation {
             hosts: hosts.len(),
@@ -155,56 +153,69 @@ impl<'a> Compiler<'a> {
         v
     }
 
-    fn compile(&self, host: &Host, facts: Option<&Value>) -> Arc<Result<Catalog, Vec<Diagnostic>>> {
+    /// Compiles a host; `share` keeps the catalog for other hosts that
+    /// compile to the same inputs.
+    fn compile(
+        &self,
+        host: &Host,
+        facts: Option<&Value>,
+        share: bool,
+    ) -> Arc<Result<Catalog, Vec<Diagnostic>>> {
         let ctx = self.context(host, facts);
         let mut diags = Vec::new();
-        // States from top.toml, then their includes, each once.
-        let mut queue: Vec<(String, Option<(Arc<ParsedState>, Range<usize>)>)> = self
+        // States from top.toml, then their includes, each once; one level
+        // of includes at a time, the states of a level rendered in parallel.
+        let mut level: Vec<(String, Option<(Arc<ParsedState>, Range<usize>)>)> = self
             .tree
             .states_for(host)
             .into_iter()
             .map(|(s, _)| (s, None))
             .collect();
-        queue.reverse();
         let mut seen = BTreeSet::new();
         let mut parsed: Vec<(Key, Arc<ParsedState>)> = Vec::new();
         // Whether every state rendered; if one did not, graph checks would
         // report its resources as missing.
         let mut complete = true;
-        while let Some((name, by)) = queue.pop() {
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            let Some(sf) = self.tree.states.get(&name) else {
-                if self.tree.broken_states.contains(&name) {
-                    // Its template error was reported when the tree loaded;
-                    // without it the graph would only add noise.
-                    complete = false;
+        while !level.is_empty() {
+            let mut todo: Vec<(String, Key)> = Vec::new();
+            for (name, by) in level.drain(..) {
+                if !seen.insert(name.clone()) {
                     continue;
                 }
-                if let Some((st, range)) = by {
-                    let span = st.span(self.sources(), range);
-                    let by = format!("states/{}.toml", st.name);
-                    diags.push(missing_state(
-                        self.tree,
-                        &name,
-                        span,
-                        &format!("{by}: include"),
-                    ));
-                }
-                // A missing state named in top.toml was reported when the tree loaded.
-                continue;
-            };
-            let key = vars_key(&["state", &name], &sf.vars, &ctx);
-            let outcome = self.state(key, &name, &ctx);
-            diags.extend(outcome.diags.iter().cloned());
-            if let Some(p) = &outcome.parsed {
-                for (inc, range) in p.includes.iter().rev() {
-                    queue.push((inc.clone(), Some((p.clone(), range.clone()))));
-                }
-                parsed.push((key, p.clone()));
+                let Some(sf) = self.tree.states.get(&name) else {
+                    if self.tree.broken_states.contains(&name) {
+                        // Its template error was reported when the tree loaded;
+                        // without it the graph would only add noise.
+                        complete = false;
+                    } else if let Some((st, range)) = by {
+                        let span = st.span(self.sources(), range);
+                        let by = format!("states/{}.toml: include", st.name);
+                        diags.push(missing_state(self.tree, &name, span, &by));
+                    }
+                    // A missing state named in top.toml was reported when the tree loaded.
+                    continue;
+                };
+                let key = vars_key(&["state", &name], &sf.vars, &ctx);
+                todo.push((name, key));
+            }
+            let outcomes: Vec<Arc<StateOutcome>> = if todo.len() > 1 {
+                todo.par_iter()
+                    .map(|(n, k)| self.state(*k, n, &ctx))
+                    .collect()
             } else {
-                complete = false;
+                todo.iter().map(|(n, k)| self.state(*k, n, &ctx)).collect()
+            };
+            for ((_, key), outcome) in todo.into_iter().zip(outcomes) {
+                diags.extend(outcome.diags.iter().cloned());
+                match &outcome.parsed {
+                    Some(p) => {
+                        for (inc, range) in &p.includes {
+                            level.push((inc.clone(), Some((p.clone(), range.clone()))));
+                        }
+                        parsed.push((key, p.clone()));
+                    }
+                    None => complete = false,
+                }
             }
         }
         if !complete {
@@ -235,20 +246,20 @@ impl<'a> Compiler<'a> {
                 continue;
             };
             for a in spec.attrs {
-                let Some(attr) = r.attrs.get(a.name) else {
+                let (Some(value), Some(at)) = (r.attrs.get(a.name), r.spans.get(a.name)) else {
                     continue;
                 };
-                let Value::String(path) = &attr.value else {
+                let Value::String(path) = value else {
                     continue;
                 };
                 let out = match a.ty {
                     AttrType::Template { .. } => {
-                        let (k, out) = self.template(st, r, path, attr.val.clone(), &ctx);
+                        let (k, out) = self.template(st, r, path, at.val.clone(), &ctx);
                         ckey.update(&k);
                         out
                     }
                     AttrType::TreeFile { .. } => {
-                        let out = self.tree_file(st, r, path, attr.val.clone());
+                        let out = self.tree_file(st, r, path, at.val.clone());
                         if let Ok(s) = out.as_ref() {
                             ckey.update(blake3::hash(s.as_bytes()).as_bytes());
                         }
@@ -271,13 +282,13 @@ impl<'a> Compiler<'a> {
         }
         let resources = graph
             .nodes
-            .iter()
+            .par_iter()
             .enumerate()
             .map(|(i, node)| {
                 let st = &graph.states[node.state];
                 let r = &st.resources[node.res];
                 let spec = self.registry.get(&r.id.kind);
-                let mut attrs = r.values();
+                let mut attrs = r.attrs.clone();
                 if let Some(spec) = spec {
                     for a in spec.attrs {
                         let into = match a.ty {
@@ -310,7 +321,9 @@ impl<'a> Compiler<'a> {
             })
             .collect();
         let c = Arc::new(Ok(Catalog::new(String::new(), resources)));
-        self.catalogs.lock().expect("cache").insert(ckey, c.clone());
+        if share {
+            self.catalogs.lock().expect("cache").insert(ckey, c.clone());
+        }
         c
     }
 
@@ -492,13 +505,30 @@ fn build_graph(
     states: Vec<Arc<ParsedState>>,
 ) -> GraphOutcome {
     let mut diags = Vec::new();
-    // Resources by id; the first declaration wins, equal re-declarations merge.
-    let mut index: BTreeMap<ResourceId, (usize, usize)> = BTreeMap::new();
-    for (si, st) in states.iter().enumerate() {
-        for (ri, r) in st.resources.iter().enumerate() {
-            match index.get(&r.id) {
+    // Resources sorted by id (stable: the first declaration wins, equal
+    // re-declarations merge). Borrowed, not cloned: a catalog can hold
+    // 10,000 resources.
+    let mut all: Vec<(&ResourceId, usize, usize)> = states
+        .iter()
+        .enumerate()
+        .flat_map(|(si, st)| {
+            st.resources
+                .iter()
+                .enumerate()
+                .map(move |(ri, r)| (&r.id, si, ri))
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    let mut index: HashMap<&ResourceId, (usize, usize)> = HashMap::with_capacity(all.len());
+    let mut ids: Vec<&ResourceId> = Vec::with_capacity(all.len());
+    for &(id, si, ri) in &all {
+        let st = &states[si];
+        let r = &st.resources[ri];
+        {
+            match index.get(id) {
                 None => {
-                    index.insert(r.id.clone(), (si, ri));
+                    index.insert(id, (si, ri));
+                    ids.push(id);
                 }
                 Some(&(fs, fr)) => {
                     let first = &states[fs].resources[fr];
@@ -515,16 +545,16 @@ fn build_graph(
             }
         }
     }
-    let ids: Vec<ResourceId> = index.keys().cloned().collect();
-    let pos: HashMap<&ResourceId, usize> = ids.iter().enumerate().map(|(i, id)| (id, i)).collect();
-    let mut deps: Vec<BTreeMap<ResourceId, Why>> = vec![BTreeMap::new(); ids.len()];
-    let add = |deps: &mut Vec<BTreeMap<ResourceId, Why>>, at: usize, on: &ResourceId, why: Why| {
-        let e = deps[at].entry(on.clone()).or_insert_with(|| why.clone());
+    let pos: HashMap<&ResourceId, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    // Per resource: what it comes after (by index into `ids`), and why.
+    let mut deps: Vec<BTreeMap<usize, Why>> = vec![BTreeMap::new(); ids.len()];
+    let add = |deps: &mut Vec<BTreeMap<usize, Why>>, at: usize, on: usize, why: Why| {
+        let e = deps[at].entry(on).or_insert_with(|| why.clone());
         if precedence(why.kind) > precedence(e.kind) {
             *e = why;
         }
     };
-    for (i, id) in ids.iter().enumerate() {
+    for (i, &id) in ids.iter().enumerate() {
         let (si, ri) = index[id];
         let st = &states[si];
         let r = &st.resources[ri];
@@ -567,17 +597,18 @@ fn build_graph(
                 range: req.range.clone(),
             };
             match req.kind {
-                "require" => add(&mut deps, i, &ids[t], why(DepKind::Require)),
-                "watch" => add(&mut deps, i, &ids[t], why(DepKind::Watch)),
-                _ => add(&mut deps, t, id, why(DepKind::Before)),
+                "require" => add(&mut deps, i, t, why(DepKind::Require)),
+                "watch" => add(&mut deps, i, t, why(DepKind::Watch)),
+                _ => add(&mut deps, t, i, why(DepKind::Before)),
             }
         }
         if let Some(spec) = registry.get(&id.kind) {
-            for auto in (spec.auto_deps)(&id.name, &r.values()) {
-                if let Some(c) = auto
+            for auto in (spec.auto_deps)(&id.name, &r.attrs) {
+                if let Some(&c) = auto
                     .candidates
                     .iter()
-                    .find(|c| *c != id && pos.contains_key(c))
+                    .filter(|c| *c != id)
+                    .find_map(|c| pos.get(c))
                 {
                     add(
                         &mut deps,
@@ -604,14 +635,14 @@ fn build_graph(
     let mut g: DiGraph<usize, ()> = DiGraph::with_capacity(ids.len(), ids.len() * 2);
     let nodes: Vec<NodeIndex> = (0..ids.len()).map(|i| g.add_node(i)).collect();
     for (i, d) in deps.iter().enumerate() {
-        for on in d.keys() {
-            g.add_edge(nodes[pos[on]], nodes[i], ());
+        for &on in d.keys() {
+            g.add_edge(nodes[on], nodes[i], ());
         }
     }
     for scc in petgraph::algo::tarjan_scc(&g) {
         let cyclic = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
         if cyclic {
-            diags.push(cycle_diag(sources, &states, &ids, &deps, &pos, &scc));
+            diags.push(cycle_diag(sources, &states, &ids, &deps, &scc));
         }
     }
     if !diags.is_empty() {
@@ -626,8 +657,8 @@ fn build_graph(
     let mut indeg: Vec<usize> = deps.iter().map(|d| d.len()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
     for (i, d) in deps.iter().enumerate() {
-        for on in d.keys() {
-            dependents[pos[on]].push(i);
+        for &on in d.keys() {
+            dependents[on].push(i);
         }
     }
     let mut ready: BinaryHeap<Reverse<usize>> = (0..ids.len())
@@ -651,7 +682,10 @@ fn build_graph(
             Node {
                 state,
                 res,
-                deps: deps[i].iter().map(|(k, w)| (k.clone(), w.kind)).collect(),
+                deps: deps[i]
+                    .iter()
+                    .map(|(&k, w)| ((*ids[k]).clone(), w.kind))
+                    .collect(),
             }
         })
         .collect();
@@ -667,7 +701,7 @@ fn conflict(a: &ParsedResource, b: &ParsedResource) -> Option<String> {
     let mut diff = Vec::new();
     let keys: BTreeSet<&String> = a.attrs.keys().chain(b.attrs.keys()).collect();
     for k in keys {
-        if a.attrs.get(k).map(|x| &x.value) != b.attrs.get(k).map(|x| &x.value) {
+        if a.attrs.get(k) != b.attrs.get(k) {
             diff.push(format!("`{k}`"));
         }
     }
@@ -686,9 +720,8 @@ fn conflict(a: &ParsedResource, b: &ParsedResource) -> Option<String> {
 fn cycle_diag(
     sources: &Sources,
     states: &[Arc<ParsedState>],
-    ids: &[ResourceId],
-    deps: &[BTreeMap<ResourceId, Why>],
-    pos: &HashMap<&ResourceId, usize>,
+    ids: &[&ResourceId],
+    deps: &[BTreeMap<usize, Why>],
     scc: &[NodeIndex],
 ) -> Diagnostic {
     // Walk the cycle from its smallest member, following "must come after"
@@ -701,7 +734,7 @@ fn cycle_diag(
     'bfs: while let Some(u) = queue.pop_front() {
         // Successors of u: resources that depend on u.
         for (v, d) in deps.iter().enumerate() {
-            if !members.contains(&v) || !d.contains_key(&ids[u]) {
+            if !members.contains(&v) || !d.contains_key(&u) {
                 continue;
             }
             if v == start {
@@ -733,7 +766,7 @@ fn cycle_diag(
     let mut d = Diagnostic::error("cycle", format!("dependency cycle: {path}"));
     for (k, &i) in cycle.iter().enumerate() {
         let next = cycle[(k + 1) % cycle.len()];
-        let why = &deps[next][&ids[i]];
+        let why = &deps[next][&i];
         let st = &states[why.state];
         let span = st.span(sources, why.range.clone());
         let msg = match why.kind {
@@ -748,7 +781,6 @@ fn cycle_diag(
             d.secondary(span, msg)
         };
     }
-    let _ = pos;
     d.note(format!(
         "{} resources are on the cycle; `a → b` means a must be applied before b — remove one of these requisites",
         cycle.len()

@@ -32,10 +32,9 @@ pub struct Requisite {
     pub range: Range<usize>,
 }
 
-/// One attribute: its value and where its key and value are in the rendered text.
+/// Where an attribute's key and value are in the rendered text.
 #[derive(Clone, Debug)]
-pub struct Attr {
-    pub value: Value,
+pub struct AttrSpan {
     pub key: Range<usize>,
     pub val: Range<usize>,
 }
@@ -46,18 +45,11 @@ pub struct ParsedResource {
     pub id: ResourceId,
     /// Span of the resource's name key in the rendered text.
     pub range: Range<usize>,
-    pub attrs: BTreeMap<String, Attr>,
+    /// Attribute values by name (requisites excluded).
+    pub attrs: Attrs,
+    /// Where each attribute was written.
+    pub spans: BTreeMap<String, AttrSpan>,
     pub requisites: Vec<Requisite>,
-}
-
-impl ParsedResource {
-    /// The attribute values alone.
-    pub fn values(&self) -> Attrs {
-        self.attrs
-            .iter()
-            .map(|(k, a)| (k.clone(), a.value.clone()))
-            .collect()
-    }
 }
 
 /// A state file after rendering and parsing, shared by every host that
@@ -272,7 +264,8 @@ fn parse_resource(
     let mut res = ParsedResource {
         id: id.clone(),
         range: rname.span(),
-        attrs: BTreeMap::new(),
+        attrs: Attrs::new(),
+        spans: BTreeMap::new(),
         requisites: Vec::new(),
     };
     for (akey, aval) in table.iter() {
@@ -316,10 +309,10 @@ fn parse_resource(
             ));
             continue;
         }
-        res.attrs.insert(
+        res.attrs.insert(a.to_string(), value);
+        res.spans.insert(
             a.to_string(),
-            Attr {
-                value,
+            AttrSpan {
                 key: akey.span(),
                 val: aval.span(),
             },
@@ -338,11 +331,11 @@ fn parse_resource(
             ));
         }
     }
-    for p in (spec.check)(&name, &res.values()) {
+    for p in (spec.check)(&name, &res.attrs) {
         let range = p
             .attr
             .as_ref()
-            .and_then(|a| res.attrs.get(a))
+            .and_then(|a| res.spans.get(a))
             .map(|a| a.key.clone())
             .unwrap_or_else(|| rname.span());
         diags.push(ctx.diag(

@@ -1,7 +1,9 @@
 //! cfgm-core integration tests: compile real trees written to temporary
 //! directories, with a small registry of test kinds.
 
-use cfgm_core::schema::{no_auto_deps, no_check, parent_dirs, AttrSpec, AttrType, Attrs, AutoDep, KindSpec};
+use cfgm_core::schema::{
+    no_auto_deps, no_check, parent_dirs, AttrSpec, AttrType, Attrs, AutoDep, KindSpec,
+};
 use cfgm_core::{Compiler, Registry, ResourceId, Tree};
 use proptest::prelude::*;
 use std::path::Path;
@@ -18,7 +20,10 @@ static PKG: KindSpec = KindSpec {
 
 fn file_deps(name: &str, _: &Attrs) -> Vec<AutoDep> {
     vec![AutoDep {
-        candidates: parent_dirs(name).into_iter().map(|p| ResourceId::new("directory", p)).collect(),
+        candidates: parent_dirs(name)
+            .into_iter()
+            .map(|p| ResourceId::new("directory", p))
+            .collect(),
     }]
 }
 
@@ -58,7 +63,11 @@ fn write_tree(dir: &Path, states: &[(&str, &str)]) {
     )
     .unwrap();
     let names: Vec<String> = states.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-    std::fs::write(dir.join("top.toml"), format!("\"*\" = [{}]\n", names.join(", "))).unwrap();
+    std::fs::write(
+        dir.join("top.toml"),
+        format!("\"*\" = [{}]\n", names.join(", ")),
+    )
+    .unwrap();
     for (n, text) in states {
         std::fs::write(dir.join("states").join(format!("{n}.toml")), text).unwrap();
     }
@@ -69,7 +78,8 @@ fn compile(dir: &Path, host: &str) -> cfgm_core::Catalog {
     assert!(diags.is_empty(), "{diags:?}");
     let reg = registry();
     let c = Compiler::new(&tree, &reg);
-    c.compile_host(host, None).unwrap_or_else(|d| panic!("{:?}", d))
+    c.compile_host(host, None)
+        .unwrap_or_else(|d| panic!("{:?}", d))
 }
 
 #[test]
@@ -91,7 +101,12 @@ fn compiling_twice_gives_byte_identical_catalogs() {
     assert_ne!(compile(d.path(), "b").id, c1.id);
     // Apply order respects dependencies: the directory before the file in it,
     // the package before the file that requires it.
-    let pos = |k: &str, n: &str| c1.resources.iter().position(|r| r.id == ResourceId::new(k, n)).unwrap();
+    let pos = |k: &str, n: &str| {
+        c1.resources
+            .iter()
+            .position(|r| r.id == ResourceId::new(k, n))
+            .unwrap()
+    };
     assert!(pos("directory", "/etc/x") < pos("file", "/etc/x/y"));
     assert!(pos("pkg", "b") < pos("file", "/etc/x/y"));
 }
@@ -99,7 +114,10 @@ fn compiling_twice_gives_byte_identical_catalogs() {
 #[test]
 fn hosts_with_equal_catalogs_share_an_id() {
     let d = tempfile::tempdir().unwrap();
-    write_tree(d.path(), &[("s", "[pkg.a]\nversion = \"{{ host.role }}\"\n")]);
+    write_tree(
+        d.path(),
+        &[("s", "[pkg.a]\nversion = \"{{ host.role }}\"\n")],
+    );
     assert_eq!(compile(d.path(), "a").id, compile(d.path(), "b").id);
 }
 
@@ -155,7 +173,12 @@ fn gen_resources() -> impl Strategy<Value = Vec<Gen>> {
                 r.dedup();
                 r
             };
-            out.push(Gen { kind, name, attrs: a, requires });
+            out.push(Gen {
+                kind,
+                name,
+                attrs: a,
+                requires,
+            });
         }
         out
     })
@@ -168,8 +191,11 @@ fn render(res: &[Gen], order: &[usize], reverse_keys: bool) -> String {
         s.push_str(&format!("[{}.\"{}\"]\n", r.kind, r.name));
         let mut lines: Vec<String> = r.attrs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
         if !r.requires.is_empty() {
-            let reqs: Vec<String> =
-                r.requires.iter().map(|&j| format!("\"{}:{}\"", res[j].kind, res[j].name)).collect();
+            let reqs: Vec<String> = r
+                .requires
+                .iter()
+                .map(|&j| format!("\"{}:{}\"", res[j].kind, res[j].name))
+                .collect();
             lines.push(format!("require = [{}]", reqs.join(", ")));
         }
         if reverse_keys {
