@@ -62,9 +62,6 @@ fn big_tree(dir: &Path, states: usize, per_state: usize) {
         )
         .unwrap();
         writeln!(t, "{{% endfor %}}").unwrap();
-        if s == 0 {
-            writeln!(t, "").unwrap();
-        }
         write(&dir.join(format!("states/app{s}.toml")), &t);
     }
 }

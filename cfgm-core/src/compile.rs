@@ -34,6 +34,12 @@ use std::time::{Duration, Instant};
 
 type Key = [u8; 32];
 
+/// A host's compile outcome, shared by every host with the same inputs.
+type Compiled = Arc<Result<Catalog, Vec<Diagnostic>>>;
+
+/// A state to load, and the include (state and range) that named it.
+type Pending = (String, Option<(Arc<ParsedState>, Range<usize>)>);
+
 struct StateOutcome {
     parsed: Option<Arc<ParsedState>>,
     diags: Vec<Diagnostic>,
@@ -59,7 +65,7 @@ pub struct Compiler<'a> {
     states: Mutex<HashMap<Key, Arc<StateOutcome>>>,
     graphs: Mutex<HashMap<Key, Arc<GraphOutcome>>>,
     files: Mutex<HashMap<Key, Arc<Result<String, Diagnostic>>>>,
-    catalogs: Mutex<HashMap<Key, Arc<Result<Catalog, Vec<Diagnostic>>>>>,
+    catalogs: Mutex<HashMap<Key, Compiled>>,
 }
 
 /// The outcome of `validate`: every host compiled.
@@ -120,7 +126,7 @@ impl<'a> Compiler<'a> {
     pub fn validate(&self) -> Validation {
         let t0 = Instant::now();
         let hosts: Vec<&Host> = self.tree.hosts.values().collect();
-        let results: Vec<(String, Arc<Result<Catalog, Vec<Diagnostic>>>)> = hosts
+        let results: Vec<(String, Compiled)> = hosts
             .par_iter()
             .map(|h| (h.name.clone(), self.compile(h, None, true)))
             .collect();
@@ -155,17 +161,12 @@ impl<'a> Compiler<'a> {
 
     /// Compiles a host; `share` keeps the catalog for other hosts that
     /// compile to the same inputs.
-    fn compile(
-        &self,
-        host: &Host,
-        facts: Option<&Value>,
-        share: bool,
-    ) -> Arc<Result<Catalog, Vec<Diagnostic>>> {
+    fn compile(&self, host: &Host, facts: Option<&Value>, share: bool) -> Compiled {
         let ctx = self.context(host, facts);
         let mut diags = Vec::new();
         // States from top.toml, then their includes, each once; one level
         // of includes at a time, the states of a level rendered in parallel.
-        let mut level: Vec<(String, Option<(Arc<ParsedState>, Range<usize>)>)> = self
+        let mut level: Vec<Pending> = self
             .tree
             .states_for(host)
             .into_iter()
@@ -221,7 +222,7 @@ impl<'a> Compiler<'a> {
         if !complete {
             return Arc::new(Err(diags));
         }
-        parsed.sort_by(|a, b| a.0.cmp(&b.0));
+        parsed.sort_by_key(|a| a.0);
         let mut h = blake3::Hasher::new();
         for (k, _) in &parsed {
             h.update(k);
