@@ -13,6 +13,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+// The same allocator as the cfgm binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();

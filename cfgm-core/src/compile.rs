@@ -18,13 +18,14 @@
 //! (and `files/` under the tree root).
 
 use crate::catalog::{Catalog, DepKind, Origin, Resource, ResourceId};
-use crate::diag::{suggest, Diagnostic, Sources, Span};
+use crate::diag::{suggest, Diagnostic, SourceFile, Sources, Span};
 use crate::parse::{parse_state, ParsedResource, ParsedState};
 use crate::render::untag;
 use crate::schema::{AttrType, Registry};
 use crate::tree::{missing_state, template_error, Host, Tree};
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -281,6 +282,13 @@ impl<'a> Compiler<'a> {
         if let Some(c) = self.catalogs.lock().expect("cache").get(&ckey) {
             return c.clone();
         }
+        // Each state's source file, fetched once: resources are built in
+        // parallel and must not contend on the source database's lock.
+        let files: Vec<Option<Arc<SourceFile>>> = graph
+            .states
+            .iter()
+            .map(|st| self.sources().get(st.rendered.map.file))
+            .collect();
         let resources = graph
             .nodes
             .par_iter()
@@ -306,17 +314,31 @@ impl<'a> Compiler<'a> {
                     (true, Some(s)) => s.secret_attrs.iter().map(|a| a.to_string()).collect(),
                     _ => Vec::new(),
                 };
-                let span = st.span(self.sources(), r.range.clone());
-                let (line, column) = self.sources().line_col(span.file, span.range.start);
+                let origin = match &files[node.state] {
+                    Some(f) => {
+                        let span = st
+                            .rendered
+                            .map
+                            .map_in(f, &st.rendered.text, r.range.clone())
+                            .span;
+                        let (line, column) = f.line_col(span.range.start);
+                        Origin {
+                            file: f.name.clone(),
+                            line,
+                            column,
+                        }
+                    }
+                    None => Origin {
+                        file: format!("states/{}.toml", st.name),
+                        line: 0,
+                        column: 0,
+                    },
+                };
                 Resource {
                     id: r.id.clone(),
                     attrs,
                     deps: node.deps.clone(),
-                    origin: Origin {
-                        file: self.sources().name(span.file),
-                        line,
-                        column,
-                    },
+                    origin,
                     hidden,
                 }
             })
@@ -520,33 +542,37 @@ fn build_graph(
         })
         .collect();
     all.sort_by(|a, b| a.0.cmp(b.0));
-    let mut index: HashMap<&ResourceId, (usize, usize)> = HashMap::with_capacity(all.len());
+    // Unique ids in order, each with its (state, resource) of first declaration.
     let mut ids: Vec<&ResourceId> = Vec::with_capacity(all.len());
+    let mut at: Vec<(usize, usize)> = Vec::with_capacity(all.len());
     for &(id, si, ri) in &all {
+        if ids.last() != Some(&id) {
+            ids.push(id);
+            at.push((si, ri));
+            continue;
+        }
+        let (fs, fr) = *at.last().expect("pushed with its id");
         let st = &states[si];
         let r = &st.resources[ri];
-        {
-            match index.get(id) {
-                None => {
-                    index.insert(id, (si, ri));
-                    ids.push(id);
-                }
-                Some(&(fs, fr)) => {
-                    let first = &states[fs].resources[fr];
-                    if let Some(diff) = conflict(first, r) {
-                        diags.push(
-                            Diagnostic::error("duplicate", format!("{} is declared twice with different attributes", r.id))
-                                .primary(st.span(sources, r.range.clone()), "declared again here")
-                                .secondary(states[fs].span(sources, first.range.clone()), "first declared here")
-                                .note(format!("they differ in: {diff}"))
-                                .note("declare a resource once, or give both declarations the same attributes"),
-                        );
-                    }
-                }
-            }
+        let first = &states[fs].resources[fr];
+        if let Some(diff) = conflict(first, r) {
+            diags.push(
+                Diagnostic::error(
+                    "duplicate",
+                    format!("{} is declared twice with different attributes", r.id),
+                )
+                .primary(st.span(sources, r.range.clone()), "declared again here")
+                .secondary(
+                    states[fs].span(sources, first.range.clone()),
+                    "first declared here",
+                )
+                .note(format!("they differ in: {diff}"))
+                .note("declare a resource once, or give both declarations the same attributes"),
+            );
         }
     }
-    let pos: HashMap<&ResourceId, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let pos: FxHashMap<&ResourceId, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     // Per resource: what it comes after (by index into `ids`), and why.
     let mut deps: Vec<BTreeMap<usize, Why>> = vec![BTreeMap::new(); ids.len()];
     let add = |deps: &mut Vec<BTreeMap<usize, Why>>, at: usize, on: usize, why: Why| {
@@ -556,7 +582,7 @@ fn build_graph(
         }
     };
     for (i, &id) in ids.iter().enumerate() {
-        let (si, ri) = index[id];
+        let (si, ri) = at[i];
         let st = &states[si];
         let r = &st.resources[ri];
         for req in &r.requisites {
@@ -640,10 +666,14 @@ fn build_graph(
             g.add_edge(nodes[on], nodes[i], ());
         }
     }
-    for scc in petgraph::algo::tarjan_scc(&g) {
-        let cyclic = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
-        if cyclic {
-            diags.push(cycle_diag(sources, &states, &ids, &deps, &scc));
+    // A quick depth-first check first; the components (every cycle, each
+    // reported once) only when there is one.
+    if petgraph::algo::is_cyclic_directed(&g) {
+        for scc in petgraph::algo::tarjan_scc(&g) {
+            let cyclic = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
+            if cyclic {
+                diags.push(cycle_diag(sources, &states, &ids, &deps, &scc));
+            }
         }
     }
     if !diags.is_empty() {
@@ -679,7 +709,7 @@ fn build_graph(
     let nodes = order
         .into_iter()
         .map(|i| {
-            let (state, res) = index[&ids[i]];
+            let (state, res) = at[i];
             Node {
                 state,
                 res,

@@ -20,11 +20,43 @@ use std::sync::{Arc, RwLock};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct FileId(pub u32);
 
+/// One source file: its display name, text and line index.
 #[derive(Debug)]
-struct SourceFile {
-    name: String,
-    text: Arc<str>,
+pub struct SourceFile {
+    pub id: FileId,
+    pub name: String,
+    pub text: Arc<str>,
     line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    /// Byte range of a one-based line, without its line terminator.
+    pub fn line_range(&self, line: usize) -> Option<Range<usize>> {
+        let start = *self.line_starts.get(line.checked_sub(1)?)?;
+        let end = self
+            .line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len());
+        let trimmed = self.text[start..end].trim_end_matches(['\n', '\r']).len();
+        Some(start..start + trimmed)
+    }
+
+    /// One-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let line = match self.line_starts.binary_search(&offset) {
+            Ok(l) => l,
+            Err(l) => l.saturating_sub(1),
+        };
+        let start = self.line_starts[line];
+        let end = offset.min(self.text.len());
+        let col = self
+            .text
+            .get(start..end)
+            .map(|s| s.chars().count())
+            .unwrap_or(0);
+        (line + 1, col + 1)
+    }
 }
 
 /// Every source file read while loading and compiling a tree.
@@ -46,12 +78,19 @@ impl Sources {
         let text = text.into();
         let line_starts = files::line_starts(&text).collect();
         let mut files = self.files.write().expect("sources lock");
+        let id = FileId(files.len() as u32);
         files.push(Arc::new(SourceFile {
+            id,
             name: name.into(),
             text,
             line_starts,
         }));
         FileId(files.len() as u32 - 1)
+    }
+
+    /// The file itself, to read many positions without taking the lock each time.
+    pub fn get(&self, id: FileId) -> Option<Arc<SourceFile>> {
+        self.file(id).ok()
     }
 
     fn file(&self, id: FileId) -> Result<Arc<SourceFile>, files::Error> {

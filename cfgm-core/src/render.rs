@@ -17,7 +17,7 @@
 //!
 //! This module knows templates and lines, nothing about TOML or resources.
 
-use crate::diag::{FileId, Sources, Span};
+use crate::diag::{FileId, SourceFile, Sources, Span};
 use std::ops::Range;
 
 const OPEN: char = '\u{E000}';
@@ -324,6 +324,17 @@ impl LineMap {
     /// when the rendered line equals its source line; else the same text
     /// found in the source line; else the whole source line.
     pub fn map(&self, sources: &Sources, rendered: &str, range: Range<usize>) -> Mapped {
+        match sources.get(self.file) {
+            Some(src) => self.map_in(&src, rendered, range),
+            None => Mapped {
+                span: Span::new(self.file, 0..0),
+                rendered_line: None,
+            },
+        }
+    }
+
+    /// [`map`](Self::map) with the source file already at hand.
+    pub fn map_in(&self, src: &SourceFile, rendered: &str, range: Range<usize>) -> Mapped {
         let file = self.file;
         if self.starts.is_empty() {
             return Mapped {
@@ -340,14 +351,13 @@ impl LineMap {
             .unwrap_or(rendered.len());
         let rline = &rendered[rstart..rend];
         let src_line_no = self.origin.get(rl).copied().unwrap_or(1) as usize;
-        let Some(src_range) = sources.line_range(file, src_line_no) else {
+        let Some(src_range) = src.line_range(src_line_no) else {
             return Mapped {
                 span: Span::new(file, 0..0),
                 rendered_line: None,
             };
         };
-        let text = sources.text(file);
-        let sline = &text[src_range.clone()];
+        let sline = &src.text[src_range.clone()];
         let end = range.end.clamp(start, rend.max(start));
         if sline == rline {
             let s = src_range.start + (start - rstart);
