@@ -281,7 +281,8 @@ fn a_package_installs_through_the_controller_proxy() {
     let out = sh(
         f,
         &h.name,
-        "export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null && \
+        "export DEBIAN_FRONTEND=noninteractive; \
+         for i in 1 2 3; do apt-get update -q >/dev/null && break; sleep 3; done && \
          apt-get install -y -q --no-install-recommends hello >/dev/null && hello",
     );
     assert_eq!(out.trim(), "Hello, world!");
