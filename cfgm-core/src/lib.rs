@@ -4,7 +4,9 @@
 //! [`render`] runs each state through minijinja keeping line origins,
 //! [`parse`] turns rendered TOML into typed resources checked against the
 //! kinds' [`schema`], [`compile`] builds one dependency DAG per host and
-//! orders it, and [`catalog`] is the content-addressed result. Problems are
+//! orders it, and [`catalog`] is the content-addressed result. [`engine`]
+//! converges a catalog through the providers it is handed and [`report`]
+//! says what happened. Problems are
 //! [`diag::Diagnostic`]s, collected so one run reports them all.
 //!
 //! Architecture invariant: cfgm-core makes no OS calls beyond reading the
@@ -14,13 +16,17 @@
 pub mod catalog;
 pub mod compile;
 pub mod diag;
+pub mod engine;
 pub mod parse;
 pub mod render;
+pub mod report;
 pub mod schema;
 pub mod tree;
 
 pub use catalog::{Catalog, CatalogId, DepKind, Resource, ResourceId};
 pub use compile::{Compiler, Validation};
 pub use diag::{Diagnostic, Sources, Span};
+pub use engine::{Change, Mode, ModuleError, Provider, Providers};
+pub use report::{Outcome, Report};
 pub use schema::{KindSpec, Registry};
 pub use tree::Tree;

@@ -8,10 +8,34 @@
 //! Adding a kind: one file in `kinds/` and one line in [`registry`].
 
 use cfgm_core::schema::{parent_dirs, AutoDep, Registry};
-use cfgm_core::{KindSpec, ResourceId};
+use cfgm_core::{KindSpec, Providers, ResourceId};
 use serde_json::Value;
 
+pub mod host;
 pub mod kinds;
+pub mod module;
+
+pub use host::{Host, HostRead};
+pub use module::{Erased, Module};
+
+/// The providers of every kind, bound to a host. Kinds without behaviour
+/// yet are absent: the engine fails their resources with a clear message.
+pub fn providers(host: &Host) -> Providers {
+    let mut p: Providers = Providers::new();
+    fn add<M: Module>(p: &mut Providers, kind: &'static str, module: M, host: &Host) {
+        p.insert(
+            kind,
+            Box::new(Erased {
+                module,
+                host: host.clone(),
+            }),
+        );
+    }
+    add(&mut p, "file", kinds::file::File, host);
+    add(&mut p, "directory", kinds::directory::Directory, host);
+    add(&mut p, "symlink", kinds::symlink::Symlink, host);
+    p
+}
 
 /// Every kind cfgm knows.
 pub fn registry() -> Registry {
