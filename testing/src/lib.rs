@@ -491,6 +491,14 @@ impl Fleet {
         Ok(kib * 1024)
     }
 
+    /// Run a shell command on a host with `input` on its stdin, e.g. `cat > /etc/x` to write a
+    /// file ([`SSH_TIMEOUT`]).
+    pub fn ssh_with_input(&self, host: &str, cmd: &str, input: &[u8]) -> Result<Output> {
+        let mut c = self.ssh_command(host);
+        c.arg(cmd);
+        run_with_input(c, Some(input), SSH_TIMEOUT).with_context(|| format!("ssh {host} {cmd:?}"))
+    }
+
     /// Re-commit the states tree into the served repository and refresh the agent binary in
     /// every host (`testing/fleet sync`).
     pub fn sync(&self) -> Result<()> {
@@ -531,14 +539,31 @@ impl Drop for Fleet {
 }
 
 /// Run a command with piped output; kill it after `timeout`.
-pub fn run(mut cmd: Command, timeout: Duration) -> Result<Output> {
+pub fn run(cmd: Command, timeout: Duration) -> Result<Output> {
+    run_with_input(cmd, None, timeout)
+}
+
+/// Run a command with `input` on its stdin (none: /dev/null) and piped output; kill it after
+/// `timeout`.
+pub fn run_with_input(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Result<Output> {
     let t0 = Instant::now();
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("spawning {cmd:?}"))?;
+    if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&data); // dropped afterwards: EOF
+        });
+    }
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
     let out_t = std::thread::spawn(move || {
@@ -719,5 +744,8 @@ mod tests {
             (o.code, o.stdout.as_str(), o.stderr.as_str()),
             (Some(3), "out\n", "err\n")
         );
+        let c = Command::new("cat");
+        let o = run_with_input(c, Some(b"to stdin"), Duration::from_secs(30)).unwrap();
+        assert_eq!(o.stdout, "to stdin");
     }
 }

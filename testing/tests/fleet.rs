@@ -259,11 +259,21 @@ fn systemd_is_pid_1_and_starts_units() {
         "system state {state:?}"
     );
     assert_eq!(sh(f, &h.name, "systemctl is-active ssh").trim(), "active");
+    // a unit file written over ssh, started, stopped: what a service resource will do
+    let unit = b"[Unit]\nDescription=fleet probe\n[Service]\nExecStart=/bin/sleep 600\n";
+    f.ssh_with_input(
+        &h.name,
+        "cat > /etc/systemd/system/fleet-probe.service",
+        unit,
+    )
+    .and_then(|o| o.ok())
+    .unwrap();
     let out = sh(
         f,
         &h.name,
-        "systemd-run --quiet --unit=fleet-probe sleep 600 && systemctl is-active fleet-probe; \
-         systemctl stop fleet-probe; systemctl is-active fleet-probe || true",
+        "systemctl daemon-reload && systemctl start fleet-probe && systemctl is-active fleet-probe; \
+         systemctl stop fleet-probe; systemctl is-active fleet-probe || true; \
+         rm /etc/systemd/system/fleet-probe.service; systemctl daemon-reload",
     );
     assert_eq!(
         out.split_whitespace().collect::<Vec<_>>(),
