@@ -102,6 +102,11 @@ impl Sources {
             .ok_or(files::Error::FileMissing)
     }
 
+    /// Every file, in the order they were added.
+    pub fn all(&self) -> Vec<Arc<SourceFile>> {
+        self.files.read().expect("sources lock").clone()
+    }
+
     pub fn name(&self, id: FileId) -> String {
         self.file(id).map(|f| f.name.clone()).unwrap_or_default()
     }

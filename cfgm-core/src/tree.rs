@@ -510,6 +510,23 @@ impl Tree {
         }
     }
 
+    /// What the tree is: the git commit it is checked out at (read from
+    /// `.git`, no git library needed for this), else `blake3:` + a hash of
+    /// every file the compiler read.
+    pub fn tree_id(&self) -> String {
+        if let Some(c) = git_head(&self.root) {
+            return c;
+        }
+        let mut h = blake3::Hasher::new();
+        for f in self.sources.all() {
+            h.update(f.name.as_bytes());
+            h.update(&[0]);
+            h.update(f.text.as_bytes());
+            h.update(&[0]);
+        }
+        format!("blake3:{}", &h.finalize().to_hex()[..16])
+    }
+
     /// The data a host sees: common, then its dc, role and host layers,
     /// deep-merged in that order (later wins).
     pub fn data_for(&self, h: &Host) -> Value {
@@ -568,6 +585,25 @@ pub fn missing_state(tree: &Tree, name: &str, span: Span, by: &str) -> Diagnosti
     )
     .primary(span, label)
     .note(format!("expected a file states/{name}.toml"))
+}
+
+/// The commit a git checkout's HEAD points at, if `root/.git` is readable.
+fn git_head(root: &Path) -> Option<String> {
+    let git = root.join(".git");
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = head.trim();
+    let Some(r) = head.strip_prefix("ref: ") else {
+        return Some(head.to_string());
+    };
+    if let Ok(c) = std::fs::read_to_string(git.join(r)) {
+        return Some(c.trim().to_string());
+    }
+    let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+    packed
+        .lines()
+        .find(|l| l.ends_with(&format!(" {r}")))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_string)
 }
 
 fn sorted(s: std::collections::HashSet<String>) -> Vec<String> {

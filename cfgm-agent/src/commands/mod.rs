@@ -1,0 +1,4 @@
+//! One file per agent command.
+
+pub mod apply;
+pub mod lock;
