@@ -243,6 +243,24 @@ fn a_host_cannot_reach_anything_outside_the_box() {
         "",
         "router has an uplink"
     );
+    // and its only interfaces are loopback and one leg per datacenter bridge
+    let links = Command::new("ip")
+        .args(["-n", "fl-router", "-o", "link", "show"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    let names: BTreeSet<String> = links
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_owned())
+        .collect();
+    let mut want: BTreeSet<String> = f
+        .hosts()
+        .iter()
+        .map(|h| format!("dc{}", h.dc_net))
+        .collect();
+    want.insert("lo".into());
+    assert_eq!(names, want, "router interfaces");
 }
 
 #[test]
