@@ -26,6 +26,7 @@ fleet-test: build
 
 bench: deps
 	$(CARGO) bench -p cfgm-cli --bench compile
+	$(CARGO) bench -p cfgm-agent --bench apply
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -116,7 +116,13 @@ pub fn parse_state(
         resources: Vec::new(),
     };
     let (doc, errors) = DeTable::parse_recoverable(&rendered.text);
-    for e in &errors {
+    // After a syntax error the parser resynchronises line by line; past the
+    // first few, its errors are echoes of the first (an unclosed string
+    // makes every later line wrong). Show the first few distinct ones and
+    // count the rest.
+    const SHOWN: usize = 3;
+    let mut shown: Vec<Diagnostic> = Vec::new();
+    for e in errors.iter().take(200) {
         let range = e.span().unwrap_or(0..0);
         let msg = e.message().trim().to_string();
         let (headline, rest) = match msg.split_once('\n') {
@@ -134,8 +140,26 @@ pub fn parse_state(
         if let Some(r) = rest.filter(|r| !r.is_empty()) {
             d = d.note(r);
         }
-        diags.push(d);
+        let dup = shown
+            .iter()
+            .any(|x| x.message == d.message && x.first_span() == d.first_span());
+        if !dup {
+            shown.push(d);
+        }
+        if shown.len() == SHOWN {
+            break;
+        }
     }
+    let n_shown = shown.len();
+    if errors.len() > n_shown {
+        if let Some(last) = shown.last_mut() {
+            last.notes.push(format!(
+                "{} TOML errors in this file in all; the first {n_shown} distinct ones are shown (later ones are usually consequences of the first)",
+                errors.len(),
+            ));
+        }
+    }
+    diags.extend(shown);
     if !errors.is_empty() {
         // A document with syntax errors yields partial tables; checking them
         // would only add noise after the real problem.
