@@ -32,17 +32,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The main job on the built-in example tree: validate every host of the
-# example edge fleet, then show one host's compiled catalog.
+# The main job on the built-in example tree: validate it, bring up the fleet
+# in a box (real Debian hosts in three datacenters), converge every host to
+# its catalog, converge again to show zero changes; the fleet stays up.
 demo: build
-	@echo "== cfgm validate: compile the catalog of every host in $(STATES)/inventory.toml"
-	$(CFGM) --tree $(STATES) validate
-	@echo
-	@echo "== cfgm catalog: what ams-edge1 (edge role, ams01) converges to, in apply order"
-	$(CFGM) --tree $(STATES) catalog --host ams-edge1
-	@echo
-	@echo "== cfgm graph: its dependency DAG (render with: $(CFGM) --tree $(STATES) graph --host ams-edge1 | dot -Tsvg > graph.svg)"
-	$(CFGM) --tree $(STATES) graph --host ams-edge1 | head -n 12
+	scripts/demo.sh
 
 demo-down:
 	testing/fleet down
