@@ -231,22 +231,26 @@ pub struct Rendered {
 
 /// Strips the markers of rendered output and drops block-only lines.
 pub fn untag(file: FileId, output: &str) -> Rendered {
+    // Hot path: a big state renders to ~1 MB. Lines are copied straight into
+    // the output (no per-line allocation) and truncated away when dropped.
     let mut text = String::with_capacity(output.len());
     let mut origin: Vec<Option<u32>> = Vec::new();
     let mut starts = Vec::new();
-    let mut pieces = output.split('\n').peekable();
-    while let Some(line) = pieces.next() {
-        let last = pieces.peek().is_none();
+    let mut rest_all = output;
+    loop {
+        let (line, last) = match rest_all.find('\n') {
+            Some(p) => (&rest_all[..p], false),
+            None => (rest_all, true),
+        };
         if last && line.is_empty() {
             break;
         }
-        let mut clean = String::with_capacity(line.len());
+        let begin = text.len();
         let mut last_t: Option<u32> = None;
         let mut last_any: Option<u32> = None;
-        let mut any_t = false;
         let mut rest = line;
         while let Some(p) = rest.find(OPEN) {
-            clean.push_str(&rest[..p]);
+            text.push_str(&rest[..p]);
             let after = &rest[p + OPEN.len_utf8()..];
             match after.find(CLOSE) {
                 Some(q) => {
@@ -255,28 +259,32 @@ pub fn untag(file: FileId, output: &str) -> Rendered {
                     if let Ok(n) = num.parse::<u32>() {
                         last_any = Some(n);
                         if flag == "T" {
-                            any_t = true;
                             last_t = Some(n);
                         }
                     }
                     rest = &after[q + CLOSE.len_utf8()..];
                 }
                 None => {
-                    clean.push(OPEN);
+                    text.push(OPEN);
                     rest = after;
                 }
             }
         }
-        clean.push_str(rest);
-        if last_any.is_some() && !any_t && clean.trim().is_empty() {
-            continue; // a line of block tags only
+        text.push_str(rest);
+        if last_any.is_some() && last_t.is_none() && text[begin..].trim().is_empty() {
+            // A line of block tags only.
+            text.truncate(begin);
+        } else {
+            starts.push(begin);
+            if !last {
+                text.push('\n');
+            }
+            origin.push(last_t.or(last_any));
         }
-        starts.push(text.len());
-        text.push_str(&clean);
-        if !last {
-            text.push('\n');
+        if last {
+            break;
         }
-        origin.push(last_t.or(last_any));
+        rest_all = &rest_all[line.len() + 1..];
     }
     // Lines without a marker come from a value with embedded newlines: they
     // belong to the next marked line (the expression's line).
