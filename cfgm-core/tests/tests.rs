@@ -238,3 +238,321 @@ proptest! {
         prop_assert_eq!(ca.resources.len(), res.len());
     }
 }
+
+// ---- the engine ------------------------------------------------------------
+//
+// These tests drive the engine with a recording provider over an in-memory
+// "host". That is a test double on purpose: they pin the engine's own rules
+// (ordering, skips, refresh once, batching, dry run never applies, a panic
+// fails one resource) including a fault that cannot be caused for real (a
+// provider that panics). Real providers on real hosts are tested in
+// cfgm-modules, cfgm-agent and the fleet tests.
+
+mod engine {
+    use cfgm_core::catalog::{Catalog, DepKind, Origin, Resource, ResourceId};
+    use cfgm_core::engine::{run, Mode, Options, RunCtx};
+    use cfgm_core::{Change, ModuleError, Outcome, Provider, Providers};
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    /// The "host": resource name → value; plus a log of calls.
+    #[derive(Default)]
+    struct World {
+        state: BTreeMap<String, String>,
+        log: Vec<String>,
+    }
+
+    struct Fake {
+        world: Arc<Mutex<World>>,
+        batched: bool,
+    }
+
+    impl Provider for Fake {
+        fn observe(&self, r: &Resource, _: &RunCtx) -> Result<Value, ModuleError> {
+            if r.attrs.get("panic") == Some(&json!("observe")) {
+                panic!("boom");
+            }
+            Ok(json!(self.world.lock().unwrap().state.get(&r.id.name)))
+        }
+        fn diff(&self, r: &Resource, o: &Value) -> Result<Vec<Change>, ModuleError> {
+            let want = r.attrs.get("value").cloned().unwrap_or(Value::Null);
+            Ok(if *o == want {
+                vec![]
+            } else {
+                vec![Change::new("value", o.clone(), want)]
+            })
+        }
+        fn apply(&self, r: &Resource, _: &[Change], _: &RunCtx) -> Result<(), ModuleError> {
+            let mut w = self.world.lock().unwrap();
+            w.log.push(format!("apply {}", r.id.name));
+            if r.attrs.get("fail") == Some(&json!(true)) {
+                return Err(ModuleError::Other("it broke".into()));
+            }
+            if r.attrs.get("stuck") == Some(&json!(true)) {
+                return Ok(()); // claims success, changes nothing
+            }
+            let v = r.attrs["value"].as_str().unwrap().to_string();
+            w.state.insert(r.id.name.clone(), v);
+            Ok(())
+        }
+        fn refresh(&self, r: &Resource, _: &RunCtx) -> Result<(), ModuleError> {
+            self.world
+                .lock()
+                .unwrap()
+                .log
+                .push(format!("refresh {}", r.id.name));
+            Ok(())
+        }
+        fn batched(&self) -> bool {
+            self.batched
+        }
+        fn apply_batch(
+            &self,
+            items: &[(&Resource, &[Change])],
+            ctx: &RunCtx,
+        ) -> Vec<Result<(), ModuleError>> {
+            let names: Vec<&str> = items.iter().map(|(r, _)| r.id.name.as_str()).collect();
+            self.world
+                .lock()
+                .unwrap()
+                .log
+                .push(format!("batch {}", names.join(",")));
+            items.iter().map(|(r, c)| self.apply(r, c, ctx)).collect()
+        }
+    }
+
+    fn res(kind: &str, name: &str, attrs: Value, deps: &[(&str, &str, DepKind)]) -> Resource {
+        Resource {
+            id: ResourceId::new(kind, name),
+            attrs: serde_json::from_value(attrs).unwrap(),
+            deps: deps
+                .iter()
+                .map(|(k, n, d)| (ResourceId::new(*k, *n), *d))
+                .collect(),
+            origin: Origin {
+                file: "t".into(),
+                line: 1,
+                column: 1,
+            },
+            hidden: vec![],
+        }
+    }
+
+    fn setup() -> (Arc<Mutex<World>>, Providers) {
+        let world = Arc::new(Mutex::new(World::default()));
+        let mut p: Providers = Providers::new();
+        p.insert(
+            "v",
+            Box::new(Fake {
+                world: world.clone(),
+                batched: false,
+            }),
+        );
+        p.insert(
+            "pkg",
+            Box::new(Fake {
+                world: world.clone(),
+                batched: true,
+            }),
+        );
+        (world, p)
+    }
+
+    fn outcome(r: &cfgm_core::Report, name: &str) -> Outcome {
+        r.resources
+            .iter()
+            .find(|x| x.id.name == name)
+            .unwrap()
+            .outcome
+    }
+
+    fn opts(mode: Mode) -> Options {
+        Options { mode, parallel: 2 }
+    }
+
+    #[test]
+    fn a_failure_skips_dependents_transitively_and_nothing_else() {
+        let (_, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res("v", "a", json!({"value": "1", "fail": true}), &[]),
+                res(
+                    "v",
+                    "b",
+                    json!({"value": "1"}),
+                    &[("v", "a", DepKind::Require)],
+                ),
+                res(
+                    "v",
+                    "c",
+                    json!({"value": "1"}),
+                    &[("v", "b", DepKind::Auto)],
+                ),
+                res("v", "d", json!({"value": "1"}), &[]),
+            ],
+        );
+        let r = run(&c, &p, &opts(Mode::Apply));
+        assert_eq!(outcome(&r, "a"), Outcome::Failed);
+        assert_eq!(outcome(&r, "b"), Outcome::Skipped);
+        assert_eq!(outcome(&r, "c"), Outcome::Skipped);
+        assert_eq!(outcome(&r, "d"), Outcome::Changed);
+        let c_rep = r.resources.iter().find(|x| x.id.name == "c").unwrap();
+        assert_eq!(
+            c_rep.error.as_deref(),
+            Some("requires v[b], which was skipped")
+        );
+        assert!(!r.ok());
+    }
+
+    #[test]
+    fn watch_refreshes_once_per_run_when_several_watched_resources_changed() {
+        let (w, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res("v", "f1", json!({"value": "1"}), &[]),
+                res("v", "f2", json!({"value": "1"}), &[]),
+                res(
+                    "v",
+                    "svc",
+                    json!({"value": "on"}),
+                    &[("v", "f1", DepKind::Watch), ("v", "f2", DepKind::Watch)],
+                ),
+            ],
+        );
+        w.lock().unwrap().state.insert("svc".into(), "on".into());
+        let r = run(&c, &p, &opts(Mode::Apply));
+        let log = w.lock().unwrap().log.clone();
+        assert_eq!(
+            log.iter().filter(|l| *l == "refresh svc").count(),
+            1,
+            "{log:?}"
+        );
+        assert_eq!(outcome(&r, "svc"), Outcome::Changed);
+        // Nothing changed on the second run: no refresh.
+        let r2 = run(&c, &p, &opts(Mode::Apply));
+        assert_eq!(r2.counts.changed, 0);
+        assert_eq!(
+            w.lock()
+                .unwrap()
+                .log
+                .iter()
+                .filter(|l| *l == "refresh svc")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_dry_run_never_applies_nor_refreshes_and_predicts_the_apply() {
+        let (w, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res("v", "f", json!({"value": "1"}), &[]),
+                res(
+                    "v",
+                    "svc",
+                    json!({"value": "on"}),
+                    &[("v", "f", DepKind::Watch)],
+                ),
+                res("pkg", "p", json!({"value": "i"}), &[]),
+            ],
+        );
+        w.lock().unwrap().state.insert("svc".into(), "on".into());
+        let dry = run(&c, &p, &opts(Mode::DryRun));
+        assert!(
+            w.lock().unwrap().log.is_empty(),
+            "a dry run called the host: {:?}",
+            w.lock().unwrap().log
+        );
+        assert!(w.lock().unwrap().state.get("f").is_none());
+        let real = run(&c, &p, &opts(Mode::Apply));
+        let d: Vec<_> = dry.changed_ids().into_iter().cloned().collect();
+        let a: Vec<_> = real.changed_ids().into_iter().cloned().collect();
+        assert_eq!(d, a);
+        assert_eq!(
+            outcome(&dry, "svc"),
+            Outcome::WouldChange,
+            "the refresh is predicted"
+        );
+    }
+
+    #[test]
+    fn batched_kinds_are_applied_in_one_call() {
+        let (w, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res("pkg", "a", json!({"value": "i"}), &[]),
+                res("pkg", "b", json!({"value": "i"}), &[]),
+                res("pkg", "c", json!({"value": "i"}), &[]),
+                res("v", "x", json!({"value": "1"}), &[]),
+            ],
+        );
+        let r = run(&c, &p, &opts(Mode::Apply));
+        assert!(r.ok());
+        let log = w.lock().unwrap().log.clone();
+        assert_eq!(
+            log.iter()
+                .filter(|l| l.starts_with("batch"))
+                .collect::<Vec<_>>(),
+            ["batch a,b,c"]
+        );
+    }
+
+    #[test]
+    fn a_panic_fails_that_resource_only() {
+        let (_, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res("v", "bad", json!({"value": "1", "panic": "observe"}), &[]),
+                res("v", "good", json!({"value": "1"}), &[]),
+            ],
+        );
+        let r = run(&c, &p, &opts(Mode::Apply));
+        assert_eq!(outcome(&r, "bad"), Outcome::Failed);
+        assert!(
+            r.resources[0]
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("panicked: boom")
+                || r.resources[1]
+                    .error
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("panicked: boom")
+        );
+        assert_eq!(outcome(&r, "good"), Outcome::Changed);
+    }
+
+    #[test]
+    fn a_resource_that_still_differs_after_apply_did_not_converge() {
+        let (_, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![res("v", "s", json!({"value": "1", "stuck": true}), &[])],
+        );
+        let r = run(&c, &p, &opts(Mode::Apply));
+        assert_eq!(outcome(&r, "s"), Outcome::Failed);
+        assert_eq!(
+            r.resources[0].error.as_deref(),
+            Some("did not converge: still differs in value")
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_fail_clearly() {
+        let (_, p) = setup();
+        let c = Catalog::new("h", vec![res("nope", "x", json!({}), &[])]);
+        let r = run(&c, &p, &opts(Mode::Apply));
+        assert_eq!(
+            r.resources[0].error.as_deref(),
+            Some("no provider for kind `nope`")
+        );
+    }
+}
