@@ -468,7 +468,7 @@ mod engine {
             "a dry run called the host: {:?}",
             w.lock().unwrap().log
         );
-        assert!(w.lock().unwrap().state.get("f").is_none());
+        assert!(!w.lock().unwrap().state.contains_key("f"));
         let real = run(&c, &p, &opts(Mode::Apply));
         let d: Vec<_> = dry.changed_ids().into_iter().cloned().collect();
         let a: Vec<_> = real.changed_ids().into_iter().cloned().collect();
