@@ -7,7 +7,7 @@
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in build-essential pkg-config libssl-dev zlib1g-dev git graphviz; do
+for p in build-essential pkg-config libssl-dev zlib1g-dev git; do
   have "$p" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
