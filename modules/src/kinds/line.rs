@@ -52,3 +52,156 @@ fn auto_deps(_name: &str, attrs: &Attrs) -> Vec<AutoDep> {
         _ => Vec::new(),
     }
 }
+
+// ---- behaviour -----------------------------------------------------------
+
+use crate::host::{Host, HostRead};
+use crate::module::{unified_diff, Module};
+use cfgm_core::engine::RunCtx;
+use cfgm_core::{Change, ModuleError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desired {
+    pub path: String,
+    pub line: String,
+    #[serde(default, rename = "match")]
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub ensure: Option<String>,
+}
+
+impl Desired {
+    fn absent(&self) -> bool {
+        self.ensure.as_deref() == Some("absent")
+    }
+
+    fn regex(&self) -> Result<Option<regex::Regex>, ModuleError> {
+        self.pattern
+            .as_deref()
+            .map(|p| {
+                regex::Regex::new(p).map_err(|e| {
+                    ModuleError::Invalid(format!("match: bad regular expression: {e}"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// The file's text, kept so that `diff` can compute the edit (and show it).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Observed {
+    pub exists: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+pub struct Line;
+
+/// The file's text after the edit `d` asks for (the same text when nothing
+/// is to be done). Pure: shared by `diff` and `apply`.
+fn edit(d: &Desired, re: Option<&regex::Regex>, text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let out: Vec<&str> = if d.absent() {
+        lines
+            .iter()
+            .copied()
+            .filter(|l| *l != d.line && !re.is_some_and(|r| r.is_match(l)))
+            .collect()
+    } else if lines.contains(&d.line.as_str()) {
+        return text.to_string();
+    } else {
+        let mut out = lines.clone();
+        match re.and_then(|r| out.iter().position(|l| r.is_match(l))) {
+            Some(i) => out[i] = &d.line,
+            None => out.push(&d.line),
+        }
+        out
+    };
+    if out == lines {
+        return text.to_string();
+    }
+    let mut s = out.join("\n");
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+impl Module for Line {
+    type Desired = Desired;
+    type Observed = Observed;
+
+    fn observe(
+        &self,
+        host: &HostRead,
+        _name: &str,
+        d: &Desired,
+        _: &RunCtx,
+    ) -> Result<Observed, ModuleError> {
+        d.regex()?;
+        Ok(match host.read(&d.path)? {
+            None => Observed::default(),
+            Some(b) => Observed {
+                exists: true,
+                content: Some(String::from_utf8(b).map_err(|_| {
+                    ModuleError::Invalid(format!("{} is not a text file (not utf-8)", d.path))
+                })?),
+            },
+        })
+    }
+
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+        // The regex was checked by observe; an invalid one matches nothing here.
+        let re = d.regex().ok().flatten();
+        if !o.exists {
+            return if d.absent() {
+                vec![]
+            } else {
+                vec![Change::new("line", Value::Null, d.line.clone())]
+            };
+        }
+        let old = o.content.as_deref().unwrap_or("");
+        let new = edit(d, re.as_ref(), old);
+        if new == old {
+            return vec![];
+        }
+        let (from, to) = if d.absent() {
+            (Value::String(d.line.clone()), Value::Null)
+        } else {
+            let replaced = re
+                .as_ref()
+                .and_then(|r| old.lines().find(|l| r.is_match(l)))
+                .map(|l| Value::String(l.to_string()))
+                .unwrap_or(Value::Null);
+            (replaced, Value::String(d.line.clone()))
+        };
+        vec![Change::new("line", from, to).with_diff(Some(unified_diff(&d.path, old, &new)))]
+    }
+
+    fn apply(
+        &self,
+        host: &Host,
+        _name: &str,
+        d: &Desired,
+        _: &[Change],
+        _: &RunCtx,
+    ) -> Result<(), ModuleError> {
+        let re = d.regex()?;
+        let meta = host.lstat(&d.path)?.filter(|m| m.is_file);
+        let (Some(meta), Some(bytes)) = (meta, host.read(&d.path)?) else {
+            return Err(ModuleError::Invalid(format!(
+                "{}: no such file (declare file[{}] to create it)",
+                d.path, d.path
+            )));
+        };
+        let old = String::from_utf8(bytes)
+            .map_err(|_| ModuleError::Invalid(format!("{} is not a text file", d.path)))?;
+        let new = edit(d, re.as_ref(), &old);
+        if new == old {
+            return Ok(());
+        }
+        host.write_atomic(&d.path, new.as_bytes(), meta.mode, meta.uid, meta.gid)
+    }
+}
