@@ -99,6 +99,9 @@ pub struct Observed {
 
 pub struct Line;
 
+/// Held while a file is read, edited and written back.
+static EDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The file's text after the edit `d` asks for (the same text when nothing
 /// is to be done). Pure: shared by `diff` and `apply`.
 fn edit(d: &Desired, re: Option<&regex::Regex>, text: &str) -> String {
@@ -189,8 +192,21 @@ impl Module for Line {
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
         let re = d.regex()?;
-        let meta = host.lstat(&d.path)?.filter(|m| m.is_file);
-        let (Some(meta), Some(bytes)) = (meta, host.read(&d.path)?) else {
+        // Several line resources may edit one file, and the engine runs
+        // independent resources in parallel: the read-modify-write is
+        // serialised so that no edit overwrites another.
+        let _guard = EDITS.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes = match host.lstat(&d.path)? {
+            Some(m) if m.is_file => host.read(&d.path)?.map(|b| (m, b)),
+            Some(_) => {
+                return Err(ModuleError::Invalid(format!(
+                    "{} is not a regular file",
+                    d.path
+                )))
+            }
+            None => None,
+        };
+        let Some((meta, bytes)) = bytes else {
             return Err(ModuleError::Invalid(format!(
                 "{}: no such file (declare file[{}] to create it)",
                 d.path, d.path

@@ -1,0 +1,3 @@
+set -euo pipefail
+! grep -q '^frank:' "$ROOT/etc/passwd"
+[ ! -e "$ROOT/etc/frank.conf" ]

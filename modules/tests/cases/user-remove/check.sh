@@ -1,0 +1,3 @@
+set -euo pipefail
+! grep -q '^carol:' "$ROOT/etc/passwd"
+! grep -q '^oldgrp:' "$ROOT/etc/group"
