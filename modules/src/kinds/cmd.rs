@@ -1,5 +1,11 @@
 //! `cmd`: a shell command made idempotent by a guard (`creates`, `unless`,
 //! `onlyif`), or run only as a refresh target (`refresh_only`).
+//!
+//! The one kind whose job is a shell: `/bin/sh -c RUN` (guards likewise),
+//! as `user` (runuser), in `cwd` (env -C, so it stays inside a chroot root),
+//! with `env`, killed after `timeout` seconds (default 300). Observing runs
+//! the guards, which must not change the host; the plan says why the
+//! command would run.
 
 use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
 
@@ -244,5 +250,48 @@ impl Module for Cmd {
 
     fn verify_after_apply(&self, d: &Desired) -> bool {
         d.onlyif.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_runs_as_the_user_in_the_directory() {
+        let d: Desired = serde_json::from_value(serde_json::json!({
+            "run": "make install", "creates": "/x", "user": "build", "cwd": "/src"
+        }))
+        .unwrap();
+        assert_eq!(
+            d.argv(&d.run),
+            [
+                "runuser",
+                "-u",
+                "build",
+                "--",
+                "env",
+                "-C",
+                "/src",
+                "/bin/sh",
+                "-c",
+                "make install"
+            ]
+        );
+        assert_eq!(d.timeout(), Duration::from_secs(DEFAULT_TIMEOUT));
+    }
+
+    #[test]
+    fn refresh_only_never_plans_a_run() {
+        let d: Desired =
+            serde_json::from_value(serde_json::json!({"run": "x", "refresh_only": true})).unwrap();
+        let o = Observed {
+            would_run: true,
+            reason: String::new(),
+        };
+        assert!(Cmd::diff("c", &d, &o).is_empty());
+        let unknown =
+            serde_json::from_value::<Desired>(serde_json::json!({"run": "x", "shell": "zsh"}));
+        assert!(unknown.is_err(), "unknown attributes are rejected");
     }
 }

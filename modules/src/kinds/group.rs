@@ -1,4 +1,8 @@
-//! `group`: a local group (shadow tools).
+//! `group`: a local group and its gid.
+//!
+//! Observes by parsing the root's /etc/group; changes go through groupadd,
+//! groupmod and groupdel. Membership is managed from the user side
+//! (`user.groups`), never here.
 
 use cfgm_core::schema::{no_auto_deps, no_check, AttrSpec, AttrType, KindSpec};
 

@@ -1,5 +1,12 @@
 //! `line`: one line present (or absent) in a file, optionally replacing
 //! the line a regular expression matches.
+//!
+//! Edits an existing file in place (atomic write, mode and owner kept);
+//! creating the file is the `file` kind's job, so a missing file is an
+//! error. With `match`, the first matching line is replaced (or the line
+//! appended when none matches); absent removes every line equal to `line`
+//! or matching `match`. Edits of one file by several resources are
+//! serialised.
 
 use cfgm_core::schema::{AttrSpec, AttrType, Attrs, AutoDep, KindSpec, Problem};
 use cfgm_core::ResourceId;
@@ -219,5 +226,56 @@ impl Module for Line {
             return Ok(());
         }
         host.write_atomic(&d.path, new.as_bytes(), meta.mode, meta.uid, meta.gid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(line: &str, pattern: Option<&str>, absent: bool) -> Desired {
+        Desired {
+            path: "/f".into(),
+            line: line.into(),
+            pattern: pattern.map(str::to_string),
+            ensure: absent.then(|| "absent".to_string()),
+        }
+    }
+
+    fn check(d: &Desired, old: &str, new: &str) {
+        let re = d.regex().unwrap();
+        assert_eq!(edit(d, re.as_ref(), old), new, "{d:?} on {old:?}");
+        // A second edit changes nothing.
+        assert_eq!(edit(d, re.as_ref(), new), new, "{d:?} twice");
+    }
+
+    #[test]
+    fn edits() {
+        check(&d("b", None, false), "a\n", "a\nb\n");
+        check(&d("b", None, false), "a", "a\nb\n");
+        check(&d("b", None, false), "", "b\n");
+        check(&d("b", None, false), "b", "b");
+        check(
+            &d("x = 2", Some("^x\\s*="), false),
+            "x=1\ny\nx=3\n",
+            "x = 2\ny\nx=3\n",
+        );
+        check(&d("x = 2", Some("^x\\s*="), false), "y\n", "y\nx = 2\n");
+        check(
+            &d("x = 2", Some("^x\\s*="), false),
+            "x = 2\nx=1\n",
+            "x = 2\nx=1\n",
+        );
+        check(&d("b", None, true), "a\nb\nc\nb\n", "a\nc\n");
+        check(&d("b", Some("^c"), true), "a\nb\nc1\n", "a\n");
+        check(&d("b", None, true), "a\n", "a\n");
+        check(&d("b", None, true), "b\n", "");
+    }
+
+    #[test]
+    fn a_missing_file_is_a_change_for_present_only() {
+        let o = Observed::default();
+        assert_eq!(Line::diff("n", &d("b", None, false), &o).len(), 1);
+        assert!(Line::diff("n", &d("b", None, true), &o).is_empty());
     }
 }

@@ -1,5 +1,14 @@
 //! `pkg`: a Debian package through apt/dpkg: installed (any version),
 //! pinned to a version, or absent.
+//!
+//! Observes with `dpkg-query -W` (an unknown package is absent, not an
+//! error). Applies in batches: every pending install of a run goes to one
+//! `apt-get install` transaction and every removal to one `apt-get remove`;
+//! when apt cannot find a package because the lists are missing or stale,
+//! `apt-get update` runs once and the transaction is retried, and when a
+//! batch fails each package is retried alone so that the failure names the
+//! package at fault. Knows nothing of other package managers or of apt
+//! sources (the host's own configuration is used).
 
 use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
 
@@ -271,5 +280,36 @@ impl Module for Pkg {
             results[i] = r;
         }
         results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(ensure: Option<&str>, version: Option<&str>) -> Desired {
+        Desired {
+            ensure: ensure.map(str::to_string),
+            version: version.map(str::to_string),
+        }
+    }
+
+    fn attrs(d: &Desired, have: Option<&str>) -> Vec<String> {
+        let o = Observed {
+            version: have.map(str::to_string),
+        };
+        Pkg::diff("p", d, &o).into_iter().map(|c| c.attr).collect()
+    }
+
+    #[test]
+    fn diff() {
+        assert_eq!(attrs(&d(None, None), None), ["ensure"]);
+        assert!(attrs(&d(None, None), Some("1.0")).is_empty());
+        assert!(attrs(&d(Some("installed"), Some("1:2.0-1")), Some("1:2.0-1")).is_empty());
+        assert_eq!(attrs(&d(None, Some("2.0")), Some("1.0")), ["version"]);
+        assert_eq!(attrs(&d(None, Some("2.0")), None), ["version"]);
+        assert_eq!(attrs(&d(Some("absent"), None), Some("1.0")), ["ensure"]);
+        assert!(attrs(&d(Some("absent"), None), None).is_empty());
+        assert_eq!(target("p", &d(None, Some("2.0"))), "p=2.0");
     }
 }

@@ -1,6 +1,13 @@
-//! `service`: a system service running or stopped, enabled or disabled
-//! (systemd when it is PID 1, else sysvinit); a refresh restarts it, or
-//! reloads it when `reload = true`.
+//! `service`: a system service running or stopped, enabled or disabled;
+//! a refresh restarts it, or reloads it when `reload = true`.
+//!
+//! Two providers, chosen per host: systemd (`systemctl`) when it is PID 1,
+//! sysvinit (`/etc/init.d/NAME`, `update-rc.d`, S links in /etc/rc[2-5].d)
+//! otherwise, which is always the case for a root other than "/". Only the
+//! attributes given are managed. A service that does not exist is observed
+//! as stopped and disabled; asking it to run fails in apply with "no unit
+//! NAME.service" / "no /etc/init.d/NAME". Installing the service's package
+//! is the `pkg` kind's job (a service comes after the package of its name).
 
 use cfgm_core::schema::{no_check, AttrSpec, AttrType, Attrs, AutoDep, KindSpec};
 use cfgm_core::ResourceId;
@@ -103,6 +110,7 @@ impl Init {
 
     fn missing(self, name: &str) -> ModuleError {
         ModuleError::Invalid(match self {
+            Init::Systemd if name.contains('.') => format!("no unit {name}"),
             Init::Systemd => format!("no unit {name}.service"),
             Init::Sysv => format!("no {}", init_script(name)),
         })
@@ -263,5 +271,45 @@ impl Module for Service {
             init.act(host, name, action)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_links() {
+        assert!(sysv_start_link("S01nginx", "nginx"));
+        assert!(sysv_start_link("S20nginx", "nginx"));
+        assert!(!sysv_start_link("K01nginx", "nginx"));
+        assert!(!sysv_start_link("S01nginx-debug", "nginx"));
+        assert!(!sysv_start_link("S01ssh", "sshd"));
+    }
+
+    #[test]
+    fn only_given_attributes_are_managed() {
+        let o = Observed {
+            provider: "sysvinit".into(),
+            exists: true,
+            running: true,
+            enabled: false,
+        };
+        let none = Desired {
+            running: None,
+            enabled: None,
+            reload: Some(true),
+        };
+        assert!(Service::diff("s", &none, &o).is_empty());
+        let both = Desired {
+            running: Some(false),
+            enabled: Some(true),
+            reload: None,
+        };
+        let c = Service::diff("s", &both, &o);
+        assert_eq!(
+            c.iter().map(|c| c.attr.as_str()).collect::<Vec<_>>(),
+            ["running", "enabled"]
+        );
     }
 }

@@ -1,5 +1,11 @@
 //! `sysctl`: a kernel parameter, live (/proc/sys) and persisted in
-//! /etc/sysctl.d/.
+//! /etc/sysctl.d/90-cfgm-KEY.conf.
+//!
+//! The live value is managed only where the host's /proc/sys is reachable
+//! (the root is "/", or ROOT/proc/sys exists); values compare with their
+//! whitespace normalised ("10240\t65000" equals "10240 65000"), booleans
+//! as 1/0. `persist = false` removes cfgm's own file for the key; other
+//! files in /etc/sysctl.d are never touched.
 
 use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
 
@@ -197,5 +203,56 @@ impl Module for Sysctl {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(v: Value, persist: Option<bool>) -> Desired {
+        Desired { value: v, persist }
+    }
+
+    #[test]
+    fn values_compare_as_the_kernel_prints_them() {
+        assert_eq!(d(Value::Bool(true), None).value(), "1");
+        assert_eq!(d(Value::from(1024), None).value(), "1024");
+        assert_eq!(
+            d(Value::from(" 10240\t 65000 "), None).value(),
+            "10240 65000"
+        );
+        assert_eq!(
+            proc_path("net.core.somaxconn"),
+            "/proc/sys/net/core/somaxconn"
+        );
+        assert_eq!(
+            proc_path("net/ipv4/conf/eth0.100/rp_filter"),
+            "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"
+        );
+    }
+
+    #[test]
+    fn diff() {
+        let o = Observed {
+            live_managed: true,
+            live: Some("10240 65000".into()),
+            persisted: Some("k = 10240 65000\n".into()),
+        };
+        assert!(Sysctl::diff("k", &d(Value::from("10240    65000"), None), &o).is_empty());
+        let c = Sysctl::diff("k", &d(Value::from("10240 65000"), Some(false)), &o);
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].attr.as_str(), &c[0].to), ("persist", &Value::Null));
+        // The live value is not managed when /proc/sys is out of reach.
+        let o = Observed {
+            live_managed: false,
+            live: None,
+            persisted: None,
+        };
+        let c = Sysctl::diff("k", &d(Value::from(1), None), &o);
+        assert_eq!(
+            c.iter().map(|c| c.attr.as_str()).collect::<Vec<_>>(),
+            ["persist"]
+        );
     }
 }

@@ -1,5 +1,12 @@
-//! `user`: a local user account (shadow tools) with its groups, shell,
-//! home and ssh authorized keys.
+//! `user`: a local user account with its uid, primary and supplementary
+//! groups, shell, home, comment and ssh authorized keys.
+//!
+//! Observes by parsing the root's /etc/passwd and /etc/group; changes go
+//! through the shadow tools (useradd, usermod, userdel), run via the host
+//! (through chroot for another root). `ssh_keys` are exactly the lines of
+//! HOME/.ssh/authorized_keys (file 0600, directory 0700, owned by the
+//! user), written atomically. Passwords and groups' own attributes are not
+//! managed here (groups are the `group` kind).
 
 use cfgm_core::schema::{AttrSpec, AttrType, Attrs, AutoDep, KindSpec, Problem};
 use cfgm_core::ResourceId;
