@@ -23,6 +23,8 @@
 //!
 //! Usage: `cargo test -p cfgm-modules --test tests [-- FILTER...]`.
 
+mod container;
+
 use cfgm_core::engine::{self, Mode, Options};
 use cfgm_core::{Catalog, Compiler, Outcome, Report, Tree};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -43,10 +45,22 @@ fn main() -> ExitCode {
         return reexec_in_namespace(&args);
     }
     if let Some(i) = args.iter().position(|a| a == "--case") {
-        // A child running one case (in a private network namespace).
+        // A child running one case: in a private network namespace, or
+        // inside a booted container (then the host root is "/").
         let name = args.get(i + 1).expect("--case NAME");
-        let base = PathBuf::from(std::env::var("CFGM_TEST_BASE").expect("CFGM_TEST_BASE"));
-        return match run_case(&base, &cases_dir().join(name), true) {
+        let (case, place) = match std::env::var_os("CFGM_TEST_UPPER") {
+            Some(upper) => (
+                PathBuf::from(CONTAINER_CASE),
+                Place::Container(PathBuf::from(upper)),
+            ),
+            None => (
+                cases_dir().join(name),
+                Place::Netns(PathBuf::from(
+                    std::env::var("CFGM_TEST_BASE").expect("CFGM_TEST_BASE"),
+                )),
+            ),
+        };
+        return match run_case(&case, place) {
             Ok(log) => {
                 print!("{log}");
                 ExitCode::SUCCESS
@@ -96,8 +110,10 @@ fn main() -> ExitCode {
                 let t = Instant::now();
                 let result = if case.join("netns").exists() {
                     run_case_in_netns(&base, &name)
+                } else if case.join("systemd").exists() {
+                    container::run_case(&base, &case)
                 } else {
-                    run_case(&base, &case, false)
+                    run_case(&case, Place::Chroot(base.clone()))
                 };
                 let secs = t.elapsed().as_secs_f64();
                 match result {
@@ -399,6 +415,7 @@ fn run_case_in_netns(base: &Path, name: &str) -> Result<String, String> {
         .arg(exe)
         .args(["--case", name])
         .env("CFGM_TEST_BASE", base)
+        .env_remove("CFGM_TEST_UPPER")
         .env("CFGM_TEST_OUTER_NET", outer_net)
         .output()
         .map_err(|e| format!("unshare: {e}"))?;
@@ -533,8 +550,8 @@ fn check_no_secrets(case: &Path, catalog: &Catalog, r: &Report, what: &str) -> R
     Ok(())
 }
 
-fn run_engine(catalog: &Catalog, root: &Root, mode: Mode) -> Report {
-    let host = cfgm_modules::Host::new(root.path(), root.state_dir());
+fn run_engine(catalog: &Catalog, root: &Path, state_dir: &Path, mode: Mode) -> Report {
+    let host = cfgm_modules::Host::new(root, state_dir);
     let providers = cfgm_modules::providers(&host);
     engine::run(
         catalog,
@@ -546,12 +563,46 @@ fn run_engine(catalog: &Catalog, root: &Root, mode: Mode) -> Report {
     )
 }
 
+/// Where a case's host root is.
+enum Place {
+    /// A fresh overlay over the base (path), commands through chroot.
+    Chroot(PathBuf),
+    /// The same, in a private network namespace with /proc in the root.
+    Netns(PathBuf),
+    /// Inside a booted container: the root is "/"; its overlay's upper
+    /// directory is bind-mounted at the path.
+    Container(PathBuf),
+}
+
+/// Where the case directory is inside a container.
+const CONTAINER_CASE: &str = "/var/lib/cfgm-test/case";
+
 /// One case: setup → dry run → apply → check → apply again. Returns its log.
-fn run_case(base: &Path, case: &Path, in_netns: bool) -> Result<String, String> {
+fn run_case(case: &Path, place: Place) -> Result<String, String> {
     let mut log = String::new();
     let catalog = compile(case)?;
-    let mut root = Root::new(base)?;
-    if in_netns {
+    let (root, root_dir, upper, state_dir) = match &place {
+        Place::Chroot(base) | Place::Netns(base) => {
+            let root = Root::new(base)?;
+            let (r, u, s) = (root.path(), root.upper(), root.state_dir());
+            (Some(root), r, u, s)
+        }
+        Place::Container(upper) => {
+            for r in &catalog.resources {
+                if r.id.kind == "sysctl" {
+                    return Err(format!(
+                        "{}: no kernel parameters in a container case",
+                        r.id
+                    ));
+                }
+            }
+            let state = PathBuf::from("/run/cfgm-test-state");
+            std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
+            (None, PathBuf::from("/"), upper.clone(), state)
+        }
+    };
+    let mut root = root;
+    if let (Place::Netns(_), Some(root)) = (&place, root.as_mut()) {
         // Kernel parameters: only the network ones, which this private
         // network namespace holds; never anything this machine shares.
         let own = std::fs::read_link("/proc/self/ns/net").map_err(|e| format!("netns: {e}"))?;
@@ -569,15 +620,15 @@ fn run_case(base: &Path, case: &Path, in_netns: bool) -> Result<String, String> 
         }
         root.mount_proc()?;
     }
-    script(case, "setup.sh", &root.path())?;
+    script(case, "setup.sh", &root_dir)?;
     let expected = expected_failures(case);
 
     // The dry run: the plan, and nothing changed on disk.
-    let before = snapshot(&root.upper());
+    let before = snapshot(&upper);
     let t = Instant::now();
-    let dry = run_engine(&catalog, &root, Mode::DryRun);
+    let dry = run_engine(&catalog, &root_dir, &state_dir, Mode::DryRun);
     log.push_str(&format!("dry run {:.2} s\n", t.elapsed().as_secs_f64()));
-    let after = snapshot(&root.upper());
+    let after = snapshot(&upper);
     if before != after {
         let changed: Vec<_> = before
             .iter()
@@ -629,7 +680,7 @@ fn run_case(base: &Path, case: &Path, in_netns: bool) -> Result<String, String> 
 
     // The apply: the expected failures only, exactly the predicted changes.
     let t = Instant::now();
-    let first = run_engine(&catalog, &root, Mode::Apply);
+    let first = run_engine(&catalog, &root_dir, &state_dir, Mode::Apply);
     log.push_str(&format!("apply {:.2} s\n", t.elapsed().as_secs_f64()));
     check_failures(&first, &expected, "apply")?;
     check_no_secrets(case, &catalog, &first, "apply")?;
@@ -645,10 +696,10 @@ fn run_case(base: &Path, case: &Path, in_netns: bool) -> Result<String, String> 
             first.to_text(false)
         ));
     }
-    script(case, "check.sh", &root.path())?;
+    script(case, "check.sh", &root_dir)?;
 
     // Idempotence: a second apply changes nothing.
-    let second = run_engine(&catalog, &root, Mode::Apply);
+    let second = run_engine(&catalog, &root_dir, &state_dir, Mode::Apply);
     check_failures(&second, &expected, "second apply")?;
     if second.counts.changed != 0 {
         return Err(format!(
