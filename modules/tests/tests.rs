@@ -1,25 +1,36 @@
 //! The resource kinds against a real Debian root: one data-driven case per
 //! directory under `tests/cases/<kind>-<what>/`.
 //!
-//! A case is a states tree (`tree/`: one host `test`), an optional
-//! `setup.sh` that makes the start state, `expected-plan` (the sorted
-//! `kind[name] attr` lines the dry run reports; re-bless with
-//! `CFGM_BLESS=1`), an optional `expect-failures` (`kind[name] text` lines:
-//! the resources that fail or are skipped, and a piece of their error) and
-//! `check.sh`, the assertion of the end state. For each case the runner
-//! mounts a fresh overlay over an unpacked Debian bookworm base, runs the
-//! setup, a dry run (plan as expected, nothing on disk changed), an apply
-//! (no failure but the expected ones, exactly the predicted resources
-//! changed), the check, and a second apply (nothing changes). Secrets of
-//! the catalog must appear in no report.
+//! A case is:
+//! - `tree/`: a states tree with one host `test`;
+//! - `setup.sh` (optional): bash with `$ROOT`, makes the start state;
+//! - `expected-plan`: the sorted lines of the dry run, `kind[name] attr` per
+//!   change, `kind[name] refresh` per due refresh, `kind[name] (failed)` /
+//!   `(skipped)`; re-bless with `CFGM_BLESS=1`;
+//! - `expect-failures` (optional): `kind[name] text` lines, the resources
+//!   that fail (or are skipped) in apply and a piece of their error;
+//! - `check.sh`: bash with `$ROOT`, the assertion of the end state;
+//! - `expected-report` (optional, blessed): the dry run as people read it;
+//! - `secrets` (optional): strings no report may contain (the catalog's
+//!   secret attributes are always checked);
+//! - `netns` / `systemd` (markers): where the case runs, see below.
 //!
-//! The binary has its own `main` (`harness = false`): it re-executes itself
-//! in a private mount namespace, so that its overlays are invisible to the
-//! rest of the machine and vanish with it, and runs a case marked `netns`
-//! (sysctl) in a child with a private network namespace and its own /proc
-//! in the root, so that no kernel parameter of this machine ever changes.
-//! Commands in a case run through `chroot ROOT`; nothing outside the
-//! temporary overlay is touched. Needs root.
+//! For each case the runner mounts a fresh overlay over an unpacked Debian
+//! bookworm base, runs the setup, a dry run (the plan as expected, and the
+//! overlay's upper directory — file list, sizes, modes, mtimes — unchanged),
+//! an apply (no failure but the expected ones, exactly the resources the
+//! dry run predicted changed), the check, and a second apply (nothing
+//! changes). Commands run through `chroot ROOT`; nothing outside the
+//! overlay is touched.
+//!
+//! The binary has its own `main` (`harness = false`) because cases need
+//! processes of their own: it re-executes itself in a private mount
+//! namespace, so that its overlays are invisible to the rest of the machine
+//! and vanish with it; a `netns` case (sysctl) runs in a child with a
+//! private network namespace and /proc mounted in the root, and may only
+//! set `net.*` parameters, which that namespace owns, so no kernel
+//! parameter of this machine ever changes; a `systemd` case runs inside
+//! the root booted as a container (see `container.rs`). Needs root.
 //!
 //! Usage: `cargo test -p cfgm-modules --test tests [-- FILTER...]`.
 
@@ -108,13 +119,17 @@ fn main() -> ExitCode {
                 };
                 let name = case.file_name().unwrap().to_string_lossy().into_owned();
                 let t = Instant::now();
-                let result = if case.join("netns").exists() {
-                    run_case_in_netns(&base, &name)
-                } else if case.join("systemd").exists() {
-                    container::run_case(&base, &case)
-                } else {
-                    run_case(&case, Place::Chroot(base.clone()))
-                };
+                // A panicking case fails alone (its root is unmounted while unwinding).
+                let result = std::panic::catch_unwind(|| {
+                    if case.join("netns").exists() {
+                        run_case_in_netns(&base, &name)
+                    } else if case.join("systemd").exists() {
+                        container::run_case(&base, &case)
+                    } else {
+                        run_case(&case, Place::Chroot(base.clone()))
+                    }
+                })
+                .unwrap_or_else(|_| Err("the case panicked".into()));
                 let secs = t.elapsed().as_secs_f64();
                 match result {
                     Ok(_) => println!("case {name} ... ok ({secs:.1} s)"),
