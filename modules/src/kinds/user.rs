@@ -357,10 +357,12 @@ impl Module for User {
         };
         flag(&mut argv, "--uid", d.uid.map(|u| u.to_string()), has("uid"));
         flag(&mut argv, "--gid", d.group.clone(), has("group"));
+        // A new account has no supplementary groups to clear.
+        let groups = d.groups.as_ref().filter(|g| !(creating && g.is_empty()));
         flag(
             &mut argv,
             "--groups",
-            d.groups.as_ref().map(|g| g.join(",")),
+            groups.map(|g| g.join(",")),
             has("groups"),
         );
         flag(&mut argv, "--shell", d.shell.clone(), has("shell"));
