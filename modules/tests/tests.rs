@@ -32,7 +32,8 @@
 //! parameter of this machine ever changes; a `systemd` case runs inside
 //! the root booted as a container (see `container.rs`). Needs root.
 //!
-//! Usage: `cargo test -p cfgm-modules --test tests [-- FILTER...]`.
+//! Usage: `cargo test -p cfgm-modules --test tests [-- FILTER...]`;
+//! `CFGM_TEST_VERBOSE=1` shows each case's apply report.
 
 mod container;
 
@@ -108,6 +109,8 @@ fn main() -> ExitCode {
         let n = p.file_name().unwrap().to_string_lossy().into_owned();
         (!n.starts_with("pkg-"), n)
     });
+    // CFGM_TEST_VERBOSE=1 shows every case's apply report.
+    let verbose = std::env::var_os("CFGM_TEST_VERBOSE").is_some();
     println!("running {} cases", cases.len());
     let queue = Mutex::new(VecDeque::from(cases.clone()));
     let failed = Mutex::new(Vec::new());
@@ -132,6 +135,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| Err("the case panicked".into()));
                 let secs = t.elapsed().as_secs_f64();
                 match result {
+                    Ok(log) if verbose => println!("case {name} ... ok ({secs:.1} s)\n{log}"),
                     Ok(_) => println!("case {name} ... ok ({secs:.1} s)"),
                     Err(e) => {
                         println!("case {name} ... FAILED ({secs:.1} s)\n{e}");
@@ -697,6 +701,7 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
     let t = Instant::now();
     let first = run_engine(&catalog, &root_dir, &state_dir, Mode::Apply);
     log.push_str(&format!("apply {:.2} s\n", t.elapsed().as_secs_f64()));
+    log.push_str(&first.to_text(false));
     check_failures(&first, &expected, "apply")?;
     check_no_secrets(case, &catalog, &first, "apply")?;
     let changed = ids_with(&first, |o| o == Outcome::Changed);

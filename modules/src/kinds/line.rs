@@ -89,7 +89,12 @@ impl Desired {
             .as_deref()
             .map(|p| {
                 regex::Regex::new(p).map_err(|e| {
-                    ModuleError::Invalid(format!("match: bad regular expression: {e}"))
+                    // The regex crate's message spans lines (pattern, caret,
+                    // error); its last line says what is wrong.
+                    let e = e.to_string();
+                    let what = e.lines().last().unwrap_or("");
+                    let what = what.trim_start_matches("error: ");
+                    ModuleError::Invalid(format!("match: bad regular expression `{p}`: {what}"))
                 })
             })
             .transpose()

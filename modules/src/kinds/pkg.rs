@@ -95,12 +95,15 @@ pub struct Observed {
 pub struct Pkg;
 
 /// The options of every install: non-interactive, keep changed
-/// configuration files, no recommends, and a pinned version may be older.
+/// configuration files, no recommends, a pinned version may be older, and
+/// wait for a dpkg lock another apt run holds rather than fail at once.
 const INSTALL: &[&str] = &[
     "apt-get",
     "install",
     "-y",
     "-q",
+    "-o",
+    "DPkg::Lock::Timeout=300",
     "--no-install-recommends",
     "--allow-downgrades",
     "-o",
@@ -109,7 +112,14 @@ const INSTALL: &[&str] = &[
     "Dpkg::Options::=--force-confold",
 ];
 
-const REMOVE: &[&str] = &["apt-get", "remove", "-y", "-q"];
+const REMOVE: &[&str] = &[
+    "apt-get",
+    "remove",
+    "-y",
+    "-q",
+    "-o",
+    "DPkg::Lock::Timeout=300",
+];
 
 /// Whether a failed apt run looks like missing or stale package lists,
 /// which `apt-get update` cures.
@@ -146,7 +156,7 @@ fn transaction(host: &Host, argv: &[String], updated: &mut bool) -> Result<(), M
     }
     if !*updated && stale_lists(host, &out) {
         *updated = true;
-        host.run(&["apt-get", "update", "-q"])?;
+        host.run(&["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"])?;
         let again = apt(argv)?;
         if again.status.success() {
             return Ok(());
