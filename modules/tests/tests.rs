@@ -87,6 +87,11 @@ fn main() -> ExitCode {
     // the other arguments filter cases by substring.
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let t0 = Instant::now();
+    if let Err(e) = desired_matches_spec() {
+        println!("desired-matches-spec ... FAILED\n{e}");
+        return ExitCode::FAILURE;
+    }
+    println!("desired-matches-spec ... ok");
     let base = match base_root() {
         Ok(b) => b,
         Err(e) => {
@@ -185,6 +190,60 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
+}
+
+// ---- every kind's Desired takes exactly its spec's attributes -------------
+
+/// Every attribute a kind's spec declares deserialises into its `Desired`
+/// (with a value of the attribute's type), and an undeclared one is refused.
+fn desired_matches_spec() -> Result<(), String> {
+    use cfgm_core::schema::AttrType;
+    use cfgm_core::KindSpec;
+    use serde_json::{json, Value};
+    fn sample(ty: AttrType) -> Value {
+        match ty {
+            AttrType::Str | AttrType::Template { .. } | AttrType::TreeFile { .. } => json!("x"),
+            AttrType::Int => json!(1),
+            AttrType::Bool => json!(true),
+            AttrType::StrList => json!(["x"]),
+            AttrType::Scalar => json!("1"),
+            AttrType::Mode => json!("0644"),
+            AttrType::Enum(v) => json!(v[0]),
+            AttrType::Table => json!({"k": "v"}),
+        }
+    }
+    fn check<D: serde::de::DeserializeOwned>(spec: &KindSpec) -> Result<(), String> {
+        let mut all: serde_json::Map<String, Value> = spec
+            .attrs
+            .iter()
+            .map(|a| (a.name.to_string(), sample(a.ty)))
+            .collect();
+        serde_json::from_value::<D>(Value::Object(all.clone()))
+            .map_err(|e| format!("{}: the spec's attributes: {e}", spec.kind))?;
+        all.insert("no_such_attribute".into(), json!(true));
+        match serde_json::from_value::<D>(Value::Object(all)) {
+            Ok(_) => Err(format!(
+                "{}: an undeclared attribute is accepted",
+                spec.kind
+            )),
+            Err(_) => Ok(()),
+        }
+    }
+    use cfgm_modules::kinds::*;
+    check::<file::Desired>(&file::SPEC)?;
+    check::<directory::Desired>(&directory::SPEC)?;
+    check::<symlink::Desired>(&symlink::SPEC)?;
+    check::<pkg::Desired>(&pkg::SPEC)?;
+    check::<service::Desired>(&service::SPEC)?;
+    check::<user::Desired>(&user::SPEC)?;
+    check::<group::Desired>(&group::SPEC)?;
+    check::<cmd::Desired>(&cmd::SPEC)?;
+    check::<sysctl::Desired>(&sysctl::SPEC)?;
+    check::<line::Desired>(&line::SPEC)?;
+    if cfgm_modules::specs().len() != 10 {
+        return Err("a kind was added: check its Desired here too".into());
+    }
+    Ok(())
 }
 
 // ---- the Debian base ------------------------------------------------------
