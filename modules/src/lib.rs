@@ -34,6 +34,13 @@ pub fn providers(host: &Host) -> Providers {
     add(&mut p, "file", kinds::file::File, host);
     add(&mut p, "directory", kinds::directory::Directory, host);
     add(&mut p, "symlink", kinds::symlink::Symlink, host);
+    add(&mut p, "pkg", kinds::pkg::Pkg, host);
+    add(&mut p, "service", kinds::service::Service, host);
+    add(&mut p, "user", kinds::user::User, host);
+    add(&mut p, "group", kinds::group::Group, host);
+    add(&mut p, "cmd", kinds::cmd::Cmd, host);
+    add(&mut p, "sysctl", kinds::sysctl::Sysctl, host);
+    add(&mut p, "line", kinds::line::Line, host);
     p
 }
 

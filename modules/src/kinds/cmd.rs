@@ -1,5 +1,11 @@
 //! `cmd`: a shell command made idempotent by a guard (`creates`, `unless`,
 //! `onlyif`), or run only as a refresh target (`refresh_only`).
+//!
+//! The one kind whose job is a shell: `/bin/sh -c RUN` (guards likewise),
+//! as `user` (runuser), in `cwd` (env -C, so it stays inside a chroot root),
+//! with `env`, killed after `timeout` seconds (default 300). Observing runs
+//! the guards, which must not change the host; the plan says why the
+//! command would run.
 
 use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
 
@@ -47,5 +53,245 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
             "run",
             "a command without `creates`, `unless`, `onlyif` or `refresh_only` would run on every apply",
         )]
+    }
+}
+
+// ---- behaviour -----------------------------------------------------------
+
+use crate::host::{run_with_timeout, Host, HostRead};
+use crate::module::Module;
+use cfgm_core::engine::RunCtx;
+use cfgm_core::{Change, ModuleError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::process::Command;
+use std::time::Duration;
+
+/// How long a command (or a guard) may run when `timeout` is not given.
+const DEFAULT_TIMEOUT: u64 = 300;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desired {
+    pub run: String,
+    #[serde(default)]
+    pub creates: Option<String>,
+    #[serde(default)]
+    pub unless: Option<String>,
+    #[serde(default)]
+    pub onlyif: Option<String>,
+    #[serde(default)]
+    pub refresh_only: Option<bool>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub env: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+impl Desired {
+    fn refresh_only(&self) -> bool {
+        self.refresh_only == Some(true)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout.unwrap_or(DEFAULT_TIMEOUT))
+    }
+
+    /// The argv that runs `script` as this resource's user, in its cwd:
+    /// `[runuser -u USER --] [env -C CWD] /bin/sh -c SCRIPT`. Going through
+    /// `env -C` (not the process's working directory) keeps the directory
+    /// inside the host root when the command runs through chroot.
+    fn argv(&self, script: &str) -> Vec<String> {
+        let mut argv: Vec<String> = Vec::new();
+        if let Some(u) = &self.user {
+            argv.extend(["runuser".into(), "-u".into(), u.clone(), "--".into()]);
+        }
+        if let Some(d) = &self.cwd {
+            argv.extend(["env".into(), "-C".into(), d.clone()]);
+        }
+        argv.extend(["/bin/sh".into(), "-c".into(), script.to_string()]);
+        argv
+    }
+
+    fn command(&self, host: &HostRead, argv: &[String]) -> Command {
+        let mut c = host.command(argv);
+        for (k, v) in self.env.iter().flatten() {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs a guard; whether it exited 0.
+    fn guard(&self, host: &HostRead, script: &str) -> Result<bool, ModuleError> {
+        let argv = self.argv(script);
+        let out = run_with_timeout(self.command(host, &argv), &argv, self.timeout())?;
+        Ok(out.status.success())
+    }
+}
+
+/// Whether the command would run, and why (or why not).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Observed {
+    pub would_run: bool,
+    pub reason: String,
+}
+
+pub struct Cmd;
+
+impl Cmd {
+    fn run(host: &Host, d: &Desired) -> Result<(), ModuleError> {
+        let argv = d.argv(&d.run);
+        host.run_cmd(d.command(host, &argv), &argv, d.timeout())?;
+        Ok(())
+    }
+}
+
+/// What the guards say; `refresh_only` is not a guard (see `observe`).
+fn guards(host: &HostRead, d: &Desired) -> Result<Observed, ModuleError> {
+    let mut reasons = Vec::new();
+    if let Some(p) = &d.creates {
+        if host.lstat(p)?.is_some() {
+            return Ok(Observed {
+                would_run: false,
+                reason: format!("{p} exists"),
+            });
+        }
+        reasons.push(format!("{p} does not exist"));
+    }
+    if let Some(u) = &d.unless {
+        if d.guard(host, u)? {
+            return Ok(Observed {
+                would_run: false,
+                reason: format!("unless `{u}` succeeded"),
+            });
+        }
+        reasons.push(format!("unless `{u}` failed"));
+    }
+    if let Some(g) = &d.onlyif {
+        if !d.guard(host, g)? {
+            return Ok(Observed {
+                would_run: false,
+                reason: format!("onlyif `{g}` failed"),
+            });
+        }
+        reasons.push(format!("onlyif `{g}` succeeded"));
+    }
+    if reasons.is_empty() {
+        reasons.push("no guard".into());
+    }
+    Ok(Observed {
+        would_run: true,
+        reason: reasons.join(", "),
+    })
+}
+
+impl Module for Cmd {
+    type Desired = Desired;
+    type Observed = Observed;
+
+    fn observe(
+        &self,
+        host: &HostRead,
+        _name: &str,
+        d: &Desired,
+        _: &RunCtx,
+    ) -> Result<Observed, ModuleError> {
+        if d.refresh_only() {
+            // Guards run at refresh time, not on every observe.
+            return Ok(Observed {
+                would_run: false,
+                reason: "runs only when a watched resource changes".into(),
+            });
+        }
+        guards(host, d)
+    }
+
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+        if d.refresh_only() || !o.would_run {
+            return vec![];
+        }
+        vec![Change::new("run", o.reason.clone(), d.run.clone())]
+    }
+
+    fn apply(
+        &self,
+        host: &Host,
+        _name: &str,
+        d: &Desired,
+        _: &[Change],
+        _: &RunCtx,
+    ) -> Result<(), ModuleError> {
+        Cmd::run(host, d)
+    }
+
+    /// A `refresh_only` command runs when a watched resource changed (and
+    /// its guards let it); any other command already ran if its guards
+    /// said so, and is not run twice.
+    fn refresh(
+        &self,
+        host: &Host,
+        _name: &str,
+        d: &Desired,
+        _: &RunCtx,
+    ) -> Result<(), ModuleError> {
+        if d.refresh_only() && guards(host, d)?.would_run {
+            Cmd::run(host, d)?;
+        }
+        Ok(())
+    }
+
+    fn verify_after_apply(&self, d: &Desired) -> bool {
+        d.onlyif.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_runs_as_the_user_in_the_directory() {
+        let d: Desired = serde_json::from_value(serde_json::json!({
+            "run": "make install", "creates": "/x", "user": "build", "cwd": "/src"
+        }))
+        .unwrap();
+        assert_eq!(
+            d.argv(&d.run),
+            [
+                "runuser",
+                "-u",
+                "build",
+                "--",
+                "env",
+                "-C",
+                "/src",
+                "/bin/sh",
+                "-c",
+                "make install"
+            ]
+        );
+        assert_eq!(d.timeout(), Duration::from_secs(DEFAULT_TIMEOUT));
+    }
+
+    #[test]
+    fn refresh_only_never_plans_a_run() {
+        let d: Desired =
+            serde_json::from_value(serde_json::json!({"run": "x", "refresh_only": true})).unwrap();
+        let o = Observed {
+            would_run: true,
+            reason: String::new(),
+        };
+        assert!(Cmd::diff("c", &d, &o).is_empty());
+        let unknown =
+            serde_json::from_value::<Desired>(serde_json::json!({"run": "x", "shell": "zsh"}));
+        assert!(unknown.is_err(), "unknown attributes are rejected");
     }
 }

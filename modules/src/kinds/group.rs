@@ -1,4 +1,8 @@
-//! `group`: a local group (shadow tools).
+//! `group`: a local group and its gid.
+//!
+//! Observes by parsing the root's /etc/group; changes go through groupadd,
+//! groupmod and groupdel. Membership is managed from the user side
+//! (`user.groups`), never here.
 
 use cfgm_core::schema::{no_auto_deps, no_check, AttrSpec, AttrType, KindSpec};
 
@@ -23,3 +27,106 @@ pub static SPEC: KindSpec = KindSpec {
     check: no_check,
     auto_deps: no_auto_deps,
 };
+
+// ---- behaviour -----------------------------------------------------------
+
+use crate::host::{Host, HostRead};
+use crate::module::Module;
+use cfgm_core::engine::RunCtx;
+use cfgm_core::{Change, ModuleError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desired {
+    #[serde(default)]
+    pub ensure: Option<String>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+    #[serde(default)]
+    pub system: Option<bool>,
+}
+
+impl Desired {
+    fn absent(&self) -> bool {
+        self.ensure.as_deref() == Some("absent")
+    }
+}
+
+/// The group as `/etc/group` has it; a missing group is `exists = false`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Observed {
+    pub exists: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+}
+
+pub struct Group;
+
+impl Module for Group {
+    type Desired = Desired;
+    type Observed = Observed;
+
+    fn observe(
+        &self,
+        host: &HostRead,
+        name: &str,
+        _: &Desired,
+        _: &RunCtx,
+    ) -> Result<Observed, ModuleError> {
+        Ok(match host.group(name)? {
+            None => Observed::default(),
+            Some(f) => Observed {
+                exists: true,
+                gid: f.get(2).and_then(|g| g.parse().ok()),
+            },
+        })
+    }
+
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+        if d.absent() {
+            return if o.exists {
+                vec![Change::new("ensure", "present", "absent")]
+            } else {
+                vec![]
+            };
+        }
+        if !o.exists {
+            return vec![Change::new("ensure", Value::Null, "present")];
+        }
+        match d.gid {
+            Some(g) if o.gid != Some(g) => vec![Change::new("gid", o.gid, g)],
+            _ => vec![],
+        }
+    }
+
+    fn apply(
+        &self,
+        host: &Host,
+        name: &str,
+        d: &Desired,
+        changes: &[Change],
+        _: &RunCtx,
+    ) -> Result<(), ModuleError> {
+        if d.absent() {
+            host.run(&["groupdel", name])?;
+            return Ok(());
+        }
+        let mut argv: Vec<String> = Vec::new();
+        if changes.iter().any(|c| c.attr == "ensure") {
+            argv.push("groupadd".into());
+            if d.system == Some(true) {
+                argv.push("--system".into());
+            }
+        } else {
+            argv.push("groupmod".into());
+        }
+        if let Some(g) = d.gid {
+            argv.extend(["--gid".into(), g.to_string()]);
+        }
+        argv.push(name.into());
+        host.run(&argv)?;
+        Ok(())
+    }
+}

@@ -1,5 +1,12 @@
 //! `line`: one line present (or absent) in a file, optionally replacing
 //! the line a regular expression matches.
+//!
+//! Edits an existing file in place (atomic write, mode and owner kept);
+//! creating the file is the `file` kind's job, so a missing file is an
+//! error. With `match`, the first matching line is replaced (or the line
+//! appended when none matches); absent removes every line equal to `line`
+//! or matching `match`. Edits of one file by several resources are
+//! serialised.
 
 use cfgm_core::schema::{AttrSpec, AttrType, Attrs, AutoDep, KindSpec, Problem};
 use cfgm_core::ResourceId;
@@ -50,5 +57,230 @@ fn auto_deps(_name: &str, attrs: &Attrs) -> Vec<AutoDep> {
             candidates: vec![ResourceId::new("file", p)],
         }],
         _ => Vec::new(),
+    }
+}
+
+// ---- behaviour -----------------------------------------------------------
+
+use crate::host::{Host, HostRead};
+use crate::module::{unified_diff, Module};
+use cfgm_core::engine::RunCtx;
+use cfgm_core::{Change, ModuleError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desired {
+    pub path: String,
+    pub line: String,
+    #[serde(default, rename = "match")]
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub ensure: Option<String>,
+}
+
+impl Desired {
+    fn absent(&self) -> bool {
+        self.ensure.as_deref() == Some("absent")
+    }
+
+    fn regex(&self) -> Result<Option<regex::Regex>, ModuleError> {
+        self.pattern
+            .as_deref()
+            .map(|p| {
+                regex::Regex::new(p).map_err(|e| {
+                    // The regex crate's message spans lines (pattern, caret,
+                    // error); its last line says what is wrong.
+                    let e = e.to_string();
+                    let what = e.lines().last().unwrap_or("");
+                    let what = what.trim_start_matches("error: ");
+                    ModuleError::Invalid(format!("match: bad regular expression `{p}`: {what}"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// The file's text, kept so that `diff` can compute the edit (and show it).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Observed {
+    pub exists: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+pub struct Line;
+
+/// Held while a file is read, edited and written back.
+static EDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The file's text after the edit `d` asks for (the same text when nothing
+/// is to be done). Pure: shared by `diff` and `apply`.
+fn edit(d: &Desired, re: Option<&regex::Regex>, text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let out: Vec<&str> = if d.absent() {
+        lines
+            .iter()
+            .copied()
+            .filter(|l| *l != d.line && !re.is_some_and(|r| r.is_match(l)))
+            .collect()
+    } else if lines.contains(&d.line.as_str()) {
+        return text.to_string();
+    } else {
+        let mut out = lines.clone();
+        match re.and_then(|r| out.iter().position(|l| r.is_match(l))) {
+            Some(i) => out[i] = &d.line,
+            None => out.push(&d.line),
+        }
+        out
+    };
+    if out == lines {
+        return text.to_string();
+    }
+    let mut s = out.join("\n");
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+impl Module for Line {
+    type Desired = Desired;
+    type Observed = Observed;
+
+    fn observe(
+        &self,
+        host: &HostRead,
+        _name: &str,
+        d: &Desired,
+        _: &RunCtx,
+    ) -> Result<Observed, ModuleError> {
+        d.regex()?;
+        Ok(match host.read(&d.path)? {
+            None => Observed::default(),
+            Some(b) => Observed {
+                exists: true,
+                content: Some(String::from_utf8(b).map_err(|_| {
+                    ModuleError::Invalid(format!("{} is not a text file (not utf-8)", d.path))
+                })?),
+            },
+        })
+    }
+
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+        // The regex was checked by observe; an invalid one matches nothing here.
+        let re = d.regex().ok().flatten();
+        if !o.exists {
+            return if d.absent() {
+                vec![]
+            } else {
+                vec![Change::new("line", Value::Null, d.line.clone())]
+            };
+        }
+        let old = o.content.as_deref().unwrap_or("");
+        let new = edit(d, re.as_ref(), old);
+        if new == old {
+            return vec![];
+        }
+        let (from, to) = if d.absent() {
+            (Value::String(d.line.clone()), Value::Null)
+        } else {
+            let replaced = re
+                .as_ref()
+                .and_then(|r| old.lines().find(|l| r.is_match(l)))
+                .map(|l| Value::String(l.to_string()))
+                .unwrap_or(Value::Null);
+            (replaced, Value::String(d.line.clone()))
+        };
+        vec![Change::new("line", from, to).with_diff(Some(unified_diff(&d.path, old, &new)))]
+    }
+
+    fn apply(
+        &self,
+        host: &Host,
+        _name: &str,
+        d: &Desired,
+        _: &[Change],
+        _: &RunCtx,
+    ) -> Result<(), ModuleError> {
+        let re = d.regex()?;
+        // Several line resources may edit one file, and the engine runs
+        // independent resources in parallel: the read-modify-write is
+        // serialised so that no edit overwrites another.
+        let _guard = EDITS.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes = match host.lstat(&d.path)? {
+            Some(m) if m.is_file => host.read(&d.path)?.map(|b| (m, b)),
+            Some(_) => {
+                return Err(ModuleError::Invalid(format!(
+                    "{} is not a regular file",
+                    d.path
+                )))
+            }
+            None => None,
+        };
+        let Some((meta, bytes)) = bytes else {
+            return Err(ModuleError::Invalid(format!(
+                "{}: no such file (declare file[{}] to create it)",
+                d.path, d.path
+            )));
+        };
+        let old = String::from_utf8(bytes)
+            .map_err(|_| ModuleError::Invalid(format!("{} is not a text file", d.path)))?;
+        let new = edit(d, re.as_ref(), &old);
+        if new == old {
+            return Ok(());
+        }
+        host.write_atomic(&d.path, new.as_bytes(), meta.mode, meta.uid, meta.gid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(line: &str, pattern: Option<&str>, absent: bool) -> Desired {
+        Desired {
+            path: "/f".into(),
+            line: line.into(),
+            pattern: pattern.map(str::to_string),
+            ensure: absent.then(|| "absent".to_string()),
+        }
+    }
+
+    fn check(d: &Desired, old: &str, new: &str) {
+        let re = d.regex().unwrap();
+        assert_eq!(edit(d, re.as_ref(), old), new, "{d:?} on {old:?}");
+        // A second edit changes nothing.
+        assert_eq!(edit(d, re.as_ref(), new), new, "{d:?} twice");
+    }
+
+    #[test]
+    fn edits() {
+        check(&d("b", None, false), "a\n", "a\nb\n");
+        check(&d("b", None, false), "a", "a\nb\n");
+        check(&d("b", None, false), "", "b\n");
+        check(&d("b", None, false), "b", "b");
+        check(
+            &d("x = 2", Some("^x\\s*="), false),
+            "x=1\ny\nx=3\n",
+            "x = 2\ny\nx=3\n",
+        );
+        check(&d("x = 2", Some("^x\\s*="), false), "y\n", "y\nx = 2\n");
+        check(
+            &d("x = 2", Some("^x\\s*="), false),
+            "x = 2\nx=1\n",
+            "x = 2\nx=1\n",
+        );
+        check(&d("b", None, true), "a\nb\nc\nb\n", "a\nc\n");
+        check(&d("b", Some("^c"), true), "a\nb\nc1\n", "a\n");
+        check(&d("b", None, true), "a\n", "a\n");
+        check(&d("b", None, true), "b\n", "");
+    }
+
+    #[test]
+    fn a_missing_file_is_a_change_for_present_only() {
+        let o = Observed::default();
+        assert_eq!(Line::diff("n", &d("b", None, false), &o).len(), 1);
+        assert!(Line::diff("n", &d("b", None, true), &o).is_empty());
     }
 }

@@ -1,5 +1,14 @@
 //! `pkg`: a Debian package through apt/dpkg: installed (any version),
 //! pinned to a version, or absent.
+//!
+//! Observes with `dpkg-query -W` (an unknown package is absent, not an
+//! error). Applies in batches: every pending install of a run goes to one
+//! `apt-get install` transaction and every removal to one `apt-get remove`;
+//! when apt cannot find a package because the lists are missing or stale,
+//! `apt-get update` runs once and the transaction is retried, and when a
+//! batch fails each package is retried alone so that the failure names the
+//! package at fault. Knows nothing of other package managers or of apt
+//! sources (the host's own configuration is used).
 
 use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
 
@@ -44,4 +53,273 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
         )));
     }
     out
+}
+
+// ---- behaviour -----------------------------------------------------------
+
+use crate::host::{command_error, run_with_timeout, Host, HostRead};
+use crate::module::Module;
+use cfgm_core::engine::RunCtx;
+use cfgm_core::{Change, ModuleError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::process::Output;
+use std::time::Duration;
+
+/// How long one apt transaction may take.
+const APT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desired {
+    #[serde(default)]
+    pub ensure: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+impl Desired {
+    fn absent(&self) -> bool {
+        self.ensure.as_deref() == Some("absent")
+    }
+}
+
+/// The package as dpkg knows it: the installed version, or none (never
+/// installed, removed, or only its configuration files left).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Observed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+pub struct Pkg;
+
+/// The options of every install: non-interactive, keep changed
+/// configuration files, no recommends, a pinned version may be older, and
+/// wait for a dpkg lock another apt run holds rather than fail at once.
+const INSTALL: &[&str] = &[
+    "apt-get",
+    "install",
+    "-y",
+    "-q",
+    "-o",
+    "DPkg::Lock::Timeout=300",
+    "--no-install-recommends",
+    "--allow-downgrades",
+    "-o",
+    "Dpkg::Options::=--force-confdef",
+    "-o",
+    "Dpkg::Options::=--force-confold",
+];
+
+const REMOVE: &[&str] = &[
+    "apt-get",
+    "remove",
+    "-y",
+    "-q",
+    "-o",
+    "DPkg::Lock::Timeout=300",
+];
+
+/// Whether a failed apt run looks like missing or stale package lists,
+/// which `apt-get update` cures.
+fn stale_lists(host: &HostRead, out: &Output) -> bool {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let no_lists = host
+        .list_dir("/var/lib/apt/lists")
+        .map(|l| !l.iter().any(|f| f.ends_with("_Packages")))
+        .unwrap_or(true);
+    text.contains("404")
+        || text.contains("Failed to fetch")
+        || (no_lists && text.contains("Unable to locate package"))
+}
+
+/// The apt argument for one pending change: NAME or NAME=VERSION.
+fn target(name: &str, d: &Desired) -> String {
+    match &d.version {
+        Some(v) => format!("{name}={v}"),
+        None => name.to_string(),
+    }
+}
+
+/// Runs one apt transaction, after one `apt-get update` when the lists
+/// are missing or stale (`updated` records that it ran).
+fn transaction(host: &Host, argv: &[String], updated: &mut bool) -> Result<(), ModuleError> {
+    let apt = |argv: &[String]| run_with_timeout(host.command(argv), argv, APT_TIMEOUT);
+    let out = apt(argv)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    if !*updated && stale_lists(host, &out) {
+        *updated = true;
+        host.run(&["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"])?;
+        let again = apt(argv)?;
+        if again.status.success() {
+            return Ok(());
+        }
+        return Err(command_error(argv, &again));
+    }
+    Err(command_error(argv, &out))
+}
+
+/// One transaction for all of `names`; when it fails and there is more than
+/// one, each alone, so that the failure is pinned on the package at fault.
+fn batch(
+    host: &Host,
+    base: &[&str],
+    names: &[String],
+    updated: &mut bool,
+) -> Vec<Result<(), ModuleError>> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let argv = |ns: &[String]| -> Vec<String> {
+        base.iter()
+            .map(|s| s.to_string())
+            .chain(ns.iter().cloned())
+            .collect()
+    };
+    match transaction(host, &argv(names), updated) {
+        Ok(()) => names.iter().map(|_| Ok(())).collect(),
+        Err(e) if names.len() == 1 => vec![Err(e)],
+        Err(_) => names
+            .iter()
+            .map(|n| transaction(host, &argv(std::slice::from_ref(n)), updated))
+            .collect(),
+    }
+}
+
+impl Module for Pkg {
+    type Desired = Desired;
+    type Observed = Observed;
+
+    fn observe(
+        &self,
+        host: &HostRead,
+        name: &str,
+        _: &Desired,
+        _: &RunCtx,
+    ) -> Result<Observed, ModuleError> {
+        let argv = ["dpkg-query", "-W", "-f", "${Status}\\t${Version}\\n", name];
+        let out = host.query(&argv)?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            // Exit 1 with "no packages found" is an unknown package: absent.
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.code() == Some(1)
+                && (text.trim().is_empty() || err.contains("no packages found"))
+            {
+                return Ok(Observed::default());
+            }
+            return Err(command_error(&argv, &out));
+        }
+        let version = text.lines().find_map(|l| {
+            let (status, version) = l.split_once('\t')?;
+            status
+                .ends_with(" ok installed")
+                .then(|| version.to_string())
+        });
+        Ok(Observed { version })
+    }
+
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+        let have = o.version.clone().map(Value::String).unwrap_or(Value::Null);
+        if d.absent() {
+            return if o.version.is_some() {
+                vec![Change::new("ensure", have, "absent")]
+            } else {
+                vec![]
+            };
+        }
+        match (&d.version, &o.version) {
+            (Some(want), have_v) if have_v.as_ref() != Some(want) => {
+                vec![Change::new("version", have, want.clone())]
+            }
+            (None, None) => vec![Change::new("ensure", Value::Null, "installed")],
+            _ => vec![],
+        }
+    }
+
+    fn apply(
+        &self,
+        host: &Host,
+        name: &str,
+        d: &Desired,
+        changes: &[Change],
+        ctx: &RunCtx,
+    ) -> Result<(), ModuleError> {
+        self.apply_batch(host, &[(name, d, changes)], ctx)
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// All installs in one apt transaction, all removals in another.
+    fn apply_batch(
+        &self,
+        host: &Host,
+        items: &[(&str, &Desired, &[Change])],
+        _: &RunCtx,
+    ) -> Vec<Result<(), ModuleError>> {
+        let (removes, installs): (Vec<usize>, Vec<usize>) =
+            (0..items.len()).partition(|&i| items[i].1.absent());
+        let mut updated = false;
+        let mut results: Vec<Result<(), ModuleError>> = items.iter().map(|_| Ok(())).collect();
+        let names: Vec<String> = installs
+            .iter()
+            .map(|&i| target(items[i].0, items[i].1))
+            .collect();
+        for (&i, r) in installs
+            .iter()
+            .zip(batch(host, INSTALL, &names, &mut updated))
+        {
+            results[i] = r;
+        }
+        let names: Vec<String> = removes.iter().map(|&i| items[i].0.to_string()).collect();
+        for (&i, r) in removes
+            .iter()
+            .zip(batch(host, REMOVE, &names, &mut updated))
+        {
+            results[i] = r;
+        }
+        results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(ensure: Option<&str>, version: Option<&str>) -> Desired {
+        Desired {
+            ensure: ensure.map(str::to_string),
+            version: version.map(str::to_string),
+        }
+    }
+
+    fn attrs(d: &Desired, have: Option<&str>) -> Vec<String> {
+        let o = Observed {
+            version: have.map(str::to_string),
+        };
+        Pkg::diff("p", d, &o).into_iter().map(|c| c.attr).collect()
+    }
+
+    #[test]
+    fn diff() {
+        assert_eq!(attrs(&d(None, None), None), ["ensure"]);
+        assert!(attrs(&d(None, None), Some("1.0")).is_empty());
+        assert!(attrs(&d(Some("installed"), Some("1:2.0-1")), Some("1:2.0-1")).is_empty());
+        assert_eq!(attrs(&d(None, Some("2.0")), Some("1.0")), ["version"]);
+        assert_eq!(attrs(&d(None, Some("2.0")), None), ["version"]);
+        assert_eq!(attrs(&d(Some("absent"), None), Some("1.0")), ["ensure"]);
+        assert!(attrs(&d(Some("absent"), None), None).is_empty());
+        assert_eq!(target("p", &d(None, Some("2.0"))), "p=2.0");
+    }
 }

@@ -1,6 +1,13 @@
-//! `service`: a system service running or stopped, enabled or disabled
-//! (systemd when it is PID 1, else sysvinit); a refresh restarts it, or
-//! reloads it when `reload = true`.
+//! `service`: a system service running or stopped, enabled or disabled;
+//! a refresh restarts it, or reloads it when `reload = true`.
+//!
+//! Two providers, chosen per host: systemd (`systemctl`) when it is PID 1,
+//! sysvinit (`/etc/init.d/NAME`, `update-rc.d`, S links in /etc/rc[2-5].d)
+//! otherwise, which is always the case for a root other than "/". Only the
+//! attributes given are managed. A service that does not exist is observed
+//! as stopped and disabled; asking it to run fails in apply with "no unit
+//! NAME.service" / "no /etc/init.d/NAME". Installing the service's package
+//! is the `pkg` kind's job (a service comes after the package of its name).
 
 use cfgm_core::schema::{no_check, AttrSpec, AttrType, Attrs, AutoDep, KindSpec};
 use cfgm_core::ResourceId;
@@ -33,4 +40,276 @@ fn auto_deps(name: &str, _: &Attrs) -> Vec<AutoDep> {
     vec![AutoDep {
         candidates: vec![ResourceId::new("pkg", name)],
     }]
+}
+
+// ---- behaviour -----------------------------------------------------------
+
+use crate::host::{Host, HostRead};
+use crate::module::Module;
+use cfgm_core::engine::RunCtx;
+use cfgm_core::{Change, ModuleError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desired {
+    #[serde(default)]
+    pub running: Option<bool>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub reload: Option<bool>,
+}
+
+/// The service as its init system reports it. A service that does not
+/// exist is neither running nor enabled (`exists = false`); making it run
+/// or enabled then fails in apply with a clear error.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Observed {
+    /// "systemd" or "sysvinit".
+    pub provider: String,
+    pub exists: bool,
+    pub running: bool,
+    pub enabled: bool,
+}
+
+pub struct Service;
+
+/// The init system of the host: systemd when it is PID 1, else sysvinit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Init {
+    Systemd,
+    Sysv,
+}
+
+impl Init {
+    fn of(host: &HostRead) -> Init {
+        if host.systemd() {
+            Init::Systemd
+        } else {
+            Init::Sysv
+        }
+    }
+
+    fn exists(self, host: &HostRead, name: &str) -> Result<bool, ModuleError> {
+        match self {
+            Init::Systemd => {
+                let argv = ["systemctl", "show", "-p", "LoadState", "--value", name];
+                let out = host.query(&argv)?;
+                if !out.status.success() {
+                    return Err(crate::host::command_error(&argv, &out));
+                }
+                Ok(String::from_utf8_lossy(&out.stdout).trim() != "not-found")
+            }
+            Init::Sysv => Ok(host
+                .lstat(&init_script(name))?
+                .is_some_and(|m| m.is_file || m.is_symlink)),
+        }
+    }
+
+    fn missing(self, name: &str) -> ModuleError {
+        ModuleError::Invalid(match self {
+            Init::Systemd if name.contains('.') => format!("no unit {name}"),
+            Init::Systemd => format!("no unit {name}.service"),
+            Init::Sysv => format!("no {}", init_script(name)),
+        })
+    }
+
+    fn running(self, host: &HostRead, name: &str) -> Result<bool, ModuleError> {
+        let out = match self {
+            Init::Systemd => host.query(&["systemctl", "is-active", "--quiet", name])?,
+            Init::Sysv => host.query(&[init_script(name).as_str(), "status"])?,
+        };
+        Ok(out.status.success())
+    }
+
+    fn enabled(self, host: &HostRead, name: &str) -> Result<bool, ModuleError> {
+        match self {
+            Init::Systemd => {
+                let out = host.query(&["systemctl", "is-enabled", name])?;
+                let state = String::from_utf8_lossy(&out.stdout);
+                Ok(matches!(
+                    state.trim(),
+                    "enabled" | "enabled-runtime" | "alias" | "static" | "indirect"
+                ))
+            }
+            Init::Sysv => {
+                for level in 2..=5 {
+                    let dir = format!("/etc/rc{level}.d");
+                    if host.lstat(&dir)?.is_none() {
+                        continue;
+                    }
+                    if host
+                        .list_dir(&dir)?
+                        .iter()
+                        .any(|e| sysv_start_link(e, name))
+                    {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Runs an action: start, stop, restart, reload, enable, disable.
+    fn act(self, host: &Host, name: &str, action: &str) -> Result<(), ModuleError> {
+        match (self, action) {
+            (Init::Systemd, _) => host.run(&["systemctl", action, name]).map(drop),
+            (Init::Sysv, "enable") => {
+                // `defaults` makes the links from the script's LSB header when
+                // there are none yet; `enable` turns existing K links into S links.
+                host.run(&["update-rc.d", name, "defaults"])?;
+                host.run(&["update-rc.d", name, "enable"]).map(drop)
+            }
+            (Init::Sysv, "disable") => host.run(&["update-rc.d", name, "disable"]).map(drop),
+            (Init::Sysv, _) => host.run(&[init_script(name).as_str(), action]).map(drop),
+        }
+    }
+}
+
+fn init_script(name: &str) -> String {
+    format!("/etc/init.d/{name}")
+}
+
+/// `S01name` in /etc/rcN.d starts `name` in runlevel N.
+fn sysv_start_link(entry: &str, name: &str) -> bool {
+    entry
+        .strip_prefix('S')
+        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
+        == Some(name)
+}
+
+impl Module for Service {
+    type Desired = Desired;
+    type Observed = Observed;
+
+    fn observe(
+        &self,
+        host: &HostRead,
+        name: &str,
+        _: &Desired,
+        _: &RunCtx,
+    ) -> Result<Observed, ModuleError> {
+        let init = Init::of(host);
+        let provider = match init {
+            Init::Systemd => "systemd",
+            Init::Sysv => "sysvinit",
+        }
+        .to_string();
+        if !init.exists(host, name)? {
+            return Ok(Observed {
+                provider,
+                ..Observed::default()
+            });
+        }
+        Ok(Observed {
+            provider,
+            exists: true,
+            running: init.running(host, name)?,
+            enabled: init.enabled(host, name)?,
+        })
+    }
+
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+        let mut out = Vec::new();
+        if let Some(r) = d.running {
+            if r != o.running {
+                out.push(Change::new("running", o.running, r));
+            }
+        }
+        if let Some(e) = d.enabled {
+            if e != o.enabled {
+                out.push(Change::new("enabled", o.enabled, e));
+            }
+        }
+        out
+    }
+
+    fn apply(
+        &self,
+        host: &Host,
+        name: &str,
+        _: &Desired,
+        changes: &[Change],
+        _: &RunCtx,
+    ) -> Result<(), ModuleError> {
+        let init = Init::of(host);
+        if !init.exists(host, name)? {
+            return Err(init.missing(name));
+        }
+        for c in changes {
+            match (c.attr.as_str(), &c.to) {
+                ("enabled", Value::Bool(true)) => init.act(host, name, "enable")?,
+                ("enabled", Value::Bool(false)) => init.act(host, name, "disable")?,
+                ("running", Value::Bool(true)) => init.act(host, name, "start")?,
+                ("running", Value::Bool(false)) => init.act(host, name, "stop")?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Restarts (or reloads) a service that runs or is meant to; a service
+    /// meant to be stopped stays stopped.
+    fn refresh(&self, host: &Host, name: &str, d: &Desired, _: &RunCtx) -> Result<(), ModuleError> {
+        let init = Init::of(host);
+        if !init.exists(host, name)? {
+            return Err(init.missing(name));
+        }
+        let due = match d.running {
+            Some(r) => r,
+            None => init.running(host, name)?,
+        };
+        if due {
+            let action = if d.reload == Some(true) {
+                "reload"
+            } else {
+                "restart"
+            };
+            init.act(host, name, action)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_links() {
+        assert!(sysv_start_link("S01nginx", "nginx"));
+        assert!(sysv_start_link("S20nginx", "nginx"));
+        assert!(!sysv_start_link("K01nginx", "nginx"));
+        assert!(!sysv_start_link("S01nginx-debug", "nginx"));
+        assert!(!sysv_start_link("S01ssh", "sshd"));
+    }
+
+    #[test]
+    fn only_given_attributes_are_managed() {
+        let o = Observed {
+            provider: "sysvinit".into(),
+            exists: true,
+            running: true,
+            enabled: false,
+        };
+        let none = Desired {
+            running: None,
+            enabled: None,
+            reload: Some(true),
+        };
+        assert!(Service::diff("s", &none, &o).is_empty());
+        let both = Desired {
+            running: Some(false),
+            enabled: Some(true),
+            reload: None,
+        };
+        let c = Service::diff("s", &both, &o);
+        assert_eq!(
+            c.iter().map(|c| c.attr.as_str()).collect::<Vec<_>>(),
+            ["running", "enabled"]
+        );
+    }
 }

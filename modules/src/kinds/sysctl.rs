@@ -1,5 +1,11 @@
 //! `sysctl`: a kernel parameter, live (/proc/sys) and persisted in
-//! /etc/sysctl.d/.
+//! /etc/sysctl.d/90-cfgm-KEY.conf.
+//!
+//! The live value is managed only where the host's /proc/sys is reachable
+//! (the root is "/", or ROOT/proc/sys exists); values compare with their
+//! whitespace normalised ("10240\t65000" equals "10240 65000"), booleans
+//! as 1/0. `persist = false` removes cfgm's own file for the key; other
+//! files in /etc/sysctl.d are never touched.
 
 use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
 
@@ -37,5 +43,216 @@ fn check(name: &str, _: &Attrs) -> Vec<Problem> {
         vec![Problem::resource(format!(
             "`{name}` is not a sysctl key (e.g. net.core.somaxconn)"
         ))]
+    }
+}
+
+// ---- behaviour -----------------------------------------------------------
+
+use crate::host::{io_err, Host, HostRead};
+use crate::module::Module;
+use cfgm_core::engine::RunCtx;
+use cfgm_core::{Change, ModuleError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desired {
+    pub value: Value,
+    #[serde(default)]
+    pub persist: Option<bool>,
+}
+
+impl Desired {
+    /// The value as the kernel prints it: booleans as 1/0, whitespace
+    /// between fields normalised to one space.
+    fn value(&self) -> String {
+        let s = match &self.value {
+            Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        normalise(&s)
+    }
+
+    fn persist(&self) -> bool {
+        self.persist != Some(false)
+    }
+}
+
+fn normalise(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `net.core.somaxconn` → `/proc/sys/net/core/somaxconn` (a key written
+/// with slashes is taken as is).
+fn proc_path(key: &str) -> String {
+    if key.contains('/') {
+        format!("/proc/sys/{}", key.trim_start_matches('/'))
+    } else {
+        format!("/proc/sys/{}", key.replace('.', "/"))
+    }
+}
+
+/// cfgm's own file for the key in /etc/sysctl.d/.
+pub fn conf_path(key: &str) -> String {
+    format!("/etc/sysctl.d/90-cfgm-{}.conf", key.replace('/', "."))
+}
+
+fn conf_content(key: &str, value: &str) -> String {
+    format!("{key} = {value}\n")
+}
+
+/// The live value (when the host's /proc/sys is there to read) and cfgm's
+/// persisted file.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Observed {
+    /// Whether the live value is managed here: the root is "/" or ROOT/proc/sys exists.
+    pub live_managed: bool,
+    /// The live value, whitespace normalised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<String>,
+    /// The content of /etc/sysctl.d/90-cfgm-KEY.conf, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted: Option<String>,
+}
+
+pub struct Sysctl;
+
+fn live_managed(host: &HostRead) -> bool {
+    !host.is_chroot() || host.path("/proc/sys").is_dir()
+}
+
+impl Module for Sysctl {
+    type Desired = Desired;
+    type Observed = Observed;
+
+    fn observe(
+        &self,
+        host: &HostRead,
+        name: &str,
+        _: &Desired,
+        _: &RunCtx,
+    ) -> Result<Observed, ModuleError> {
+        let managed = live_managed(host);
+        let live = if managed {
+            let p = proc_path(name);
+            let bytes = host.read(&p)?.ok_or_else(|| {
+                ModuleError::Invalid(format!("no kernel parameter {name} (no {p})"))
+            })?;
+            Some(normalise(&String::from_utf8_lossy(&bytes)))
+        } else {
+            None
+        };
+        let persisted = host
+            .read(&conf_path(name))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        Ok(Observed {
+            live_managed: managed,
+            live,
+            persisted,
+        })
+    }
+
+    fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+        let want = d.value();
+        let mut out = Vec::new();
+        if o.live_managed && o.live.as_deref() != Some(want.as_str()) {
+            out.push(Change::new("value", o.live.clone(), want.clone()));
+        }
+        let file = if d.persist() {
+            Some(conf_content(name, &want))
+        } else {
+            None
+        };
+        if o.persisted != file {
+            out.push(Change::new(
+                "persist",
+                o.persisted.as_deref().map(str::trim_end),
+                file.as_deref().map(str::trim_end),
+            ));
+        }
+        out
+    }
+
+    fn apply(
+        &self,
+        host: &Host,
+        name: &str,
+        d: &Desired,
+        changes: &[Change],
+        _: &RunCtx,
+    ) -> Result<(), ModuleError> {
+        let want = d.value();
+        for c in changes {
+            match c.attr.as_str() {
+                "value" => {
+                    let p = proc_path(name);
+                    std::fs::write(host.path(&p), format!("{want}\n"))
+                        .map_err(io_err("write", &p))?
+                }
+                "persist" if d.persist() => host.write_atomic(
+                    &conf_path(name),
+                    conf_content(name, &want).as_bytes(),
+                    0o644,
+                    0,
+                    0,
+                )?,
+                "persist" => host.remove_file(&conf_path(name))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(v: Value, persist: Option<bool>) -> Desired {
+        Desired { value: v, persist }
+    }
+
+    #[test]
+    fn values_compare_as_the_kernel_prints_them() {
+        assert_eq!(d(Value::Bool(true), None).value(), "1");
+        assert_eq!(d(Value::from(1024), None).value(), "1024");
+        assert_eq!(
+            d(Value::from(" 10240\t 65000 "), None).value(),
+            "10240 65000"
+        );
+        assert_eq!(
+            proc_path("net.core.somaxconn"),
+            "/proc/sys/net/core/somaxconn"
+        );
+        assert_eq!(
+            proc_path("net/ipv4/conf/eth0.100/rp_filter"),
+            "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"
+        );
+    }
+
+    #[test]
+    fn diff() {
+        let o = Observed {
+            live_managed: true,
+            live: Some("10240 65000".into()),
+            persisted: Some("k = 10240 65000\n".into()),
+        };
+        assert!(Sysctl::diff("k", &d(Value::from("10240    65000"), None), &o).is_empty());
+        let c = Sysctl::diff("k", &d(Value::from("10240 65000"), Some(false)), &o);
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].attr.as_str(), &c[0].to), ("persist", &Value::Null));
+        // The live value is not managed when /proc/sys is out of reach.
+        let o = Observed {
+            live_managed: false,
+            live: None,
+            persisted: None,
+        };
+        let c = Sysctl::diff("k", &d(Value::from(1), None), &o);
+        assert_eq!(
+            c.iter().map(|c| c.attr.as_str()).collect::<Vec<_>>(),
+            ["persist"]
+        );
     }
 }

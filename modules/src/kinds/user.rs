@@ -1,5 +1,12 @@
-//! `user`: a local user account (shadow tools) with its groups, shell,
-//! home and ssh authorized keys.
+//! `user`: a local user account with its uid, primary and supplementary
+//! groups, shell, home, comment and ssh authorized keys.
+//!
+//! Observes by parsing the root's /etc/passwd and /etc/group; changes go
+//! through the shadow tools (useradd, usermod, userdel), run via the host
+//! (through chroot for another root). `ssh_keys` are exactly the lines of
+//! HOME/.ssh/authorized_keys (file 0600, directory 0700, owned by the
+//! user), written atomically. Passwords and groups' own attributes are not
+//! managed here (groups are the `group` kind).
 
 use cfgm_core::schema::{AttrSpec, AttrType, Attrs, AutoDep, KindSpec, Problem};
 use cfgm_core::ResourceId;
@@ -103,4 +110,329 @@ fn auto_deps(_name: &str, attrs: &Attrs) -> Vec<AutoDep> {
         }
     }
     out
+}
+
+// ---- behaviour -----------------------------------------------------------
+
+use crate::host::{io_err, Host, HostRead};
+use crate::module::Module;
+use cfgm_core::engine::RunCtx;
+use cfgm_core::{Change, ModuleError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desired {
+    #[serde(default)]
+    pub ensure: Option<String>,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub shell: Option<String>,
+    #[serde(default)]
+    pub home: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub system: Option<bool>,
+    #[serde(default)]
+    pub ssh_keys: Option<Vec<String>>,
+}
+
+impl Desired {
+    fn absent(&self) -> bool {
+        self.ensure.as_deref() == Some("absent")
+    }
+}
+
+/// The account as `/etc/passwd` and `/etc/group` have it, and its
+/// authorized keys file when the catalog manages keys.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Observed {
+    pub exists: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Supplementary groups, sorted.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Only observed when `ssh_keys` is desired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshObserved>,
+}
+
+/// HOME/.ssh and HOME/.ssh/authorized_keys.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SshObserved {
+    /// The non-empty lines of authorized_keys; `None` when the file is missing.
+    #[serde(default)]
+    pub keys: Option<Vec<String>>,
+    /// "MODE OWNER" of the directory and of the file, e.g. "0700 alice".
+    #[serde(default)]
+    pub dir: Option<String>,
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+pub struct User;
+
+fn home_of(name: &str, d: &Desired, o: Option<&Observed>) -> String {
+    d.home
+        .clone()
+        .or_else(|| o.and_then(|o| o.home.clone()))
+        .unwrap_or_else(|| format!("/home/{name}"))
+}
+
+fn keys_path(home: &str) -> (String, String) {
+    let dir = format!("{}/.ssh", home.trim_end_matches('/'));
+    let file = format!("{dir}/authorized_keys");
+    (dir, file)
+}
+
+impl Module for User {
+    type Desired = Desired;
+    type Observed = Observed;
+
+    fn observe(
+        &self,
+        host: &HostRead,
+        name: &str,
+        d: &Desired,
+        _: &RunCtx,
+    ) -> Result<Observed, ModuleError> {
+        let Some(f) = host.passwd(name)? else {
+            return Ok(Observed::default());
+        };
+        let field = |i: usize| f.get(i).cloned().unwrap_or_default();
+        let gid: Option<u32> = field(3).parse().ok();
+        let mut groups: Vec<String> = host
+            .groups()?
+            .into_iter()
+            .filter(|g| {
+                g.get(3)
+                    .is_some_and(|m| m.split(',').any(|u| u.trim() == name))
+            })
+            .filter_map(|g| g.into_iter().next())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        let mut o = Observed {
+            exists: true,
+            uid: field(2).parse().ok(),
+            group: match gid {
+                Some(g) => Some(host.group_name(g)?),
+                None => None,
+            },
+            groups,
+            shell: Some(field(6)),
+            home: Some(field(5)),
+            comment: Some(field(4)),
+            ssh: None,
+        };
+        if d.ssh_keys.is_some() {
+            let (dir, file) = keys_path(&home_of(name, d, Some(&o)));
+            let describe = |p: &str| -> Result<Option<String>, ModuleError> {
+                Ok(match host.lstat(p)? {
+                    Some(m) => Some(format!("{:04o} {}", m.mode, host.user_name(m.uid)?)),
+                    None => None,
+                })
+            };
+            let keys = host.read(&file)?.map(|b| {
+                String::from_utf8_lossy(&b)
+                    .lines()
+                    .map(str::trim_end)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            });
+            o.ssh = Some(SshObserved {
+                keys,
+                dir: describe(&dir)?,
+                file: describe(&file)?,
+            });
+        }
+        Ok(o)
+    }
+
+    fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+        let mut out = Vec::new();
+        if d.absent() {
+            if o.exists {
+                out.push(Change::new("ensure", "present", "absent"));
+            }
+            return out;
+        }
+        if !o.exists {
+            out.push(Change::new("ensure", Value::Null, "present"));
+            // A new account gets every attribute from useradd; only the keys,
+            // which live in a file, are a change of their own.
+            if let Some(keys) = d.ssh_keys.as_ref().filter(|k| !k.is_empty()) {
+                out.push(Change::new("ssh_keys", Value::Null, keys.clone()));
+            }
+            return out;
+        }
+        let mut cmp = |attr: &str, want: Option<&String>, have: &Option<String>| {
+            if let Some(w) = want {
+                if have.as_ref() != Some(w) {
+                    out.push(Change::new(attr, have.clone(), w.clone()));
+                }
+            }
+        };
+        cmp("group", d.group.as_ref(), &o.group);
+        cmp("shell", d.shell.as_ref(), &o.shell);
+        cmp("home", d.home.as_ref(), &o.home);
+        cmp("comment", d.comment.as_ref(), &o.comment);
+        if let Some(u) = d.uid {
+            if o.uid != Some(u) {
+                out.push(Change::new("uid", o.uid, u));
+            }
+        }
+        if let Some(gs) = &d.groups {
+            let mut want = gs.clone();
+            want.sort();
+            want.dedup();
+            if want != o.groups {
+                out.push(Change::new("groups", o.groups.clone(), want));
+            }
+        }
+        if let Some(keys) = &d.ssh_keys {
+            let ssh = o.ssh.as_ref();
+            let have = ssh.and_then(|s| s.keys.clone());
+            let want_keys: Vec<String> = keys.iter().map(|k| k.trim_end().to_string()).collect();
+            if have.as_ref() != Some(&want_keys) {
+                out.push(Change::new("ssh_keys", have, want_keys));
+            } else {
+                let want_dir = format!("0700 {name}");
+                let want_file = format!("0600 {name}");
+                let dir = ssh.and_then(|s| s.dir.clone());
+                let file = ssh.and_then(|s| s.file.clone());
+                if dir.as_deref() != Some(&want_dir) || file.as_deref() != Some(&want_file) {
+                    out.push(Change::new(
+                        "ssh_keys_mode",
+                        format!(
+                            "dir {}, file {}",
+                            dir.as_deref().unwrap_or("missing"),
+                            file.as_deref().unwrap_or("missing")
+                        ),
+                        format!("dir {want_dir}, file {want_file}"),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn apply(
+        &self,
+        host: &Host,
+        name: &str,
+        d: &Desired,
+        changes: &[Change],
+        _: &RunCtx,
+    ) -> Result<(), ModuleError> {
+        if d.absent() {
+            host.run(&["userdel", name])?;
+            return Ok(());
+        }
+        let has = |a: &str| changes.iter().any(|c| c.attr == a);
+        let mut argv: Vec<String> = Vec::new();
+        let creating = has("ensure");
+        let flag = |argv: &mut Vec<String>, f: &str, v: Option<String>, changed: bool| {
+            if let Some(v) = v {
+                if creating || changed {
+                    argv.extend([f.to_string(), v]);
+                }
+            }
+        };
+        flag(&mut argv, "--uid", d.uid.map(|u| u.to_string()), has("uid"));
+        flag(&mut argv, "--gid", d.group.clone(), has("group"));
+        // A new account has no supplementary groups to clear.
+        let groups = d.groups.as_ref().filter(|g| !(creating && g.is_empty()));
+        flag(
+            &mut argv,
+            "--groups",
+            groups.map(|g| g.join(",")),
+            has("groups"),
+        );
+        flag(&mut argv, "--shell", d.shell.clone(), has("shell"));
+        flag(&mut argv, "--home", d.home.clone(), has("home"));
+        flag(&mut argv, "--comment", d.comment.clone(), has("comment"));
+        if creating {
+            let mut add = vec!["useradd".to_string()];
+            if d.system == Some(true) {
+                add.push("--system".into());
+            } else {
+                add.push("--create-home".into());
+            }
+            if d.group.is_none() && d.system != Some(true) {
+                // Debian's USERGROUPS_ENAB makes a group named after the user.
+                add.push("--user-group".into());
+            }
+            add.extend(argv);
+            add.push(name.into());
+            host.run(&add)?;
+        } else if !argv.is_empty() {
+            let mut m = vec!["usermod".to_string()];
+            m.extend(argv);
+            m.push(name.into());
+            host.run(&m)?;
+        }
+        if let Some(keys) = &d.ssh_keys {
+            if has("ssh_keys") || has("ssh_keys_mode") {
+                write_keys(host, name, d, keys)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// HOME/.ssh (0700) and HOME/.ssh/authorized_keys (0600), owned by the user.
+fn write_keys(host: &Host, name: &str, d: &Desired, keys: &[String]) -> Result<(), ModuleError> {
+    let f = host
+        .passwd(name)?
+        .ok_or_else(|| ModuleError::Other(format!("user {name} vanished")))?;
+    let uid: u32 = f.get(2).and_then(|u| u.parse().ok()).unwrap_or(0);
+    let gid: u32 = f.get(3).and_then(|g| g.parse().ok()).unwrap_or(0);
+    let home = d
+        .home
+        .clone()
+        .or_else(|| f.get(5).cloned())
+        .unwrap_or_else(|| format!("/home/{name}"));
+    let (dir, file) = keys_path(&home);
+    if host.lstat(&home)?.is_none() {
+        std::fs::create_dir_all(host.path(&home)).map_err(io_err("create", &home))?;
+        host.chmod(&home, 0o755)?;
+        host.chown(&home, Some(uid), Some(gid))?;
+    }
+    match host.lstat(&dir)? {
+        Some(m) if m.is_dir => {}
+        Some(_) => {
+            return Err(ModuleError::Invalid(format!(
+                "{dir} exists and is not a directory"
+            )))
+        }
+        None => std::fs::create_dir(host.path(&dir)).map_err(io_err("create", &dir))?,
+    }
+    host.chmod(&dir, 0o700)?;
+    host.chown(&dir, Some(uid), Some(gid))?;
+    let mut content = keys
+        .iter()
+        .map(|k| k.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if !content.is_empty() {
+        content.push('\n');
+    }
+    host.write_atomic(&file, content.as_bytes(), 0o600, uid, gid)
 }

@@ -1,0 +1,3 @@
+set -euo pipefail
+[ "$(cat "$ROOT/var/lib/cfgm-marker")" = made ]
+[ ! -e "$ROOT/tmp/never" ]

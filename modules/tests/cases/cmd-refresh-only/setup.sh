@@ -1,0 +1,2 @@
+set -euo pipefail
+echo v1 > "$ROOT/etc/cfgm-app.conf"

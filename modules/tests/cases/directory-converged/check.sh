@@ -1,0 +1,2 @@
+set -euo pipefail
+[ -f "$ROOT/etc/cfgm.d/a.conf" ]

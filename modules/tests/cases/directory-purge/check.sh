@@ -1,0 +1,2 @@
+set -euo pipefail
+[ "$(ls "$ROOT/etc/cfgm.d")" = keep.conf ]

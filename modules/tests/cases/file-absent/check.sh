@@ -1,0 +1,3 @@
+set -euo pipefail
+[ ! -e "$ROOT/etc/cfgm-old" ]
+[ ! -e "$ROOT/etc/cfgm-never" ]

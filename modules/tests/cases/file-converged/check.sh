@@ -1,0 +1,2 @@
+set -euo pipefail
+[ "$(cat "$ROOT/etc/cfgm-motd")" = same ]

@@ -1,0 +1,3 @@
+set -euo pipefail
+echo same > "$ROOT/etc/cfgm-motd"
+chmod 0644 "$ROOT/etc/cfgm-motd"

@@ -1,0 +1,3 @@
+set -euo pipefail
+[ ! -e "$ROOT/etc/nosuchdir" ]
+[ ! -e "$ROOT/tmp/after" ]

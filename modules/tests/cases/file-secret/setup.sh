@@ -1,0 +1,2 @@
+set -euo pipefail
+printf 'old-secret-value-17\n' > "$ROOT/etc/cfgm-token"

@@ -1,0 +1,2 @@
+set -euo pipefail
+grep -q '^adm:x:4:' "$ROOT/etc/group"

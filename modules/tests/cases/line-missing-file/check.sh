@@ -1,0 +1,2 @@
+set -euo pipefail
+[ ! -e "$ROOT/etc/cfgm-nosuch.conf" ]

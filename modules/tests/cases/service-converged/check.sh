@@ -1,0 +1,2 @@
+set -euo pipefail
+chroot "$ROOT" /etc/init.d/cfgmdummy status

@@ -1,0 +1,3 @@
+set -euo pipefail
+[ "$(cat "$ROOT/var/log/cfgmdummy.log")" = reloaded ]
+chroot "$ROOT" /etc/init.d/cfgmdummy status

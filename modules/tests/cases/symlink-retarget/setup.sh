@@ -1,0 +1,3 @@
+set -euo pipefail
+ln -s /etc/hosts "$ROOT/etc/cfgm-link"
+ln -s /nowhere "$ROOT/etc/cfgm-gone"

@@ -1,0 +1,3 @@
+set -euo pipefail
+chroot "$ROOT" useradd carol
+chroot "$ROOT" groupadd oldgrp
