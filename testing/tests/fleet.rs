@@ -412,3 +412,178 @@ fn hosts_are_light_median_under_48_mib_each_under_256_mib() {
     );
     assert!(median < 48.0, "median {median:.1} MiB: {mibs:?}");
 }
+
+/// Runs `cfgm-agent apply` inside a host against the example states (cloned
+/// from the controller's git daemon) and returns the parsed JSON report.
+fn agent_apply(f: &Fleet, host: &str, extra: &str) -> (Option<i32>, serde_json::Value) {
+    let cmd = format!(
+        "set -e; if [ -d /var/lib/cfgm/tree/.git ]; then git -C /var/lib/cfgm/tree pull -q --ff-only; \
+         else mkdir -p /var/lib/cfgm && git clone -q {} /var/lib/cfgm/tree; fi; \
+         cfgm-agent apply --tree /var/lib/cfgm/tree --json {extra}",
+        f.git_url()
+    );
+    let out = f
+        .ssh_timeout(host, &cmd, Duration::from_secs(600))
+        .unwrap_or_else(|e| panic!("{host}: {e:#}"));
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{host}: no JSON report ({e}):\n{}\n{}",
+            out.stdout, out.stderr
+        )
+    });
+    (out.code, report)
+}
+
+/// The ids of the resources a report lists with `outcome`.
+fn with_outcome(report: &serde_json::Value, outcome: &str) -> BTreeSet<String> {
+    report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == outcome)
+        .map(|r| {
+            format!(
+                "{}[{}]",
+                r["id"]["kind"].as_str().unwrap(),
+                r["id"]["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn problems(report: &serde_json::Value) -> Vec<String> {
+    report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "failed" || r["outcome"] == "skipped")
+        .map(|r| format!("{}[{}]: {}", r["id"]["kind"], r["id"]["name"], r["error"]))
+        .collect()
+}
+
+/// Dry run on a fresh host, apply, check from outside, apply again: the
+/// dry run predicts exactly what apply changes, and the second apply
+/// changes nothing.
+fn converge_and_check(f: &Fleet, host: &Host) {
+    let name = host.name.as_str();
+    let t0 = Instant::now();
+    let (code, dry) = agent_apply(f, name, "--dry-run");
+    assert_eq!(
+        code,
+        Some(0),
+        "{name}: dry run failed: {:?}",
+        problems(&dry)
+    );
+    let predicted = with_outcome(&dry, "would-change");
+    assert!(
+        predicted.len() > 10,
+        "{name}: a fresh host should need work: {predicted:?}"
+    );
+
+    let (code, first) = agent_apply(f, name, "");
+    assert_eq!(
+        code,
+        Some(0),
+        "{name}: apply failed: {:?}",
+        problems(&first)
+    );
+    let changed = with_outcome(&first, "changed");
+    assert_eq!(
+        changed, predicted,
+        "{name}: the dry run and the apply disagree"
+    );
+
+    let (code, second) = agent_apply(f, name, "");
+    assert_eq!(
+        code,
+        Some(0),
+        "{name}: second apply failed: {:?}",
+        problems(&second)
+    );
+    assert_eq!(
+        second["counts"]["changed"],
+        0,
+        "{name}: second apply changed {:?}",
+        with_outcome(&second, "changed")
+    );
+    eprintln!(
+        "{name}: dry run {} would change, apply changed {}, second apply 0 changes; {:.1} s in all",
+        predicted.len(),
+        changed.len(),
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn the_agent_converges_an_edge_host_to_the_example_states() {
+    let f = fleet();
+    let host = f
+        .hosts()
+        .iter()
+        .find(|h| h.role.as_deref() == Some("edge"))
+        .expect("an edge host");
+    converge_and_check(f, host);
+    let name = host.name.as_str();
+    // Checked from outside, over ssh.
+    assert_eq!(
+        sh(f, name, "dpkg-query -W -f '${Status}' nginx"),
+        "install ok installed"
+    );
+    assert_eq!(sh(f, name, "systemctl is-active nginx").trim(), "active");
+    assert_eq!(sh(f, name, "systemctl is-enabled nginx").trim(), "enabled");
+    let site = sh(f, name, "cat /etc/nginx/conf.d/edge.conf");
+    assert!(site.contains(&format!("server_name {name};")), "{site}");
+    let page = sh(f, name, "curl -s http://localhost/");
+    assert!(page.contains(&format!("<h1>{name}</h1>")), "{page}");
+    assert_eq!(
+        sh(f, name, "systemctl is-active prometheus-node-exporter").trim(),
+        "active"
+    );
+    let metrics = sh(
+        f,
+        name,
+        &format!(
+            "curl -s http://{}:9100/metrics | grep -c '^node_' || true",
+            host.address
+        ),
+    );
+    assert!(
+        metrics.trim().parse::<u32>().unwrap_or(0) > 10,
+        "node exporter: {metrics}"
+    );
+    assert_eq!(sh(f, name, "id -gn alice").trim(), "ops");
+    assert!(
+        sh(f, name, "getent group ops").contains("alice"),
+        "alice in ops"
+    );
+    assert_eq!(sh(f, name, "stat -c %a /etc/sudoers.d/ops").trim(), "440");
+    assert!(sh(f, name, "cat /etc/motd").starts_with(&format!("{name} — edge in {}", host.dc)));
+}
+
+#[test]
+fn the_agent_converges_a_db_host_to_the_example_states() {
+    let f = fleet();
+    let host = f
+        .hosts()
+        .iter()
+        .find(|h| h.role.as_deref() == Some("db"))
+        .expect("a db host");
+    converge_and_check(f, host);
+    let name = host.name.as_str();
+    assert_eq!(
+        sh(f, name, "systemctl is-active redis-server").trim(),
+        "active"
+    );
+    let conf = sh(
+        f,
+        name,
+        "grep -E '^(bind|maxmemory) ' /etc/redis/redis.conf",
+    );
+    assert!(
+        conf.contains(&format!("bind {} 127.0.0.1", host.address)),
+        "{conf}"
+    );
+    assert!(conf.contains("maxmemory 64mb"), "{conf}");
+    assert_eq!(sh(f, name, "sysctl -n net.core.somaxconn").trim(), "1024");
+    assert!(sh(f, name, "cat /etc/sysctl.d/*cfgm*").contains("net.core.somaxconn"));
+}
