@@ -654,6 +654,9 @@ enum Place {
 
 /// Where the case directory is inside a container.
 const CONTAINER_CASE: &str = "/var/lib/cfgm-test/case";
+/// A file only the test container's root has, with a token the runner
+/// also passes in the environment.
+const CONTAINER_TOKEN: &str = "/var/lib/cfgm-test/token";
 
 /// Kernel parameters only where a private network namespace owns them:
 /// `net.*`, and only when this process is not in the machine's namespace.
@@ -694,6 +697,13 @@ fn golden(file: &Path, text: &str, dry: &Report) -> Result<(), String> {
 
 /// One case: setup → dry run → apply → check → apply again. Returns its log.
 fn run_case(case: &Path, place: Place) -> Result<String, String> {
+    if let Place::Container(_) = place {
+        // The root is "/" here: make sure it is the container's.
+        let token = std::fs::read_to_string(CONTAINER_TOKEN).unwrap_or_default();
+        if token.is_empty() || std::env::var("CFGM_TEST_TOKEN").ok() != Some(token) {
+            return Err("a container case runs only inside its test container".into());
+        }
+    }
     let mut log = String::new();
     let catalog = compile(case)?;
     match &place {
