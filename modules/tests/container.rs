@@ -5,7 +5,7 @@
 //! container lives in its own cgroup (`cfgm-modtest/…`) and dies with the
 //! case: its PID 1 is killed, which ends its whole PID namespace.
 
-use super::{Root, CONTAINER_CASE};
+use super::{Root, CONTAINER_CASE, CONTAINER_TOKEN};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -190,10 +190,17 @@ pub fn run_case(base: &Path, case: &Path) -> Result<String, String> {
     std::fs::create_dir_all(&conf).map_err(|e| e.to_string())?;
     std::fs::write(conf.join("cfgm-test.conf"), "[Journal]\nStorage=volatile\n")
         .map_err(|e| e.to_string())?;
+    std::fs::write(
+        root.path().join(CONTAINER_TOKEN.trim_start_matches('/')),
+        &name,
+    )
+    .map_err(|e| e.to_string())?;
     let c = Container::boot(&root, &name)?;
     let case_name = case.file_name().unwrap().to_string_lossy().into_owned();
     let mut cmd = c.enter(&[BIN, "--case", &case_name]);
-    cmd.env(super::NS_ENV, "1").env("CFGM_TEST_UPPER", UPPER);
+    cmd.env(super::NS_ENV, "1")
+        .env("CFGM_TEST_UPPER", UPPER)
+        .env("CFGM_TEST_TOKEN", &name);
     let out = cmd.output().map_err(|e| format!("nsenter: {e}"))?;
     let text = format!(
         "{}{}",

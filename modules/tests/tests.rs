@@ -654,50 +654,86 @@ enum Place {
 
 /// Where the case directory is inside a container.
 const CONTAINER_CASE: &str = "/var/lib/cfgm-test/case";
+/// A file only the test container's root has, with a token the runner
+/// also passes in the environment.
+const CONTAINER_TOKEN: &str = "/var/lib/cfgm-test/token";
+
+/// Kernel parameters only where a private network namespace owns them:
+/// `net.*`, and only when this process is not in the machine's namespace.
+fn private_kernel_parameters_only(catalog: &Catalog) -> Result<(), String> {
+    let own = std::fs::read_link("/proc/self/ns/net").map_err(|e| format!("netns: {e}"))?;
+    let outer = std::env::var("CFGM_TEST_OUTER_NET").unwrap_or_default();
+    if outer.is_empty() || own.to_string_lossy() == outer {
+        return Err("a netns case is not in a private network namespace".into());
+    }
+    match catalog
+        .resources
+        .iter()
+        .find(|r| r.id.kind == "sysctl" && !r.id.name.starts_with("net."))
+    {
+        Some(r) => Err(format!(
+            "{}: a test may only set net.* parameters (private to its namespace)",
+            r.id
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Compares `text` with a golden file, or writes it with `CFGM_BLESS=1`.
+fn golden(file: &Path, text: &str, dry: &Report) -> Result<(), String> {
+    if std::env::var_os("CFGM_BLESS").is_some() {
+        return std::fs::write(file, text).map_err(|e| e.to_string());
+    }
+    let want = std::fs::read_to_string(file).unwrap_or_default();
+    if want == text {
+        return Ok(());
+    }
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    Err(format!(
+        "the dry run differs from {name} (CFGM_BLESS=1 re-blesses)\n--- expected\n{want}--- got\n{text}\n{}",
+        dry.to_text(false)
+    ))
+}
 
 /// One case: setup → dry run → apply → check → apply again. Returns its log.
 fn run_case(case: &Path, place: Place) -> Result<String, String> {
+    if let Place::Container(_) = place {
+        // The root is "/" here: make sure it is the container's.
+        let token = std::fs::read_to_string(CONTAINER_TOKEN).unwrap_or_default();
+        if token.is_empty() || std::env::var("CFGM_TEST_TOKEN").ok() != Some(token) {
+            return Err("a container case runs only inside its test container".into());
+        }
+    }
     let mut log = String::new();
     let catalog = compile(case)?;
-    let (root, root_dir, upper, state_dir) = match &place {
+    match &place {
+        Place::Netns(_) => private_kernel_parameters_only(&catalog)?,
+        Place::Container(_) => {
+            if let Some(r) = catalog.resources.iter().find(|r| r.id.kind == "sysctl") {
+                return Err(format!(
+                    "{}: no kernel parameters in a container case",
+                    r.id
+                ));
+            }
+        }
+        Place::Chroot(_) => {}
+    }
+    // `_root` keeps the overlay mounted until the case ends.
+    let (_root, root_dir, upper, state_dir) = match &place {
         Place::Chroot(base) | Place::Netns(base) => {
-            let root = Root::new(base)?;
+            let mut root = Root::new(base)?;
+            if matches!(place, Place::Netns(_)) {
+                root.mount_proc()?;
+            }
             let (r, u, s) = (root.path(), root.upper(), root.state_dir());
             (Some(root), r, u, s)
         }
         Place::Container(upper) => {
-            for r in &catalog.resources {
-                if r.id.kind == "sysctl" {
-                    return Err(format!(
-                        "{}: no kernel parameters in a container case",
-                        r.id
-                    ));
-                }
-            }
             let state = PathBuf::from("/run/cfgm-test-state");
             std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
             (None, PathBuf::from("/"), upper.clone(), state)
         }
     };
-    let mut root = root;
-    if let (Place::Netns(_), Some(root)) = (&place, root.as_mut()) {
-        // Kernel parameters: only the network ones, which this private
-        // network namespace holds; never anything this machine shares.
-        let own = std::fs::read_link("/proc/self/ns/net").map_err(|e| format!("netns: {e}"))?;
-        let outer = std::env::var("CFGM_TEST_OUTER_NET").unwrap_or_default();
-        if own.to_string_lossy() == outer || outer.is_empty() {
-            return Err("a netns case is not in a private network namespace".into());
-        }
-        for r in &catalog.resources {
-            if r.id.kind == "sysctl" && !r.id.name.starts_with("net.") {
-                return Err(format!(
-                    "{}: a test may only set net.* parameters (private to its namespace)",
-                    r.id
-                ));
-            }
-        }
-        root.mount_proc()?;
-    }
     script(case, "setup.sh", &root_dir)?;
     let expected = expected_failures(case);
 
@@ -717,25 +753,13 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
         return Err(format!("the dry run changed files: {changed:?}"));
     }
     check_no_secrets(case, &catalog, &dry, "dry run")?;
-    let plan = plan_lines(&dry);
-    let plan_file = case.join("expected-plan");
-    let text: String = plan.iter().map(|l| format!("{l}\n")).collect();
-    if std::env::var_os("CFGM_BLESS").is_some() {
-        std::fs::write(&plan_file, &text).map_err(|e| e.to_string())?;
-    } else {
-        let want = std::fs::read_to_string(&plan_file).unwrap_or_default();
-        if want != text {
-            return Err(format!(
-                "the plan differs from expected-plan (CFGM_BLESS=1 re-blesses)\n--- expected\n{want}--- got\n{text}\n{}",
-                dry.to_text(false)
-            ));
-        }
-    }
+    let plan: String = plan_lines(&dry).iter().map(|l| format!("{l}\n")).collect();
+    golden(&case.join("expected-plan"), &plan, &dry)?;
     // Opt-in (an `expected-report` file): the report as people read it,
-    // with unified diffs; the summary line (timing) left out.
+    // with unified diffs; the summary line (timing) left out, and the
+    // catalog id, which changes with the core's canonical form.
     let report_file = case.join("expected-report");
     if report_file.exists() {
-        // The catalog id changes with the core's canonical form: not pinned here.
         let id = &dry.catalog_id[..12.min(dry.catalog_id.len())];
         let text: String = dry
             .to_text(false)
@@ -743,16 +767,7 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
             .filter(|l| !l.contains(" unchanged") || !l.ends_with(" s"))
             .map(|l| format!("{}\n", l.replace(id, "…")))
             .collect();
-        if std::env::var_os("CFGM_BLESS").is_some() {
-            std::fs::write(&report_file, &text).map_err(|e| e.to_string())?;
-        } else {
-            let want = std::fs::read_to_string(&report_file).unwrap_or_default();
-            if want != text {
-                return Err(format!(
-                    "the report differs from expected-report (CFGM_BLESS=1 re-blesses)\n--- expected\n{want}--- got\n{text}"
-                ));
-            }
-        }
+        golden(&report_file, &text, &dry)?;
     }
     let predicted = ids_with(&dry, |o| o == Outcome::WouldChange);
 
