@@ -463,3 +463,62 @@ fn sigkill_at_random_points_never_leaves_a_torn_file() {
     let (_, again) = apply(&trees[0], &root, &st, &[]);
     assert_eq!(again["counts"]["changed"], 0);
 }
+
+#[test]
+fn a_file_whose_template_fails_fails_alone_and_the_rest_converges() {
+    let t = tempfile::tempdir().unwrap();
+    let (tr, root, st) = (
+        t.path().join("tree"),
+        t.path().join("root"),
+        t.path().join("state"),
+    );
+    tree(
+        &tr,
+        r#"
+[file."/etc/app.conf"]
+template = "app.conf.j2"
+
+[file."/etc/app.ready"]
+content = "ready\n"
+require = ["file:/etc/app.conf"]
+
+[file."/etc/other.conf"]
+content = "other\n"
+"#,
+    );
+    write(
+        &tr.join("templates/app.conf.j2"),
+        "port = {{ data.app.port }}\n",
+    );
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let out = Command::new(agent())
+        .args(["apply", "--host", "h", "--color", "never", "--tree"])
+        .arg(&tr)
+        .arg("--root")
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&st)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The template problem is shown where it is, and the resource fails with it.
+    assert!(err.contains("templates/app.conf.j2:1:11"), "{err}");
+    assert!(
+        text.contains("! file[/etc/app.conf]  failed: undefined variable in template: `data.app.port` (templates/app.conf.j2:1:11)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "- file[/etc/app.ready]  skipped: requires file[/etc/app.conf], which failed"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("~ file[/etc/other.conf]  changed"), "{text}");
+    assert!(!root.join("etc/app.conf").exists());
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/other.conf")).unwrap(),
+        "other\n"
+    );
+}

@@ -102,6 +102,10 @@ pub struct Resource {
     /// Attributes to hide when shown (the resource is `secret = true`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hidden: Vec<String>,
+    /// Why this resource cannot be applied (its file template failed to
+    /// render); the engine fails it and skips what depends on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Resource {
@@ -233,6 +237,7 @@ impl Catalog {
                 "attrs": r.redacted_attrs(),
                 "deps": r.deps.iter().map(|(id, k)| json!({"on": id.to_string(), "kind": k.as_str()})).collect::<Vec<_>>(),
                 "origin": r.origin,
+                "error": r.error,
             })).collect::<Vec<_>>(),
         })
     }
@@ -264,6 +269,9 @@ impl Catalog {
             }
             for (dep, kind) in &r.deps {
                 out.push_str(&format!("       after {dep} ({})\n", kind.as_str()));
+            }
+            if let Some(e) = &r.error {
+                out.push_str(&format!("       error: {e}\n"));
             }
         }
         out
@@ -334,6 +342,8 @@ struct CanonicalResource<'a> {
     name: &'a str,
     attrs: &'a BTreeMap<String, Value>,
     deps: Vec<(&'a str, &'a str, &'static str)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
 }
 
 /// Streams the canonical form (no intermediate JSON tree: catalogs of
@@ -352,6 +362,7 @@ fn write_canonical(resources: &[Resource], w: impl std::io::Write) {
                     .iter()
                     .map(|(id, k)| (id.kind.as_str(), id.name.as_str(), k.as_str()))
                     .collect(),
+                error: r.error.as_deref(),
             })
             .collect(),
     };
@@ -380,6 +391,7 @@ mod tests {
                 column: 1,
             },
             hidden: vec![],
+            error: None,
         }
     }
 

@@ -35,8 +35,10 @@ use std::time::{Duration, Instant};
 
 type Key = [u8; 32];
 
-/// A host's compile outcome, shared by every host with the same inputs.
-type Compiled = Arc<Result<Catalog, Vec<Diagnostic>>>;
+/// A host's compile outcome, shared by every host with the same inputs: the
+/// catalog when its graph compiled (resources whose file template failed
+/// carry the error), and every problem found.
+type Compiled = Arc<(Option<Catalog>, Vec<Diagnostic>)>;
 
 /// A state to load, and the include (state and range) that named it.
 type Pending = (String, Option<(Arc<ParsedState>, Range<usize>)>);
@@ -107,20 +109,40 @@ impl<'a> Compiler<'a> {
         })
     }
 
-    /// Compiles one host's catalog.
+    /// Compiles one host's catalog; any problem is an error.
     pub fn compile_host(
         &self,
         name: &str,
         facts: Option<&Value>,
     ) -> Result<Catalog, Vec<Diagnostic>> {
-        let host = self.tree.host(name).map_err(|d| vec![d])?;
+        match self.compile_host_partial(name, facts) {
+            (Some(c), d) if d.is_empty() => Ok(c),
+            (_, d) => Err(d),
+        }
+    }
+
+    /// Compiles one host's catalog, keeping it when only resources failed:
+    /// a file whose template fails to render is a problem (reported here and
+    /// by `validate`), but the catalog still holds that resource, marked with
+    /// its error, so an agent converges everything else and fails only it
+    /// and what depends on it. `None` when the catalog itself did not compile
+    /// (syntax, types, requisites, cycles): then nothing may be applied.
+    pub fn compile_host_partial(
+        &self,
+        name: &str,
+        facts: Option<&Value>,
+    ) -> (Option<Catalog>, Vec<Diagnostic>) {
+        let host = match self.tree.host(name) {
+            Ok(h) => h,
+            Err(d) => return (None, vec![d]),
+        };
         let out = self.compile(host, facts, false);
         // Not cached for one host: the Arc is unique and unwraps without a copy.
-        let mut out = Arc::try_unwrap(out).unwrap_or_else(|a| (*a).clone());
-        if let Ok(c) = &mut out {
+        let (mut catalog, diags) = Arc::try_unwrap(out).unwrap_or_else(|a| (*a).clone());
+        if let Some(c) = &mut catalog {
             c.host = host.name.clone();
         }
-        out
+        (catalog, diags)
     }
 
     /// Compiles every inventory host in parallel.
@@ -142,11 +164,11 @@ impl<'a> Compiler<'a> {
         let mut seen_err: BTreeSet<usize> = BTreeSet::new();
         for (name, r) in &results {
             match r.as_ref() {
-                Ok(c) => {
+                (Some(c), d) if d.is_empty() => {
                     *v.catalogs.entry(c.id.0.clone()).or_default() += 1;
                     v.resources += c.resources.len();
                 }
-                Err(d) => {
+                (_, d) => {
                     v.failed_hosts.push(name.clone());
                     // Hosts sharing a failed compile share the Arc: report it once.
                     if seen_err.insert(Arc::as_ptr(r) as usize) {
@@ -221,7 +243,7 @@ impl<'a> Compiler<'a> {
             }
         }
         if !complete {
-            return Arc::new(Err(diags));
+            return Arc::new((None, diags));
         }
         parsed.sort_by_key(|a| a.0);
         let mut h = blake3::Hasher::new();
@@ -234,7 +256,7 @@ impl<'a> Compiler<'a> {
         // run shows a typo in one file and a dangling requisite in another.
         diags.extend(graph.diags.iter().cloned());
         if !diags.is_empty() {
-            return Arc::new(Err(diags));
+            return Arc::new((None, diags));
         }
         // File templates: keyed by the paths each template reads.
         let mut ckey = blake3::Hasher::new();
@@ -270,13 +292,12 @@ impl<'a> Compiler<'a> {
                     _ => continue,
                 };
                 if let Err(d) = out.as_ref() {
+                    // The resource fails, not the catalog (see compile_host_partial).
+                    ckey.update(d.message.as_bytes());
                     diags.push(d.clone());
                 }
                 rendered.insert((i, a.name), out);
             }
-        }
-        if !diags.is_empty() {
-            return Arc::new(Err(diags));
         }
         let ckey: Key = ckey.finalize().into();
         if let Some(c) = self.catalogs.lock().expect("cache").get(&ckey) {
@@ -298,14 +319,19 @@ impl<'a> Compiler<'a> {
                 let r = &st.resources[node.res];
                 let spec = self.registry.get(&r.id.kind);
                 let mut attrs = r.attrs.clone();
+                let mut error = None;
                 if let Some(spec) = spec {
                     for a in spec.attrs {
                         let into = match a.ty {
                             AttrType::Template { into } | AttrType::TreeFile { into } => into,
                             _ => continue,
                         };
-                        if let Some(Ok(s)) = rendered.get(&(i, a.name)).map(|x| x.as_ref()) {
-                            attrs.insert(into.to_string(), Value::String(s.clone()));
+                        match rendered.get(&(i, a.name)).map(|x| x.as_ref()) {
+                            Some(Ok(s)) => {
+                                attrs.insert(into.to_string(), Value::String(s.clone()));
+                            }
+                            Some(Err(d)) => error = Some(one_line(self.sources(), d)),
+                            None => {}
                         }
                     }
                 }
@@ -340,10 +366,11 @@ impl<'a> Compiler<'a> {
                     deps: node.deps.clone(),
                     origin,
                     hidden,
+                    error,
                 }
             })
             .collect();
-        let c = Arc::new(Ok(Catalog::new(String::new(), resources)));
+        let c = Arc::new((Some(Catalog::new(String::new(), resources)), diags));
         if share {
             self.catalogs.lock().expect("cache").insert(ckey, c.clone());
         }
@@ -482,6 +509,18 @@ impl<'a> Compiler<'a> {
         let g = Arc::new(build_graph(self.sources(), self.registry, states));
         self.graphs.lock().expect("cache").insert(key, g.clone());
         g
+    }
+}
+
+/// A diagnostic as one line for a catalog: message (file:line:column).
+fn one_line(sources: &Sources, d: &Diagnostic) -> String {
+    match d.first_span() {
+        Some(s) => format!(
+            "{} ({})",
+            d.message,
+            sources.location(s.file, s.range.start)
+        ),
+        None => d.message.clone(),
     }
 }
 

@@ -232,6 +232,12 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
                 ));
                 continue;
             }
+            if let Some(e) = &r.error {
+                // Compiled with an error (a file template that did not render).
+                done[i] = Some(Done::Failed);
+                reports[i] = Some(ResourceReport::failed(r, e.clone(), 0.0));
+                continue;
+            }
             match providers.get(r.id.kind.as_str()) {
                 Some(p) if p.batched() => batches.entry(r.id.kind.as_str()).or_default().push(i),
                 _ => singles.push(i),

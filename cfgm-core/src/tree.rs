@@ -683,6 +683,18 @@ pub fn template_error(
     };
     let detail = e.detail().map(str::to_string);
     let text = sources.text(file);
+    // minijinja may point at the failing part of a path (`.app.port`): widen
+    // the span to the whole dotted name the author wrote (`data.app.port`).
+    let mut span = span;
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.';
+    while span.range.start > 0
+        && text
+            .as_bytes()
+            .get(span.range.start - 1)
+            .is_some_and(|&c| ident(c))
+    {
+        span.range.start -= 1;
+    }
     let snippet = text
         .get(span.range.clone())
         .unwrap_or("")

@@ -336,6 +336,7 @@ mod engine {
                 column: 1,
             },
             hidden: vec![],
+            error: None,
         }
     }
 

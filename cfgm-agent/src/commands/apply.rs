@@ -94,16 +94,22 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (tree, mut diags) = Tree::load(&a.tree)?;
     let registry = cfgm_modules::registry();
     let compiler = Compiler::new(&tree, &registry);
-    let catalog = match compiler.compile_host(&host_name, facts.as_ref()) {
-        Ok(c) if diags.is_empty() => c,
-        Ok(_) => {
-            return Ok(compile_failed(&tree, &mut diags, &host_name, a.json, color));
-        }
-        Err(d) => {
-            diags.extend(d);
+    let (catalog, resource_diags) = compiler.compile_host_partial(&host_name, facts.as_ref());
+    let catalog = match catalog {
+        Some(c) if diags.is_empty() => c,
+        _ => {
+            diags.extend(resource_diags);
             return Ok(compile_failed(&tree, &mut diags, &host_name, a.json, color));
         }
     };
+    // Resources whose file template failed are in the catalog, marked: they
+    // fail (and skip their dependents); everything else converges.
+    if !resource_diags.is_empty() && !a.json {
+        for d in &resource_diags {
+            eprint!("{}", d.render(&tree.sources, color));
+            eprintln!();
+        }
+    }
 
     let _lock = RunLock::acquire(&state_dir)?;
     let host = cfgm_modules::Host::new(&root, &state_dir);
