@@ -462,6 +462,14 @@ fn sigkill_at_random_points_never_leaves_a_torn_file() {
     }
     let (_, again) = apply(&trees[0], &root, &st, &[]);
     assert_eq!(again["counts"]["changed"], 0);
+    // Interrupted writes left no temporary files behind.
+    let leftovers: Vec<String> = std::fs::read_dir(root.join("data"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
 
 #[test]

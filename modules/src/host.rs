@@ -290,11 +290,17 @@ impl Host {
             )));
         }
         self.backup(p)?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.cfgm-{}-{}", std::process::id(), nonce()));
+        // One temporary name per target: a run killed mid-write leaves at
+        // most this file, which the next write (or `file`'s cleanup) removes.
+        // Removed first and created exclusively, so a planted symlink is
+        // never followed.
+        let tmp = temp_path(&target);
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err("remove stale temporary of", p)(e))
+            }
+            _ => {}
+        }
         let result = (|| {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -372,6 +378,16 @@ impl Host {
     }
 }
 
+/// The temporary file a write of `target` goes through: `.NAME.cfgm-new`
+/// beside it.
+pub fn temp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.cfgm-new"))
+}
+
 /// Opening with a mode portable across std versions.
 trait ModeCompat {
     fn mode_compat(&mut self, mode: u32) -> &mut Self;
@@ -381,18 +397,6 @@ impl ModeCompat for std::fs::OpenOptions {
     fn mode_compat(&mut self, mode: u32) -> &mut Self {
         std::os::unix::fs::OpenOptionsExt::mode(self, mode)
     }
-}
-
-fn nonce() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
 }
 
 /// The argv of a command as a person would type it.

@@ -134,6 +134,9 @@ pub struct Observed {
     pub owner: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// A temporary file left beside it by a run that was killed mid-write.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leftover: bool,
 }
 
 pub struct File;
@@ -222,6 +225,8 @@ impl Module for File {
         _: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         let mut o = observe_meta(host, name)?;
+        let tmp = crate::host::temp_path(std::path::Path::new(name));
+        o.leftover = host.lstat(&tmp.to_string_lossy())?.is_some();
         if o.kind.as_deref() == Some("file") {
             let bytes = host.read(name)?.unwrap_or_default();
             o.hash = Some(blake3::hash(&bytes).to_hex().to_string());
@@ -236,6 +241,14 @@ impl Module for File {
     fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
         let mut out = Vec::new();
         let kind = o.kind.as_deref();
+        if o.leftover {
+            let tmp = crate::host::temp_path(std::path::Path::new(name));
+            out.push(Change::new(
+                "leftover",
+                tmp.to_string_lossy().into_owned(),
+                Value::Null,
+            ));
+        }
         if d.absent() {
             if o.exists {
                 out.push(Change::new("ensure", kind.unwrap_or("file"), "absent"));
@@ -289,6 +302,12 @@ impl Module for File {
         changes: &[Change],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
+        if changes.iter().any(|c| c.attr == "leftover") {
+            // An interrupted run's temporary file: never the live one.
+            let tmp = crate::host::temp_path(std::path::Path::new(name));
+            let tmp = tmp.to_string_lossy();
+            std::fs::remove_file(host.path(&tmp)).map_err(crate::host::io_err("remove", &tmp))?;
+        }
         let now = host.lstat(name)?;
         if d.absent() {
             return match now {

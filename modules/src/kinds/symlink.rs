@@ -124,13 +124,7 @@ impl Module for Symlink {
         }
         // A new link under a temporary name, renamed over the old path: atomic.
         let path = host.path(name);
-        let tmp = path.with_file_name(format!(
-            ".{}.cfgm-link-{}",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            std::process::id()
-        ));
+        let tmp = crate::host::temp_path(&path);
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&d.target, &tmp).map_err(io_err("symlink", name))?;
         if now.is_some_and(|m| m.is_file) {
