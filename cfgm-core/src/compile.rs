@@ -18,7 +18,7 @@
 //! (and `files/` under the tree root).
 
 use crate::catalog::{Catalog, DepKind, Origin, Resource, ResourceId};
-use crate::diag::{suggest, Diagnostic, SourceFile, Sources, Span};
+use crate::diag::{suggest, Diagnostic, SourceFile, Sources};
 use crate::parse::{parse_state, ParsedResource, ParsedState};
 use crate::render::untag;
 use crate::schema::{AttrType, Registry};
@@ -654,9 +654,6 @@ fn build_graph(
                 );
                 continue;
             };
-            if t == i && req.kind != "before" {
-                // A self-requisite is a cycle of one; reported below.
-            }
             let why = |kind| Why {
                 kind,
                 state: si,
@@ -855,9 +852,4 @@ fn cycle_diag(
         "{} resources are on the cycle; `a → b` means a must be applied before b — remove one of these requisites",
         cycle.len()
     ))
-}
-
-/// Re-export for callers that only need a span's location.
-pub fn span_location(sources: &Sources, span: &Span) -> String {
-    sources.location(span.file, span.range.start)
 }
