@@ -848,8 +848,11 @@ fn cycle_diag(
             d.secondary(span, msg)
         };
     }
+    let on = match cycle.len() {
+        1 => "1 resource is on the cycle (it depends on itself)".to_string(),
+        n => format!("{n} resources are on the cycle"),
+    };
     d.note(format!(
-        "{} resources are on the cycle; `a → b` means a must be applied before b — remove one of these requisites",
-        cycle.len()
+        "{on}; `a → b` means a must be applied before b — remove one of these requisites"
     ))
 }
