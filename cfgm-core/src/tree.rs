@@ -340,7 +340,7 @@ impl Tree {
                     let vars = self
                         .states_env
                         .get_template(&name)
-                        .map(|t| sorted(t.undeclared_variables(true)))
+                        .map(|t| reads(&text, t.undeclared_variables(true)))
                         .unwrap_or_default();
                     self.states.insert(
                         name.clone(),
@@ -374,7 +374,7 @@ impl Tree {
                     let vars = self
                         .files_env
                         .get_template(&path)
-                        .map(|t| sorted(t.undeclared_variables(true)))
+                        .map(|t| reads(&text, t.undeclared_variables(true)))
                         .unwrap_or_default();
                     self.templates.insert(
                         path.clone(),
@@ -606,8 +606,22 @@ fn git_head(root: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
-fn sorted(s: std::collections::HashSet<String>) -> Vec<String> {
-    let mut v: Vec<String> = s.into_iter().collect();
+/// The context paths a template reads, for sharing renders between hosts.
+/// A template that pulls in another (`include`, `import`, `from`,
+/// `extends`) may read anything that one reads: it is keyed by the whole
+/// context instead.
+fn reads(source: &str, vars: std::collections::HashSet<String>) -> Vec<String> {
+    let pulls_in = source.match_indices("{%").any(|(i, _)| {
+        let rest = source[i + 2..].trim_start_matches(['-', '+']).trim_start();
+        ["include", "import", "from", "extends"].iter().any(|k| {
+            rest.starts_with(k)
+                && !rest[k.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
+    });
+    if pulls_in {
+        return vec!["data".into(), "facts".into(), "host".into()];
+    }
+    let mut v: Vec<String> = vars.into_iter().collect();
     v.sort();
     v
 }

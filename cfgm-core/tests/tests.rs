@@ -32,6 +32,11 @@ static FILE: KindSpec = KindSpec {
     doc: "test file",
     attrs: &[
         AttrSpec::opt("content", AttrType::Str, "content"),
+        AttrSpec::opt(
+            "template",
+            AttrType::Template { into: "content" },
+            "template",
+        ),
         AttrSpec::opt("mode", AttrType::Mode, "mode"),
         AttrSpec::opt("owner", AttrType::Str, "owner"),
     ],
@@ -119,6 +124,37 @@ fn hosts_with_equal_catalogs_share_an_id() {
         &[("s", "[pkg.a]\nversion = \"{{ host.role }}\"\n")],
     );
     assert_eq!(compile(d.path(), "a").id, compile(d.path(), "b").id);
+}
+
+/// Regression: hosts shared a render when a file template read a host
+/// variable only through `{% include %}` (the includer's own variables did
+/// not show it).
+#[test]
+fn a_template_that_includes_another_is_not_shared_between_hosts() {
+    let d = tempfile::tempdir().unwrap();
+    write_tree(
+        d.path(),
+        &[("s", "[file.\"/etc/motd\"]\ntemplate = \"motd.j2\"\n")],
+    );
+    std::fs::create_dir_all(d.path().join("templates")).unwrap();
+    std::fs::write(
+        d.path().join("templates/motd.j2"),
+        "Welcome.\n{% include \"who.j2\" %}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("templates/who.j2"),
+        "You are on {{ host.name }}.",
+    )
+    .unwrap();
+    let (tree, diags) = Tree::load(d.path()).unwrap();
+    assert!(diags.is_empty(), "{diags:?}");
+    let reg = registry();
+    let c = Compiler::new(&tree, &reg);
+    let v = c.validate();
+    assert_eq!(v.catalogs.len(), 2, "both hosts got the same rendered file");
+    let a = c.compile_host("a", None).unwrap();
+    assert_eq!(a.resources[0].attrs["content"], "Welcome.\nYou are on a.");
 }
 
 /// One generated resource: kind, name, attributes, requisites on earlier ones.
