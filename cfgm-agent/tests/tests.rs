@@ -107,6 +107,10 @@ purge = true
 
 [file."/var/cache/app/keep"]
 content = "kept\n"
+
+# In a subdirectory no resource declares: the purge must keep the subdirectory.
+[file."/var/cache/app/sub/keep"]
+content = "kept too\n"
 "#;
 
 #[test]
@@ -118,7 +122,7 @@ fn file_kinds_converge_then_a_second_apply_changes_nothing() {
         t.path().join("state"),
     );
     tree(&tr, FILE_STATE);
-    std::fs::create_dir_all(root.join("var/cache/app")).unwrap();
+    std::fs::create_dir_all(root.join("var/cache/app/sub")).unwrap();
     write(&root.join("var/cache/app/stale"), "old\n");
 
     // A dry run on the fresh root predicts and changes nothing on disk.
@@ -141,7 +145,7 @@ fn file_kinds_converge_then_a_second_apply_changes_nothing() {
         .filter(|r| r["outcome"] == "would-change")
         .map(|r| r["id"]["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(predicted.len(), 6, "{dry:#}");
+    assert_eq!(predicted.len(), 7, "{dry:#}");
 
     let (out, first) = apply(&tr, &root, &st, &[]);
     assert!(out.status.success(), "{first:#}");
@@ -181,6 +185,10 @@ fn file_kinds_converge_then_a_second_apply_changes_nothing() {
         "purge left an unmanaged file"
     );
     assert!(root.join("var/cache/app/keep").exists());
+    assert_eq!(
+        std::fs::read_to_string(root.join("var/cache/app/sub/keep")).unwrap(),
+        "kept too\n"
+    );
 
     let (out, second) = apply(&tr, &root, &st, &[]);
     assert!(out.status.success());
@@ -188,7 +196,7 @@ fn file_kinds_converge_then_a_second_apply_changes_nothing() {
         second["counts"]["changed"], 0,
         "second apply changed something: {second:#}"
     );
-    assert_eq!(second["counts"]["unchanged"], 6);
+    assert_eq!(second["counts"]["unchanged"], 7);
 }
 
 #[test]

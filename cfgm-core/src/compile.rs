@@ -474,14 +474,24 @@ impl<'a> Compiler<'a> {
         if let Some(s) = self.files.lock().expect("cache").get(&key) {
             return s.clone();
         }
-        let full = self.tree.root.join("files").join(path);
-        let out = if path.split('/').any(|c| c == "..") {
+        let base = self.tree.root.join("files");
+        let full = base.join(path);
+        // Only files under files/: no absolute path, no `..`, and no symlink
+        // out of it (a catalog must not carry e.g. /etc/shadow of the
+        // machine that compiles it).
+        let inside = !path.starts_with('/')
+            && !path.split('/').any(|c| c == "..")
+            && match (full.canonicalize(), base.canonicalize()) {
+                (Ok(f), Ok(b)) => f.starts_with(b),
+                _ => true, // missing: reported as unreadable below
+            };
+        let out = if !inside {
             Err(st.diag(
                 self.sources(),
                 "source",
-                format!("{}: `{path}` leaves the tree", r.id),
+                format!("{}: `{path}` is not under files/", r.id),
                 at,
-                "expected a path under files/ without `..`",
+                "expected a relative path under files/ (no `/…`, no `..`, no symlink out)",
             ))
         } else {
             std::fs::read(&full)

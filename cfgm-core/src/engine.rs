@@ -96,9 +96,11 @@ pub trait Provider: Send + Sync {
     fn diff(&self, r: &Resource, observed: &Value) -> Result<Vec<Change>, ModuleError>;
     /// Makes the changes. Called only with the non-empty result of `diff`.
     fn apply(&self, r: &Resource, changes: &[Change], ctx: &RunCtx) -> Result<(), ModuleError>;
-    /// Reacts to a change of a watched resource (restart, rerun).
-    fn refresh(&self, _r: &Resource, _ctx: &RunCtx) -> Result<(), ModuleError> {
-        Ok(())
+    /// Reacts to a change of a watched resource (restart, rerun); says
+    /// whether it did anything. Only then is the resource "changed" (and
+    /// its own watchers refreshed).
+    fn refresh(&self, _r: &Resource, _ctx: &RunCtx) -> Result<bool, ModuleError> {
+        Ok(false)
     }
     /// Resources of a batched kind are applied together by `apply_batch`,
     /// one batch at a time (e.g. one apt transaction for all packages).
@@ -385,15 +387,25 @@ fn finish(
 ) -> (Done, ResourceReport) {
     let mut refreshed = Vec::new();
     if !refresh.is_empty() {
-        if mode == Mode::Apply {
-            if let Err(e) = guarded("refresh", || p.refresh(r, ctx)) {
-                let mut rep =
-                    ResourceReport::failed(r, format!("refresh: {e}"), t.elapsed().as_secs_f64());
-                rep.changes = changes;
-                return (Done::Failed, rep);
-            }
+        // A dry run cannot ask; it predicts that the refresh acts.
+        let acted = match mode {
+            Mode::DryRun => true,
+            Mode::Apply => match guarded("refresh", || p.refresh(r, ctx)) {
+                Ok(acted) => acted,
+                Err(e) => {
+                    let mut rep = ResourceReport::failed(
+                        r,
+                        format!("refresh: {e}"),
+                        t.elapsed().as_secs_f64(),
+                    );
+                    rep.changes = changes;
+                    return (Done::Failed, rep);
+                }
+            },
+        };
+        if acted {
+            refreshed = refresh.to_vec();
         }
-        refreshed = refresh.to_vec();
     }
     let changed = !changes.is_empty() || !refreshed.is_empty();
     let outcome = match (changed, mode) {

@@ -332,13 +332,13 @@ mod engine {
             w.state.insert(r.id.name.clone(), v);
             Ok(())
         }
-        fn refresh(&self, r: &Resource, _: &RunCtx) -> Result<(), ModuleError> {
+        fn refresh(&self, r: &Resource, _: &RunCtx) -> Result<bool, ModuleError> {
             self.world
                 .lock()
                 .unwrap()
                 .log
                 .push(format!("refresh {}", r.id.name));
-            Ok(())
+            Ok(r.attrs.get("refresh_noop") != Some(&json!(true)))
         }
         fn batched(&self) -> bool {
             self.batched
@@ -480,6 +480,40 @@ mod engine {
                 .count(),
             1
         );
+    }
+
+    /// Regression: a refresh that did nothing (a guarded command whose
+    /// guard said no) counted as a change and restarted its own watchers.
+    #[test]
+    fn a_refresh_that_did_nothing_is_no_change_and_is_not_passed_on() {
+        let (w, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res("v", "f", json!({"value": "1"}), &[]),
+                res(
+                    "v",
+                    "cmd",
+                    json!({"value": "x", "refresh_noop": true}),
+                    &[("v", "f", DepKind::Watch)],
+                ),
+                res(
+                    "v",
+                    "svc",
+                    json!({"value": "on"}),
+                    &[("v", "cmd", DepKind::Watch)],
+                ),
+            ],
+        );
+        w.lock().unwrap().state.insert("cmd".into(), "x".into());
+        w.lock().unwrap().state.insert("svc".into(), "on".into());
+        let r = run(&c, &p, &opts(Mode::Apply));
+        assert_eq!(outcome(&r, "f"), Outcome::Changed);
+        assert_eq!(outcome(&r, "cmd"), Outcome::Unchanged);
+        assert_eq!(outcome(&r, "svc"), Outcome::Unchanged);
+        let log = w.lock().unwrap().log.clone();
+        assert!(log.contains(&"refresh cmd".to_string()), "{log:?}");
+        assert!(!log.contains(&"refresh svc".to_string()), "{log:?}");
     }
 
     #[test]

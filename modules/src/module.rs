@@ -41,14 +41,16 @@ pub trait Module: Send + Sync + 'static {
     ) -> Result<(), ModuleError>;
 
     /// Reacts to a change of a watched resource.
+    /// (Says whether it did anything: a restart, a run. Watchers of this
+    /// resource see only that as a change.)
     fn refresh(
         &self,
         _host: &Host,
         _name: &str,
         _d: &Self::Desired,
         _ctx: &RunCtx,
-    ) -> Result<(), ModuleError> {
-        Ok(())
+    ) -> Result<bool, ModuleError> {
+        Ok(false)
     }
 
     /// Whether resources of this kind are applied together (see `apply_batch`).
@@ -112,7 +114,7 @@ impl<M: Module> Provider for Erased<M> {
         self.module.apply(&self.host, &r.id.name, &d, changes, ctx)
     }
 
-    fn refresh(&self, r: &Resource, ctx: &RunCtx) -> Result<(), ModuleError> {
+    fn refresh(&self, r: &Resource, ctx: &RunCtx) -> Result<bool, ModuleError> {
         let d = desired::<M>(r)?;
         self.module.refresh(&self.host, &r.id.name, &d, ctx)
     }

@@ -241,11 +241,12 @@ impl Module for Cmd {
         _name: &str,
         d: &Desired,
         _: &RunCtx,
-    ) -> Result<(), ModuleError> {
+    ) -> Result<bool, ModuleError> {
         if d.refresh_only() && guards(host, d)?.would_run {
             Cmd::run(host, d)?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     fn verify_after_apply(&self, d: &Desired) -> bool {

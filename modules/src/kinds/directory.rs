@@ -64,6 +64,18 @@ pub struct Observed {
 
 pub struct Directory;
 
+/// Whether a purge must keep `path`: the catalog manages it, or something
+/// below it (a file in an undeclared subdirectory keeps that subdirectory).
+fn managed(ctx: &RunCtx, path: &str) -> bool {
+    let below = format!("{path}/");
+    ctx.managed_paths.contains(path)
+        || ctx
+            .managed_paths
+            .range(below.clone()..)
+            .next()
+            .is_some_and(|m| m.starts_with(&below))
+}
+
 impl Module for Directory {
     type Desired = Desired;
     type Observed = Observed;
@@ -81,7 +93,7 @@ impl Module for Directory {
             let base = name.trim_end_matches('/');
             for entry in host.list_dir(name)? {
                 let full = format!("{base}/{entry}");
-                if !ctx.managed_paths.contains(&full) {
+                if !managed(ctx, &full) {
                     unmanaged.push(full);
                 }
             }
@@ -168,7 +180,7 @@ impl Module for Directory {
                     let base = name.trim_end_matches('/');
                     for entry in host.list_dir(name)? {
                         let full = format!("{base}/{entry}");
-                        if ctx.managed_paths.contains(&full) {
+                        if managed(ctx, &full) {
                             continue;
                         }
                         let p = host.path(&full);

@@ -253,7 +253,13 @@ impl Module for Service {
 
     /// Restarts (or reloads) a service that runs or is meant to; a service
     /// meant to be stopped stays stopped.
-    fn refresh(&self, host: &Host, name: &str, d: &Desired, _: &RunCtx) -> Result<(), ModuleError> {
+    fn refresh(
+        &self,
+        host: &Host,
+        name: &str,
+        d: &Desired,
+        _: &RunCtx,
+    ) -> Result<bool, ModuleError> {
         let init = Init::of(host);
         if !init.exists(host, name)? {
             return Err(init.missing(name));
@@ -270,7 +276,7 @@ impl Module for Service {
             };
             init.act(host, name, action)?;
         }
-        Ok(())
+        Ok(due)
     }
 }
 
