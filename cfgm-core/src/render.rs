@@ -156,8 +156,10 @@ pub fn tag_source(src: &str) -> String {
             }
             Lex::Str(kind, q) => {
                 if c == b'\\' && i + 1 < bytes.len() {
-                    out.push_str(&src[i..i + 2]);
-                    i += 2;
+                    // The escaped character may be multi-byte.
+                    let n = 1 + utf8_len(bytes[i + 1]);
+                    out.push_str(&src[i..(i + n).min(src.len())]);
+                    i += n;
                     continue;
                 }
                 if c as char == q {

@@ -607,23 +607,50 @@ fn git_head(root: &Path) -> Option<String> {
 }
 
 /// The context paths a template reads, for sharing renders between hosts.
-/// A template that pulls in another (`include`, `import`, `from`,
-/// `extends`) may read anything that one reads: it is keyed by the whole
-/// context instead.
+/// Keyed by the whole context instead when the variables cannot tell: a
+/// template that pulls in another (`include`, `import`, `from`, `extends`:
+/// it may read anything the other reads), or one that rebinds a context
+/// name (`{% set data = data.nginx %}` hides which `data.…` it then reads).
 fn reads(source: &str, vars: std::collections::HashSet<String>) -> Vec<String> {
-    let pulls_in = source.match_indices("{%").any(|(i, _)| {
+    let word = |rest: &str, k: &str| {
+        rest.starts_with(k)
+            && !rest[k.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+    };
+    let opaque = source.match_indices("{%").any(|(i, _)| {
         let rest = source[i + 2..].trim_start_matches(['-', '+']).trim_start();
-        ["include", "import", "from", "extends"].iter().any(|k| {
-            rest.starts_with(k)
-                && !rest[k.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
-        })
+        if ["include", "import", "from", "extends"]
+            .iter()
+            .any(|k| word(rest, k))
+        {
+            return true;
+        }
+        // `set`, `for`, `with` and `macro` can bind a context name.
+        ["set", "for", "with", "macro"]
+            .iter()
+            .any(|k| word(rest, k) && binds_context_name(&rest[k.len()..]))
     });
-    if pulls_in {
+    if opaque {
         return vec!["data".into(), "facts".into(), "host".into()];
     }
     let mut v: Vec<String> = vars.into_iter().collect();
     v.sort();
     v
+}
+
+/// Whether the targets of a `set`/`for`/`with`/`macro` tag (the part before
+/// `=`, `in` or the closing `%}`) name `host`, `data` or `facts`.
+fn binds_context_name(after_keyword: &str) -> bool {
+    let end = after_keyword.find("%}").unwrap_or(after_keyword.len());
+    let tag = &after_keyword[..end];
+    let targets = match (tag.find('='), tag.find(" in ")) {
+        (Some(e), Some(n)) => &tag[..e.min(n)],
+        (Some(e), None) => &tag[..e],
+        (None, Some(n)) => &tag[..n],
+        (None, None) => tag,
+    };
+    targets
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|w| matches!(w, "host" | "data" | "facts"))
 }
 
 /// Merges `over` into `base`: tables merge key by key, anything else replaces.

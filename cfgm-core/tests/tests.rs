@@ -157,6 +157,45 @@ fn a_template_that_includes_another_is_not_shared_between_hosts() {
     assert_eq!(a.resources[0].attrs["content"], "Welcome.\nYou are on a.");
 }
 
+/// Regression: `{% set data = data.app %}` hid which data the state reads,
+/// so hosts in different datacenters shared one render.
+#[test]
+fn rebinding_a_context_name_does_not_share_renders_between_hosts() {
+    let d = tempfile::tempdir().unwrap();
+    write_tree(
+        d.path(),
+        &[(
+            "s",
+            "{% set data = data.app %}\n[pkg.app]\nversion = \"{{ data.version }}\"\n",
+        )],
+    );
+    std::fs::create_dir_all(d.path().join("data/dc")).unwrap();
+    std::fs::write(d.path().join("data/dc/x.toml"), "[app]\nversion = \"1\"\n").unwrap();
+    std::fs::write(d.path().join("data/dc/y.toml"), "[app]\nversion = \"2\"\n").unwrap();
+    let (tree, diags) = Tree::load(d.path()).unwrap();
+    assert!(diags.is_empty(), "{diags:?}");
+    let reg = registry();
+    let c = Compiler::new(&tree, &reg);
+    assert_eq!(c.validate().catalogs.len(), 2);
+    assert_eq!(
+        c.compile_host("b", None).unwrap().resources[0].attrs["version"],
+        "2"
+    );
+}
+
+/// Regression: an escaped non-ASCII character in a template string made
+/// loading the tree panic.
+#[test]
+fn an_escaped_multibyte_character_in_a_template_string_loads() {
+    let d = tempfile::tempdir().unwrap();
+    write_tree(
+        d.path(),
+        &[("s", "[pkg.a]\nversion = \"{{ 'caf\\é' | length }}\"\n")],
+    );
+    let (_tree, diags) = Tree::load(d.path()).unwrap();
+    assert!(diags.is_empty(), "{diags:?}");
+}
+
 /// One generated resource: kind, name, attributes, requisites on earlier ones.
 #[derive(Clone, Debug)]
 struct Gen {
