@@ -284,6 +284,15 @@ fn parse_resource(
             rname.span(),
             "expected a path starting with `/`",
         ));
+    } else if spec.name_is_path && !is_normal_path(&name) {
+        // One path, one name: `/etc/./x`, `/etc//x` and `/etc/x/` would be
+        // other resources for the same file, and `..` could leave --root.
+        diags.push(ctx.diag(
+            "name",
+            format!("{id}: the path is not in normal form"),
+            rname.span(),
+            "expected no `.` or `..` parts, no `//` and no trailing `/`",
+        ));
     }
     let mut res = ParsedResource {
         id: id.clone(),
@@ -419,6 +428,15 @@ fn parse_requisites(
             )),
         }
     }
+}
+
+/// An absolute path without `.`, `..` or empty parts and no trailing `/`.
+pub fn is_normal_path(p: &str) -> bool {
+    p.starts_with('/')
+        && (p == "/"
+            || p[1..]
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".."))
 }
 
 fn de_type(v: &DeValue<'_>) -> &'static str {

@@ -88,8 +88,16 @@ impl HostRead {
     }
 
     /// A host path (absolute, as in the catalog) on this machine.
+    /// Only normal components are joined: whatever a path says, it stays
+    /// under the root (`..` is dropped, not followed).
     pub fn path(&self, p: &str) -> PathBuf {
-        self.root.join(p.trim_start_matches('/'))
+        let mut out = self.root.clone();
+        for c in Path::new(p).components() {
+            if let std::path::Component::Normal(n) = c {
+                out.push(n);
+            }
+        }
+        out
     }
 
     /// A file's bytes; `None` when it does not exist.

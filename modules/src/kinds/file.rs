@@ -331,10 +331,10 @@ impl Module for File {
             let existing = now.filter(|m| m.is_file);
             let content: Vec<u8> = match &d.content {
                 Some(c) => c.clone().into_bytes(),
-                None => host
-                    .read(name)?
-                    .filter(|_| existing.is_some())
-                    .unwrap_or_default(),
+                // Keep the content of a regular file only: never read
+                // through a symlink, a FIFO or a device.
+                None if existing.is_some() => host.read(name)?.unwrap_or_default(),
+                None => Vec::new(),
             };
             let mode = d
                 .mode

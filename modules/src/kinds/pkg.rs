@@ -43,7 +43,9 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
             "a version makes no sense with ensure = \"absent\"",
         ));
     }
-    let valid = !name.is_empty()
+    // Debian: starts with a letter or digit (and never `-`, which apt would
+    // read as an option).
+    let valid = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));

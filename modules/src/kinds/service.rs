@@ -9,7 +9,7 @@
 //! NAME.service" / "no /etc/init.d/NAME". Installing the service's package
 //! is the `pkg` kind's job (a service comes after the package of its name).
 
-use cfgm_core::schema::{no_check, AttrSpec, AttrType, Attrs, AutoDep, KindSpec};
+use cfgm_core::schema::{AttrSpec, AttrType, Attrs, AutoDep, KindSpec, Problem};
 use cfgm_core::ResourceId;
 
 pub static SPEC: KindSpec = KindSpec {
@@ -31,9 +31,26 @@ pub static SPEC: KindSpec = KindSpec {
     ],
     name_is_path: false,
     secret_attrs: &[],
-    check: no_check,
+    check,
     auto_deps,
 };
+
+/// A unit or init-script name: it becomes an argument and a path, so no
+/// `/`, no leading `-` or `.`.
+fn check(name: &str, _: &Attrs) -> Vec<Problem> {
+    let valid = !name.is_empty()
+        && !name.starts_with(['-', '.'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":_.@-".contains(c));
+    if valid {
+        Vec::new()
+    } else {
+        vec![Problem::resource(format!(
+            "`{name}` is not a service name (letters, digits and : _ . @ -; no `/`)"
+        ))]
+    }
+}
 
 /// A service comes after the package of the same name, when both are declared.
 fn auto_deps(name: &str, _: &Attrs) -> Vec<AutoDep> {

@@ -130,6 +130,13 @@ impl Module for Symlink {
         if now.is_some_and(|m| m.is_file) {
             host.backup(name)?;
         }
-        std::fs::rename(&tmp, &path).map_err(io_err("rename", name))
+        std::fs::rename(&tmp, &path).map_err(io_err("rename", name))?;
+        // Like every write: the rename is durable once the directory is synced.
+        match path.parent() {
+            Some(dir) => std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("fsync directory of", name)),
+            None => Ok(()),
+        }
     }
 }
