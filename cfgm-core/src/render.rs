@@ -50,6 +50,10 @@ pub fn tag_source(src: &str) -> String {
     let mut has_text = false;
     let mut has_expr = false;
     let mut has_block = false;
+    // The last tag on this line closed with `-%}`/`-}}`/`-#}` and only
+    // whitespace followed: Jinja eats the newline, so no marker may sit
+    // before it.
+    let mut trims_newline = false;
     let mut i = 0;
     let mut raw_depth_tag_start = 0usize;
     while i < bytes.len() {
@@ -73,25 +77,29 @@ pub fn tag_source(src: &str) -> String {
                     continue;
                 }
                 if c == b'\n' {
-                    push_marker(
-                        &mut out,
-                        line,
-                        line_starts_text,
-                        has_text,
-                        has_expr,
-                        has_block,
-                    );
+                    if !trims_newline {
+                        push_marker(
+                            &mut out,
+                            line,
+                            line_starts_text,
+                            has_text,
+                            has_expr,
+                            has_block,
+                        );
+                    }
                     out.push('\n');
                     line += 1;
                     line_starts_text = true;
                     has_text = false;
                     has_expr = false;
                     has_block = false;
+                    trims_newline = false;
                     i += 1;
                     continue;
                 }
                 if !c.is_ascii_whitespace() {
                     has_text = true;
+                    trims_newline = false;
                 }
             }
             Lex::Raw => {
@@ -130,6 +138,7 @@ pub fn tag_source(src: &str) -> String {
                     TagKind::Comment => b'#',
                 };
                 if c == close && i + 1 < bytes.len() && bytes[i + 1] == b'}' {
+                    trims_newline = i > 0 && bytes[i - 1] == b'-';
                     out.push_str(&src[i..i + 2]);
                     i += 2;
                     state = Lex::Text;
@@ -487,6 +496,15 @@ mod tests {
         let r = run(src, serde_json::json!({"v": "l1\nl2"}));
         assert_eq!(r.text, "a = 1\nb = \"\"\"\nl1\nl2\n\"\"\"\n");
         assert_eq!(r.map.origin, vec![1, 2, 3, 3, 4]);
+    }
+
+    /// Regression: `-%}` at a line end must eat the newline as in Jinja.
+    #[test]
+    fn whitespace_control_eats_the_newline() {
+        let src = "motd = \"{% for t in tags -%}\n{{ t }}\n{%- endfor %}\"\nx = 1\n";
+        let r = run(src, serde_json::json!({"tags": ["a", "b"]}));
+        assert_eq!(r.text, "motd = \"ab\"\nx = 1\n");
+        assert_eq!(r.map.origin, vec![3, 4]);
     }
 
     #[test]

@@ -337,6 +337,17 @@ impl Tree {
                 .add_template_owned(name.clone(), tagged.clone())
             {
                 Ok(()) => {
+                    if let Some(at) = pulls_in(&text) {
+                        // Another state's text would arrive with that file's
+                        // line markers and be reported in this one.
+                        diags.push(
+                            Diagnostic::error("state-include", "a state file cannot pull in another template")
+                                .primary(Span::new(id, at..at + 2), "Jinja include/import/extends in a state")
+                                .note("states compose with `include = [\"base\"]` at the top of the file; file templates (templates/) may include each other"),
+                        );
+                        self.broken_states.insert(name);
+                        continue;
+                    }
                     let vars = self
                         .states_env
                         .get_template(&name)
@@ -616,25 +627,32 @@ fn reads(source: &str, vars: std::collections::HashSet<String>) -> Vec<String> {
         rest.starts_with(k)
             && !rest[k.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
     };
-    let opaque = source.match_indices("{%").any(|(i, _)| {
-        let rest = source[i + 2..].trim_start_matches(['-', '+']).trim_start();
-        if ["include", "import", "from", "extends"]
-            .iter()
-            .any(|k| word(rest, k))
-        {
-            return true;
-        }
-        // `set`, `for`, `with` and `macro` can bind a context name.
-        ["set", "for", "with", "macro"]
-            .iter()
-            .any(|k| word(rest, k) && binds_context_name(&rest[k.len()..]))
-    });
+    let opaque = pulls_in(source).is_some()
+        || source.match_indices("{%").any(|(i, _)| {
+            let rest = source[i + 2..].trim_start_matches(['-', '+']).trim_start();
+            // `set`, `for`, `with` and `macro` can bind a context name.
+            ["set", "for", "with", "macro"]
+                .iter()
+                .any(|k| word(rest, k) && binds_context_name(&rest[k.len()..]))
+        });
     if opaque {
         return vec!["data".into(), "facts".into(), "host".into()];
     }
     let mut v: Vec<String> = vars.into_iter().collect();
     v.sort();
     v
+}
+
+/// Where a template pulls in another (`{% include`, `import`, `from`,
+/// `extends`), if it does: the byte offset of that tag.
+fn pulls_in(source: &str) -> Option<usize> {
+    source.match_indices("{%").map(|(i, _)| i).find(|&i| {
+        let rest = source[i + 2..].trim_start_matches(['-', '+']).trim_start();
+        ["include", "import", "from", "extends"].iter().any(|k| {
+            rest.starts_with(k)
+                && !rest[k.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
+    })
 }
 
 /// Whether the targets of a `set`/`for`/`with`/`macro` tag (the part before
