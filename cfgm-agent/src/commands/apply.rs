@@ -99,7 +99,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         Some(c) if diags.is_empty() => c,
         _ => {
             diags.extend(resource_diags);
-            return Ok(compile_failed(&tree, &mut diags, &host_name, a.json, color));
+            let report = compile_failed(&tree, &mut diags, &host_name, a.json, color);
+            if !a.dry_run {
+                // Monitoring must not keep seeing the last good run.
+                save_report(&state_dir, &report);
+            }
+            return Ok(ExitCode::FAILURE);
         }
     };
     // Resources whose file template failed are in the catalog, marked: they
@@ -140,20 +145,25 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Prints why the catalog did not compile; returns the report to keep.
 fn compile_failed(
     tree: &Tree,
     diags: &mut Vec<cfgm_core::Diagnostic>,
     host: &str,
     json: bool,
     color: bool,
-) -> ExitCode {
+) -> serde_json::Value {
     cfgm_core::diag::sort_dedup(&tree.sources, diags);
+    let d: Vec<_> = diags.iter().map(|d| d.to_json(&tree.sources)).collect();
+    let report = serde_json::json!({
+        "ok": false,
+        "host": host,
+        "compiled": false,
+        "tree_id": tree.tree_id(),
+        "diagnostics": d,
+    });
     if json {
-        let d: Vec<_> = diags.iter().map(|d| d.to_json(&tree.sources)).collect();
-        println!(
-            "{:#}",
-            serde_json::json!({"ok": false, "host": host, "compiled": false, "diagnostics": d})
-        );
+        println!("{report:#}");
     } else {
         for d in diags.iter() {
             eprint!("{}", d.render(&tree.sources, color));
@@ -161,7 +171,7 @@ fn compile_failed(
         }
         eprintln!("cfgm-agent: error: {host}: catalog does not compile ({} problems); nothing was applied", diags.len());
     }
-    ExitCode::FAILURE
+    report
 }
 
 /// Keeps the last report in STATE_DIR/reports/last.json (written atomically).
