@@ -336,6 +336,12 @@ fn a_catalog_that_does_not_compile_changes_nothing() {
         !st.join("lock").exists(),
         "a failed compile must not even take the lock"
     );
+    // The kept report says so (monitoring must not see the last good run).
+    let last: Value =
+        serde_json::from_str(&std::fs::read_to_string(st.join("reports/last.json")).unwrap())
+            .unwrap();
+    assert_eq!(last["compiled"], false);
+    assert_eq!(last["diagnostics"][0]["code"], "missing-requisite");
 }
 
 #[test]
