@@ -185,21 +185,27 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         .num_threads(opts.parallel.max(1))
         .build()
         .ok();
-    while done.iter().any(Option::is_none) {
-        // Ready: every dependency is done. Catalog order is topological, so
-        // something is always ready while anything is pending.
-        let ready: Vec<usize> = (0..n)
-            .filter(|&i| done[i].is_none())
-            .filter(|&i| {
-                catalog.resources[i]
-                    .deps
-                    .keys()
-                    .all(|d| index.get(d).is_none_or(|&j| done[j].is_some()))
-            })
-            .collect();
+    // Kahn's bookkeeping: how many dependencies each resource still waits
+    // for, and who waits for it. (Dependencies outside the catalog do not
+    // hold anything back.)
+    let mut waiting: Vec<usize> = vec![0; n];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, r) in catalog.resources.iter().enumerate() {
+        for d in r.deps.keys() {
+            if let Some(&j) = index.get(d) {
+                waiting[i] += 1;
+                dependents[j].push(i);
+            }
+        }
+    }
+    let mut next: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    loop {
+        // A wave: everything whose dependencies are all done, in catalog order.
+        let mut ready = std::mem::take(&mut next);
+        ready.sort_unstable();
         if ready.is_empty() {
-            // Unreachable for a compiled catalog (it is a DAG); fail the rest
-            // rather than loop forever on a hand-made one.
+            // Only a hand-made catalog with a cycle gets here with work
+            // left (a compiled one is a DAG): fail the rest, never loop.
             for i in 0..n {
                 if done[i].is_none() {
                     done[i] = Some(Done::Failed);
@@ -295,6 +301,14 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         for (i, (d, rep)) in singles.iter().zip(results) {
             done[*i] = Some(d);
             reports[*i] = Some(rep);
+        }
+        for &i in &ready {
+            for &j in &dependents[i] {
+                waiting[j] -= 1;
+                if waiting[j] == 0 {
+                    next.push(j);
+                }
+            }
         }
     }
     Report::new(
