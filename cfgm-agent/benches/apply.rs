@@ -56,6 +56,7 @@ fn main() {
     let opts = Options {
         mode: Mode::Apply,
         parallel: 4,
+        ..Options::default()
     };
 
     let t0 = Instant::now();

@@ -139,6 +139,10 @@ pub struct Options {
     pub mode: Mode,
     /// How many independent resources run at once.
     pub parallel: usize,
+    /// Resources that still owe a refresh from an earlier run: a watched
+    /// resource changed then, but the refresh never happened (the watcher
+    /// failed or was skipped, or the run was killed). They refresh now.
+    pub owed_refresh: BTreeSet<ResourceId>,
 }
 
 impl Default for Options {
@@ -146,8 +150,14 @@ impl Default for Options {
         Options {
             mode: Mode::Apply,
             parallel: 4,
+            owed_refresh: BTreeSet::new(),
         }
     }
+}
+
+/// The stand-in cause of a refresh owed by an earlier run (in `refreshed_by`).
+pub fn earlier_run() -> ResourceId {
+    ResourceId::new("earlier-run", "refresh")
 }
 
 /// The state of one resource during a run.
@@ -199,6 +209,7 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         }
     }
     let mut next: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut owed: Vec<ResourceId> = Vec::new();
     loop {
         // A wave: everything whose dependencies are all done, in catalog order.
         let mut ready = std::mem::take(&mut next);
@@ -261,12 +272,15 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
             .iter()
             .filter_map(|&i| {
                 let r = &catalog.resources[i];
-                let changed: Vec<ResourceId> = r
+                let mut changed: Vec<ResourceId> = r
                     .deps
                     .iter()
                     .filter(|(d, k)| **k == DepKind::Watch && changed_in_run(&done, d))
                     .map(|(d, _)| d.clone())
                     .collect();
+                if opts.owed_refresh.contains(&r.id) {
+                    changed.push(earlier_run());
+                }
                 (!changed.is_empty()).then_some((i, changed))
             })
             .collect();
@@ -303,6 +317,12 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
             reports[*i] = Some(rep);
         }
         for &i in &ready {
+            // A refresh that was due but did not happen is owed to the next run.
+            if refresh_due.contains_key(&i)
+                && matches!(done[i], Some(Done::Failed) | Some(Done::Skipped))
+            {
+                owed.push(catalog.resources[i].id.clone());
+            }
             for &j in &dependents[i] {
                 waiting[j] -= 1;
                 if waiting[j] == 0 {
@@ -311,7 +331,7 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
             }
         }
     }
-    Report::new(
+    let mut report = Report::new(
         catalog,
         opts.mode,
         reports
@@ -319,7 +339,13 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
             .map(|r| r.expect("every resource is reported"))
             .collect(),
         t0.elapsed().as_secs_f64(),
-    )
+    );
+    report.owed_refresh = match opts.mode {
+        Mode::Apply => owed,
+        // A dry run changes nothing, so it leaves every debt as it was.
+        Mode::DryRun => opts.owed_refresh.iter().cloned().collect(),
+    };
+    report
 }
 
 /// Runs a provider call, turning a panic into an error of this resource.

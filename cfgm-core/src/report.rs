@@ -81,6 +81,10 @@ pub struct Report {
     pub counts: Counts,
     pub seconds: f64,
     pub resources: Vec<ResourceReport>,
+    /// Resources whose refresh was due but did not happen (they failed or
+    /// were skipped): the next run refreshes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owed_refresh: Vec<ResourceId>,
 }
 
 impl Report {
@@ -108,6 +112,7 @@ impl Report {
             counts,
             seconds,
             resources,
+            owed_refresh: Vec::new(),
         }
     }
 
@@ -195,7 +200,17 @@ impl Report {
                 }
             }
             if !r.refreshed_by.is_empty() {
-                let by: Vec<String> = r.refreshed_by.iter().map(|d| d.to_string()).collect();
+                let by: Vec<String> = r
+                    .refreshed_by
+                    .iter()
+                    .map(|d| {
+                        if *d == crate::engine::earlier_run() {
+                            "an earlier run (its refresh never happened)".to_string()
+                        } else {
+                            d.to_string()
+                        }
+                    })
+                    .collect();
                 let verb = if self.mode == Mode::DryRun {
                     "would refresh"
                 } else {

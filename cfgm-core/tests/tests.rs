@@ -444,7 +444,11 @@ mod engine {
     }
 
     fn opts(mode: Mode) -> Options {
-        Options { mode, parallel: 2 }
+        Options {
+            mode,
+            parallel: 2,
+            ..Options::default()
+        }
     }
 
     #[test]
@@ -553,6 +557,44 @@ mod engine {
         let log = w.lock().unwrap().log.clone();
         assert!(log.contains(&"refresh cmd".to_string()), "{log:?}");
         assert!(!log.contains(&"refresh svc".to_string()), "{log:?}");
+    }
+
+    /// A refresh that could not happen (its watcher was skipped) is owed to
+    /// the next run, which performs it even though nothing changes then.
+    #[test]
+    fn a_refresh_that_did_not_happen_is_owed_to_the_next_run() {
+        let (w, p) = setup();
+        let catalog = |fail: bool| {
+            Catalog::new(
+                "h",
+                vec![
+                    res("v", "a", json!({"value": "1", "fail": fail}), &[]),
+                    res("v", "f", json!({"value": "1"}), &[]),
+                    res(
+                        "v",
+                        "svc",
+                        json!({"value": "on"}),
+                        &[("v", "f", DepKind::Watch), ("v", "a", DepKind::Require)],
+                    ),
+                ],
+            )
+        };
+        w.lock().unwrap().state.insert("svc".into(), "on".into());
+        let first = run(&catalog(true), &p, &opts(Mode::Apply));
+        assert_eq!(outcome(&first, "svc"), Outcome::Skipped);
+        assert_eq!(first.owed_refresh, vec![ResourceId::new("v", "svc")]);
+        let mut o = opts(Mode::Apply);
+        o.owed_refresh = first.owed_refresh.iter().cloned().collect();
+        let second = run(&catalog(false), &p, &o);
+        assert_eq!(outcome(&second, "f"), Outcome::Unchanged);
+        assert_eq!(outcome(&second, "svc"), Outcome::Changed);
+        assert!(w.lock().unwrap().log.contains(&"refresh svc".to_string()));
+        assert!(second.owed_refresh.is_empty());
+        assert!(
+            second.to_text(false).contains("refreshed: an earlier run"),
+            "{}",
+            second.to_text(false)
+        );
     }
 
     #[test]

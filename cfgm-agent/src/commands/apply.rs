@@ -122,9 +122,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let opts = Options {
         mode: if a.dry_run { Mode::DryRun } else { Mode::Apply },
         parallel: a.parallel,
+        owed_refresh: load_owed(&state_dir),
     };
     let mut report = engine::run(&catalog, &providers, &opts);
     report.tree_id = tree.tree_id();
+    if !a.dry_run {
+        save_owed(&state_dir, &report.owed_refresh);
+    }
 
     let mut json = serde_json::to_value(&report)?;
     if let Some(kib) = peak_rss_kib() {
@@ -172,6 +176,31 @@ fn compile_failed(
         eprintln!("cfgm-agent: error: {host}: catalog does not compile ({} problems); nothing was applied", diags.len());
     }
     report
+}
+
+/// Refreshes owed by earlier runs (`STATE_DIR/owed-refresh.json`).
+fn load_owed(state_dir: &Path) -> std::collections::BTreeSet<cfgm_core::ResourceId> {
+    std::fs::read_to_string(state_dir.join("owed-refresh.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<cfgm_core::ResourceId>>(&t).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// Records the refreshes this run owes the next (atomically; removed when none).
+fn save_owed(state_dir: &Path, owed: &[cfgm_core::ResourceId]) {
+    let path = state_dir.join("owed-refresh.json");
+    if owed.is_empty() {
+        let _ = std::fs::remove_file(&path);
+        return;
+    }
+    let tmp = state_dir.join(".owed-refresh.json.tmp");
+    if let Ok(text) = serde_json::to_string_pretty(owed) {
+        if std::fs::write(&tmp, text + "\n").is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
 }
 
 /// Keeps the last report in STATE_DIR/reports/last.json (written atomically).
