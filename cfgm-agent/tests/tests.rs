@@ -544,3 +544,34 @@ content = "other\n"
         "other\n"
     );
 }
+
+/// A user who owns a directory on the way (here a home) must not be able
+/// to point root's writes elsewhere with a symlink.
+#[test]
+fn writes_do_not_follow_a_users_symlink() {
+    let t = tempfile::tempdir().unwrap();
+    let (tr, root, st) = (
+        t.path().join("tree"),
+        t.path().join("root"),
+        t.path().join("state"),
+    );
+    tree(
+        &tr,
+        "[file.\"/home/alice/.ssh/authorized_keys\"]\ncontent = \"ssh-ed25519 AAAA alice\\n\"\nmode = \"0600\"\n",
+    );
+    std::fs::create_dir_all(root.join("home/alice")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::os::unix::fs::symlink("../../etc", root.join("home/alice/.ssh")).unwrap();
+    std::os::unix::fs::lchown(root.join("home/alice/.ssh"), Some(1000), Some(1000)).unwrap();
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = rep["resources"][0]["error"].as_str().unwrap_or("");
+    assert!(
+        err.contains("/home/alice/.ssh is a symlink owned by uid 1000; refusing to follow it"),
+        "{rep:#}"
+    );
+    assert!(
+        !root.join("etc/authorized_keys").exists(),
+        "root wrote through the user's symlink"
+    );
+}

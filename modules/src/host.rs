@@ -284,6 +284,7 @@ impl Host {
         uid: u32,
         gid: u32,
     ) -> Result<(), ModuleError> {
+        self.safe_parents(p)?;
         let target = self.path(p);
         let dir = target
             .parent()
@@ -366,18 +367,60 @@ impl Host {
         Ok(())
     }
 
+    /// Refuses to work through a directory symlink that is not root's: a
+    /// user who owns a directory on the way (a home, `/tmp`) could otherwise
+    /// point it anywhere and have root write, chmod or chown there. Root's
+    /// own symlinks (`/lib` → `usr/lib`, `/var/run` → `/run`) are fine. A
+    /// user who swaps a directory for a symlink *between* this check and
+    /// the write is not stopped (that would need openat on every component).
+    pub fn safe_parents(&self, p: &str) -> Result<(), ModuleError> {
+        let mut at = self.root().to_path_buf();
+        let comps: Vec<_> = Path::new(p)
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n.to_owned()),
+                _ => None,
+            })
+            .collect();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            at.push(c);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() && m.uid() != 0 => {
+                    return Err(ModuleError::Invalid(format!(
+                        "{p}: {} is a symlink owned by uid {}; refusing to follow it",
+                        at.strip_prefix(self.root())
+                            .map(|r| format!("/{}", r.display()))
+                            .unwrap_or_default(),
+                        m.uid()
+                    )))
+                }
+                Ok(_) => {}
+                Err(_) => break, // missing: nothing further to follow
+            }
+        }
+        Ok(())
+    }
+
     pub fn chmod(&self, p: &str, mode: u32) -> Result<(), ModuleError> {
+        self.safe_parents(p)?;
+        if self.lstat(p)?.is_some_and(|m| m.is_symlink) {
+            return Err(ModuleError::Invalid(format!(
+                "{p} is a symlink; not changing the mode of its target"
+            )));
+        }
         std::fs::set_permissions(self.path(p), std::fs::Permissions::from_mode(mode))
             .map_err(io_err("chmod", p))
     }
 
     /// Changes owner and group without following a final symlink.
     pub fn chown(&self, p: &str, uid: Option<u32>, gid: Option<u32>) -> Result<(), ModuleError> {
+        self.safe_parents(p)?;
         std::os::unix::fs::lchown(self.path(p), uid, gid).map_err(io_err("chown", p))
     }
 
     /// Removes a file or symlink (after backing a file up).
     pub fn remove_file(&self, p: &str) -> Result<(), ModuleError> {
+        self.safe_parents(p)?;
         self.backup(p)?;
         match std::fs::remove_file(self.path(p)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", p)(e)),
