@@ -40,6 +40,30 @@ fn apply(tree: &Path, root: &Path, state: &Path, extra: &[&str]) -> (Output, Val
     (out, v)
 }
 
+/// A temporary directory with the tree, root and state paths of a test.
+fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let (tr, root, st) = (
+        t.path().join("tree"),
+        t.path().join("root"),
+        t.path().join("state"),
+    );
+    (t, tr, root, st)
+}
+
+/// `cfgm-agent apply` with the output for people.
+fn apply_human(tree: &Path, root: &Path, state: &Path) -> Output {
+    Command::new(agent())
+        .args(["apply", "--host", "h", "--color", "never", "--tree"])
+        .arg(tree)
+        .arg("--root")
+        .arg(root)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .unwrap()
+}
+
 fn outcome<'a>(report: &'a Value, id: &str) -> &'a str {
     report["resources"]
         .as_array()
@@ -115,12 +139,7 @@ content = "kept too\n"
 
 #[test]
 fn file_kinds_converge_then_a_second_apply_changes_nothing() {
-    let t = tempfile::tempdir().unwrap();
-    let (tr, root, st) = (
-        t.path().join("tree"),
-        t.path().join("root"),
-        t.path().join("state"),
-    );
+    let (_t, tr, root, st) = dirs();
     tree(&tr, FILE_STATE);
     std::fs::create_dir_all(root.join("var/cache/app/sub")).unwrap();
     write(&root.join("var/cache/app/stale"), "old\n");
@@ -201,12 +220,7 @@ fn file_kinds_converge_then_a_second_apply_changes_nothing() {
 
 #[test]
 fn a_content_change_shows_a_unified_diff_and_keeps_a_backup() {
-    let t = tempfile::tempdir().unwrap();
-    let (tr, root, st) = (
-        t.path().join("tree"),
-        t.path().join("root"),
-        t.path().join("state"),
-    );
+    let (_t, tr, root, st) = dirs();
     tree(
         &tr,
         "[file.\"/etc/motd\"]\ncontent = \"line one\\nline two\\n\"\n",
@@ -231,15 +245,7 @@ fn a_content_change_shows_a_unified_diff_and_keeps_a_backup() {
         &tr.join("states/s.toml"),
         "[file.\"/etc/motd\"]\ncontent = \"line one\\nline three\\n\"\n",
     );
-    let out = Command::new(agent())
-        .args(["apply", "--host", "h", "--color", "never", "--tree"])
-        .arg(&tr)
-        .arg("--root")
-        .arg(&root)
-        .arg("--state-dir")
-        .arg(&st)
-        .output()
-        .unwrap();
+    let out = apply_human(&tr, &root, &st);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("~ file[/etc/motd]  changed"), "{text}");
     assert!(
@@ -251,12 +257,7 @@ fn a_content_change_shows_a_unified_diff_and_keeps_a_backup() {
 
 #[test]
 fn a_failed_resource_skips_its_dependents_and_the_rest_converges() {
-    let t = tempfile::tempdir().unwrap();
-    let (tr, root, st) = (
-        t.path().join("tree"),
-        t.path().join("root"),
-        t.path().join("state"),
-    );
+    let (_t, tr, root, st) = dirs();
     tree(
         &tr,
         r#"
@@ -309,24 +310,11 @@ content = "c\n"
 
 #[test]
 fn a_catalog_that_does_not_compile_changes_nothing() {
-    let t = tempfile::tempdir().unwrap();
-    let (tr, root, st) = (
-        t.path().join("tree"),
-        t.path().join("root"),
-        t.path().join("state"),
-    );
+    let (_t, tr, root, st) = dirs();
     tree(&tr, "[file.\"/etc/ok\"]\ncontent = \"fine\\n\"\n\n[file.\"/etc/bad\"]\ncontent = \"x\"\nrequire = [\"pkg:nope\"]\n");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     let before = snapshot(&root);
-    let out = Command::new(agent())
-        .args(["apply", "--host", "h", "--color", "never", "--tree"])
-        .arg(&tr)
-        .arg("--root")
-        .arg(&root)
-        .arg("--state-dir")
-        .arg(&st)
-        .output()
-        .unwrap();
+    let out = apply_human(&tr, &root, &st);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("states/s.toml:6:12"), "{err}");
@@ -346,12 +334,7 @@ fn a_catalog_that_does_not_compile_changes_nothing() {
 
 #[test]
 fn a_second_concurrent_run_is_refused() {
-    let t = tempfile::tempdir().unwrap();
-    let (tr, root, st) = (
-        t.path().join("tree"),
-        t.path().join("root"),
-        t.path().join("state"),
-    );
+    let (_t, tr, root, st) = dirs();
     tree(&tr, "[file.\"/etc/x\"]\ncontent = \"x\\n\"\n");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::create_dir_all(&st).unwrap();
@@ -488,12 +471,7 @@ fn sigkill_at_random_points_never_leaves_a_torn_file() {
 
 #[test]
 fn a_file_whose_template_fails_fails_alone_and_the_rest_converges() {
-    let t = tempfile::tempdir().unwrap();
-    let (tr, root, st) = (
-        t.path().join("tree"),
-        t.path().join("root"),
-        t.path().join("state"),
-    );
+    let (_t, tr, root, st) = dirs();
     tree(
         &tr,
         r#"
@@ -513,15 +491,7 @@ content = "other\n"
         "port = {{ data.app.port }}\n",
     );
     std::fs::create_dir_all(root.join("etc")).unwrap();
-    let out = Command::new(agent())
-        .args(["apply", "--host", "h", "--color", "never", "--tree"])
-        .arg(&tr)
-        .arg("--root")
-        .arg(&root)
-        .arg("--state-dir")
-        .arg(&st)
-        .output()
-        .unwrap();
+    let out = apply_human(&tr, &root, &st);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -549,12 +519,7 @@ content = "other\n"
 /// to point root's writes elsewhere with a symlink.
 #[test]
 fn writes_do_not_follow_a_users_symlink() {
-    let t = tempfile::tempdir().unwrap();
-    let (tr, root, st) = (
-        t.path().join("tree"),
-        t.path().join("root"),
-        t.path().join("state"),
-    );
+    let (_t, tr, root, st) = dirs();
     tree(
         &tr,
         "[file.\"/home/alice/.ssh/authorized_keys\"]\ncontent = \"ssh-ed25519 AAAA alice\\n\"\nmode = \"0600\"\n",
