@@ -87,7 +87,20 @@ pub(crate) fn path_auto_deps(name: &str, attrs: &cfgm_core::schema::Attrs) -> Ve
     out
 }
 
-/// `ensure = "absent"` was written.
+/// A kind's `ensure` attribute in its `Desired`. Only "absent" changes
+/// behaviour; "present" or "installed" (or leaving it out) mean the
+/// resource must exist.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Ensure(pub Option<String>);
+
+impl Ensure {
+    pub fn absent(&self) -> bool {
+        self.0.as_deref() == Some("absent")
+    }
+}
+
+/// `ensure = "absent"` was written (on raw attributes, for spec checks).
 pub(crate) fn is_absent(attrs: &cfgm_core::schema::Attrs) -> bool {
     attrs.get("ensure").and_then(Value::as_str) == Some("absent")
 }

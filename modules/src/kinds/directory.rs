@@ -42,7 +42,7 @@ use serde_json::Value;
 #[serde(deny_unknown_fields)]
 pub struct Desired {
     #[serde(default)]
-    pub ensure: Option<String>,
+    pub ensure: crate::Ensure,
     #[serde(default)]
     pub mode: Option<String>,
     #[serde(default)]
@@ -104,7 +104,7 @@ impl Module for Directory {
     fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
         let mut out = Vec::new();
         let kind = o.path.kind.as_deref();
-        if d.ensure.as_deref() == Some("absent") {
+        if d.ensure.absent() {
             if o.path.exists {
                 out.push(Change::new("ensure", kind.unwrap_or("directory"), "absent"));
             }
@@ -141,7 +141,7 @@ impl Module for Directory {
         ctx: &RunCtx,
     ) -> Result<(), ModuleError> {
         let now = host.lstat(name)?;
-        if d.ensure.as_deref() == Some("absent") {
+        if d.ensure.absent() {
             return match now {
                 Some(m) if m.is_dir => {
                     std::fs::remove_dir_all(host.path(name)).map_err(io_err("remove", name))

@@ -88,7 +88,7 @@ const DIFF_LIMIT: usize = 1 << 20;
 #[serde(deny_unknown_fields)]
 pub struct Desired {
     #[serde(default)]
-    pub ensure: Option<String>,
+    pub ensure: crate::Ensure,
     #[serde(default)]
     pub content: Option<String>,
     #[serde(default)]
@@ -106,9 +106,6 @@ pub struct Desired {
 }
 
 impl Desired {
-    fn absent(&self) -> bool {
-        self.ensure.as_deref() == Some("absent")
-    }
     fn secret(&self) -> bool {
         self.secret == Some(true)
     }
@@ -249,7 +246,7 @@ impl Module for File {
                 Value::Null,
             ));
         }
-        if d.absent() {
+        if d.ensure.absent() {
             if o.exists {
                 out.push(Change::new("ensure", kind.unwrap_or("file"), "absent"));
             }
@@ -309,7 +306,7 @@ impl Module for File {
             std::fs::remove_file(host.path(&tmp)).map_err(crate::host::io_err("remove", &tmp))?;
         }
         let now = host.lstat(name)?;
-        if d.absent() {
+        if d.ensure.absent() {
             return match now {
                 Some(m) if m.is_dir => Err(ModuleError::Invalid(format!(
                     "{name} is a directory; a file resource does not remove directories"

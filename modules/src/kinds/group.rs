@@ -41,17 +41,11 @@ use serde_json::Value;
 #[serde(deny_unknown_fields)]
 pub struct Desired {
     #[serde(default)]
-    pub ensure: Option<String>,
+    pub ensure: crate::Ensure,
     #[serde(default)]
     pub gid: Option<u32>,
     #[serde(default)]
     pub system: Option<bool>,
-}
-
-impl Desired {
-    fn absent(&self) -> bool {
-        self.ensure.as_deref() == Some("absent")
-    }
 }
 
 /// The group as `/etc/group` has it; a missing group is `exists = false`.
@@ -85,7 +79,7 @@ impl Module for Group {
     }
 
     fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
-        if d.absent() {
+        if d.ensure.absent() {
             return if o.exists {
                 vec![Change::new("ensure", "present", "absent")]
             } else {
@@ -109,7 +103,7 @@ impl Module for Group {
         changes: &[Change],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
-        if d.absent() {
+        if d.ensure.absent() {
             host.run(&["groupdel", name])?;
             return Ok(());
         }

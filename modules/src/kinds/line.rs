@@ -76,14 +76,10 @@ pub struct Desired {
     #[serde(default, rename = "match")]
     pub pattern: Option<String>,
     #[serde(default)]
-    pub ensure: Option<String>,
+    pub ensure: crate::Ensure,
 }
 
 impl Desired {
-    fn absent(&self) -> bool {
-        self.ensure.as_deref() == Some("absent")
-    }
-
     fn regex(&self) -> Result<Option<regex::Regex>, ModuleError> {
         self.pattern
             .as_deref()
@@ -118,7 +114,7 @@ static EDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// is to be done). Pure: shared by `diff` and `apply`.
 fn edit(d: &Desired, re: Option<&regex::Regex>, text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    let out: Vec<&str> = if d.absent() {
+    let out: Vec<&str> = if d.ensure.absent() {
         lines
             .iter()
             .copied()
@@ -171,7 +167,7 @@ impl Module for Line {
         // The regex was checked by observe; an invalid one matches nothing here.
         let re = d.regex().ok().flatten();
         if !o.exists {
-            return if d.absent() {
+            return if d.ensure.absent() {
                 vec![]
             } else {
                 vec![Change::new("line", Value::Null, d.line.clone())]
@@ -182,7 +178,7 @@ impl Module for Line {
         if new == old {
             return vec![];
         }
-        let (from, to) = if d.absent() {
+        let (from, to) = if d.ensure.absent() {
             (Value::String(d.line.clone()), Value::Null)
         } else {
             let replaced = re
@@ -243,7 +239,7 @@ mod tests {
             path: "/f".into(),
             line: line.into(),
             pattern: pattern.map(str::to_string),
-            ensure: absent.then(|| "absent".to_string()),
+            ensure: crate::Ensure(absent.then(|| "absent".to_string())),
         }
     }
 

@@ -75,15 +75,9 @@ const APT_TIMEOUT: Duration = Duration::from_secs(1800);
 #[serde(deny_unknown_fields)]
 pub struct Desired {
     #[serde(default)]
-    pub ensure: Option<String>,
+    pub ensure: crate::Ensure,
     #[serde(default)]
     pub version: Option<String>,
-}
-
-impl Desired {
-    fn absent(&self) -> bool {
-        self.ensure.as_deref() == Some("absent")
-    }
 }
 
 /// The package as dpkg knows it: the installed version, or none (never
@@ -230,7 +224,7 @@ impl Module for Pkg {
 
     fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
         let have = o.version.clone().map(Value::String).unwrap_or(Value::Null);
-        if d.absent() {
+        if d.ensure.absent() {
             return if o.version.is_some() {
                 vec![Change::new("ensure", have, "absent")]
             } else {
@@ -271,7 +265,7 @@ impl Module for Pkg {
         _: &RunCtx,
     ) -> Vec<Result<(), ModuleError>> {
         let (removes, installs): (Vec<usize>, Vec<usize>) =
-            (0..items.len()).partition(|&i| items[i].1.absent());
+            (0..items.len()).partition(|&i| items[i].1.ensure.absent());
         let mut updated = false;
         let mut results: Vec<Result<(), ModuleError>> = items.iter().map(|_| Ok(())).collect();
         let names: Vec<String> = installs
@@ -301,7 +295,7 @@ mod tests {
 
     fn d(ensure: Option<&str>, version: Option<&str>) -> Desired {
         Desired {
-            ensure: ensure.map(str::to_string),
+            ensure: crate::Ensure(ensure.map(str::to_string)),
             version: version.map(str::to_string),
         }
     }

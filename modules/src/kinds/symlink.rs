@@ -32,7 +32,7 @@ use serde_json::Value;
 #[serde(deny_unknown_fields)]
 pub struct Desired {
     #[serde(default)]
-    pub ensure: Option<String>,
+    pub ensure: crate::Ensure,
     pub target: String,
 }
 
@@ -74,7 +74,7 @@ impl Module for Symlink {
     }
 
     fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
-        if d.ensure.as_deref() == Some("absent") {
+        if d.ensure.absent() {
             return if o.exists {
                 vec![Change::new(
                     "ensure",
@@ -108,7 +108,7 @@ impl Module for Symlink {
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
         let now = host.lstat(name)?;
-        if d.ensure.as_deref() == Some("absent") {
+        if d.ensure.absent() {
             return match now {
                 Some(m) if m.is_symlink => host.remove_file(name),
                 Some(_) => Err(ModuleError::Invalid(format!(

@@ -124,7 +124,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Desired {
     #[serde(default)]
-    pub ensure: Option<String>,
+    pub ensure: crate::Ensure,
     #[serde(default)]
     pub uid: Option<u32>,
     #[serde(default)]
@@ -141,12 +141,6 @@ pub struct Desired {
     pub system: Option<bool>,
     #[serde(default)]
     pub ssh_keys: Option<Vec<String>>,
-}
-
-impl Desired {
-    fn absent(&self) -> bool {
-        self.ensure.as_deref() == Some("absent")
-    }
 }
 
 /// The account as `/etc/passwd` and `/etc/group` have it, and its
@@ -267,7 +261,7 @@ impl Module for User {
 
     fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
         let mut out = Vec::new();
-        if d.absent() {
+        if d.ensure.absent() {
             if o.exists {
                 out.push(Change::new("ensure", "present", "absent"));
             }
@@ -341,7 +335,7 @@ impl Module for User {
         changes: &[Change],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
-        if d.absent() {
+        if d.ensure.absent() {
             host.run(&["userdel", name])?;
             return Ok(());
         }
