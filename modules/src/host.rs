@@ -11,11 +11,13 @@
 //! shell strings (except where the `cmd` kind's job is a shell).
 
 use cfgm_core::ModuleError;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How many previous versions of a file the backup directory keeps.
@@ -26,7 +28,17 @@ pub const BACKUPS_KEPT: usize = 5;
 pub struct HostRead {
     root: PathBuf,
     state_dir: PathBuf,
+    /// Parsed `/etc/passwd` and `/etc/group`, reused while the file is
+    /// unchanged: every path resource names its owner and group, and
+    /// re-reading both files per resource dominated a no-op run.
+    dbs: DbCache,
 }
+
+/// What identifies one version of a file: inode, size, modification time.
+type DbStamp = (u64, u64, i64, i64);
+
+/// Parsed account databases by path, with the version they were read at.
+type DbCache = Arc<Mutex<HashMap<&'static str, (DbStamp, Arc<Vec<Vec<String>>>)>>>;
 
 /// A writable view of a host.
 #[derive(Clone, Debug)]
@@ -71,6 +83,7 @@ impl HostRead {
         HostRead {
             root: root.into(),
             state_dir: state_dir.into(),
+            dbs: Arc::default(),
         }
     }
 
@@ -177,34 +190,52 @@ impl HostRead {
     }
 
     /// `/etc/passwd` or `/etc/group` entries of the host: (name, id, fields).
-    fn db(&self, file: &str) -> Result<Vec<Vec<String>>, ModuleError> {
+    fn db(&self, file: &'static str) -> Result<Arc<Vec<Vec<String>>>, ModuleError> {
+        let stamp = match std::fs::metadata(self.path(file)) {
+            Ok(m) => (m.ino(), m.len(), m.mtime(), m.mtime_nsec()),
+            Err(_) => (0, 0, 0, 0),
+        };
+        if let Some((st, db)) = self.dbs.lock().expect("db cache").get(file) {
+            if *st == stamp {
+                return Ok(db.clone());
+            }
+        }
         let text = self.read(file)?.unwrap_or_default();
-        Ok(String::from_utf8_lossy(&text)
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .map(|l| l.split(':').map(str::to_string).collect())
-            .collect())
+        let db: Arc<Vec<Vec<String>>> = Arc::new(
+            String::from_utf8_lossy(&text)
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                .map(|l| l.split(':').map(str::to_string).collect())
+                .collect(),
+        );
+        self.dbs
+            .lock()
+            .expect("db cache")
+            .insert(file, (stamp, db.clone()));
+        Ok(db)
     }
 
     /// A user's passwd fields (name, x, uid, gid, gecos, home, shell).
     pub fn passwd(&self, name: &str) -> Result<Option<Vec<String>>, ModuleError> {
         Ok(self
             .db("/etc/passwd")?
-            .into_iter()
-            .find(|f| f.first().map(String::as_str) == Some(name)))
+            .iter()
+            .find(|f| f.first().map(String::as_str) == Some(name))
+            .cloned())
     }
 
     /// A group's fields (name, x, gid, members).
     pub fn group(&self, name: &str) -> Result<Option<Vec<String>>, ModuleError> {
         Ok(self
             .db("/etc/group")?
-            .into_iter()
-            .find(|f| f.first().map(String::as_str) == Some(name)))
+            .iter()
+            .find(|f| f.first().map(String::as_str) == Some(name))
+            .cloned())
     }
 
     /// Every group's fields.
     pub fn groups(&self) -> Result<Vec<Vec<String>>, ModuleError> {
-        self.db("/etc/group")
+        Ok(self.db("/etc/group")?.as_ref().clone())
     }
 
     pub fn uid(&self, user: &str) -> Result<Option<u32>, ModuleError> {
@@ -218,18 +249,18 @@ impl HostRead {
     pub fn user_name(&self, uid: u32) -> Result<String, ModuleError> {
         Ok(self
             .db("/etc/passwd")?
-            .into_iter()
+            .iter()
             .find(|f| f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid))
-            .and_then(|f| f.into_iter().next())
+            .and_then(|f| f.first().cloned())
             .unwrap_or_else(|| uid.to_string()))
     }
 
     pub fn group_name(&self, gid: u32) -> Result<String, ModuleError> {
         Ok(self
             .db("/etc/group")?
-            .into_iter()
+            .iter()
             .find(|f| f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(gid))
-            .and_then(|f| f.into_iter().next())
+            .and_then(|f| f.first().cloned())
             .unwrap_or_else(|| gid.to_string()))
     }
 
