@@ -193,24 +193,26 @@ fn save_owed(state_dir: &Path, owed: &[cfgm_core::ResourceId]) {
     let path = state_dir.join("owed-refresh.json");
     if owed.is_empty() {
         let _ = std::fs::remove_file(&path);
-        return;
-    }
-    let tmp = state_dir.join(".owed-refresh.json.tmp");
-    if let Ok(text) = serde_json::to_string_pretty(owed) {
-        if std::fs::write(&tmp, text + "\n").is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
-        }
+    } else if let Ok(text) = serde_json::to_string_pretty(owed) {
+        write_state_file(&path, &text);
     }
 }
 
-/// Keeps the last report in STATE_DIR/reports/last.json (written atomically).
+/// Keeps the last report in STATE_DIR/reports/last.json.
 fn save_report(state_dir: &Path, json: &serde_json::Value) {
-    let dir = state_dir.join("reports");
-    if std::fs::create_dir_all(&dir).is_err() {
-        return;
-    }
-    let tmp = dir.join(".last.json.tmp");
-    if std::fs::write(&tmp, format!("{json:#}\n")).is_ok() {
-        let _ = std::fs::rename(&tmp, dir.join("last.json"));
+    write_state_file(&state_dir.join("reports/last.json"), &format!("{json:#}"));
+}
+
+/// Writes one of the agent's own files atomically (temporary name, then
+/// rename). Best effort: the run's outcome does not depend on it.
+fn write_state_file(path: &Path, text: &str) {
+    let Some(dir) = path.parent() else { return };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, format!("{text}\n")).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
     }
 }
