@@ -623,17 +623,10 @@ fn git_head(root: &Path) -> Option<String> {
 /// it may read anything the other reads), or one that rebinds a context
 /// name (`{% set data = data.nginx %}` hides which `data.…` it then reads).
 fn reads(source: &str, vars: std::collections::HashSet<String>) -> Vec<String> {
-    let word = |rest: &str, k: &str| {
-        rest.starts_with(k)
-            && !rest[k.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
-    };
     let opaque = pulls_in(source).is_some()
-        || source.match_indices("{%").any(|(i, _)| {
-            let rest = source[i + 2..].trim_start_matches(['-', '+']).trim_start();
+        || block_tags(source).any(|(_, keyword, rest)| {
             // `set`, `for`, `with` and `macro` can bind a context name.
-            ["set", "for", "with", "macro"]
-                .iter()
-                .any(|k| word(rest, k) && binds_context_name(&rest[k.len()..]))
+            matches!(keyword, "set" | "for" | "with" | "macro") && binds_context_name(rest)
         });
     if opaque {
         return vec!["data".into(), "facts".into(), "host".into()];
@@ -646,12 +639,20 @@ fn reads(source: &str, vars: std::collections::HashSet<String>) -> Vec<String> {
 /// Where a template pulls in another (`{% include`, `import`, `from`,
 /// `extends`), if it does: the byte offset of that tag.
 fn pulls_in(source: &str) -> Option<usize> {
-    source.match_indices("{%").map(|(i, _)| i).find(|&i| {
-        let rest = source[i + 2..].trim_start_matches(['-', '+']).trim_start();
-        ["include", "import", "from", "extends"].iter().any(|k| {
-            rest.starts_with(k)
-                && !rest[k.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
-        })
+    block_tags(source)
+        .find(|(_, keyword, _)| matches!(*keyword, "include" | "import" | "from" | "extends"))
+        .map(|(at, _, _)| at)
+}
+
+/// Every `{% … %}` tag of a template: its offset, its first word, and the
+/// text after that word.
+fn block_tags(source: &str) -> impl Iterator<Item = (usize, &str, &str)> {
+    source.match_indices("{%").map(move |(at, _)| {
+        let rest = source[at + 2..].trim_start_matches(['-', '+']).trim_start();
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        (at, &rest[..end], &rest[end..])
     })
 }
 
