@@ -123,7 +123,7 @@ impl Resource {
             return String::new();
         };
         if self.hidden.iter().any(|h| h == attr) {
-            return format!("(secret, blake3 {})", short_hash(&canonical_value(v)));
+            return secret_text(v);
         }
         match v {
             Value::String(s) if !full && (s.contains('\n') || s.len() > 80) => {
@@ -145,10 +145,7 @@ impl Resource {
             .iter()
             .map(|(k, v)| {
                 let v = if self.hidden.iter().any(|h| h == k) {
-                    Value::String(format!(
-                        "(secret, blake3 {})",
-                        short_hash(&canonical_value(v))
-                    ))
+                    Value::String(secret_text(v))
                 } else {
                     v.clone()
                 };
@@ -156,6 +153,11 @@ impl Resource {
             })
             .collect()
     }
+}
+
+/// How a secret value is shown: a short hash, never the value.
+fn secret_text(v: &Value) -> String {
+    format!("(secret, blake3 {})", short_hash(&canonical_value(v)))
 }
 
 fn canonical_value(v: &Value) -> String {

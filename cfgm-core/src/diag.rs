@@ -42,12 +42,17 @@ impl SourceFile {
         Some(start..start + trimmed)
     }
 
-    /// One-based line and column (in characters) of a byte offset.
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let line = match self.line_starts.binary_search(&offset) {
+    /// The zero-based line a byte offset is on.
+    pub fn line_index(&self, offset: usize) -> usize {
+        match self.line_starts.binary_search(&offset) {
             Ok(l) => l,
             Err(l) => l.saturating_sub(1),
-        };
+        }
+    }
+
+    /// One-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let line = self.line_index(offset);
         let start = self.line_starts[line];
         let end = offset.min(self.text.len());
         let col = self
@@ -119,29 +124,12 @@ impl Sources {
 
     /// One-based line and column of a byte offset.
     pub fn line_col(&self, id: FileId, offset: usize) -> (usize, usize) {
-        let Ok(f) = self.file(id) else { return (1, 1) };
-        let line = match f.line_starts.binary_search(&offset) {
-            Ok(l) => l,
-            Err(l) => l.saturating_sub(1),
-        };
-        let start = f.line_starts[line];
-        let end = offset.min(f.text.len());
-        let col = f
-            .text
-            .get(start..end)
-            .map(|s| s.chars().count())
-            .unwrap_or(0);
-        (line + 1, col + 1)
+        self.file(id).map(|f| f.line_col(offset)).unwrap_or((1, 1))
     }
 
     /// Byte range of a one-based line, without its line terminator.
     pub fn line_range(&self, id: FileId, line: usize) -> Option<Range<usize>> {
-        let f = self.file(id).ok()?;
-        let start = *f.line_starts.get(line.checked_sub(1)?)?;
-        let end = f.line_starts.get(line).copied().unwrap_or(f.text.len());
-        let text = &f.text[start..end];
-        let trimmed = text.trim_end_matches(['\n', '\r']).len();
-        Some(start..start + trimmed)
+        self.file(id).ok()?.line_range(line)
     }
 
     /// `file:line:col` of a location, for one-line messages.
@@ -165,11 +153,7 @@ impl<'a> Files<'a> for Sources {
     }
 
     fn line_index(&'a self, id: FileId, byte_index: usize) -> Result<usize, files::Error> {
-        let f = self.file(id)?;
-        Ok(match f.line_starts.binary_search(&byte_index) {
-            Ok(l) => l,
-            Err(l) => l.saturating_sub(1),
-        })
+        Ok(self.file(id)?.line_index(byte_index))
     }
 
     fn line_range(&'a self, id: FileId, line_index: usize) -> Result<Range<usize>, files::Error> {

@@ -46,7 +46,6 @@ pub fn tag_source(src: &str) -> String {
     let mut state = Lex::Text;
     let mut line: u32 = 1;
     // Per line: did it start in text, hold text, hold an expression, hold a block tag?
-    let mut line_starts_text = true;
     let mut has_text = false;
     let mut has_expr = false;
     let mut has_block = false;
@@ -55,7 +54,7 @@ pub fn tag_source(src: &str) -> String {
     // before it.
     let mut trims_newline = false;
     let mut i = 0;
-    let mut raw_depth_tag_start = 0usize;
+    let mut tag_start = 0usize;
     while i < bytes.len() {
         let c = bytes[i];
         match state {
@@ -70,7 +69,7 @@ pub fn tag_source(src: &str) -> String {
                         TagKind::Var => has_expr = true,
                         _ => has_block = true,
                     }
-                    raw_depth_tag_start = i;
+                    tag_start = i;
                     state = Lex::Tag(kind);
                     out.push_str(&src[i..i + 2]);
                     i += 2;
@@ -78,18 +77,10 @@ pub fn tag_source(src: &str) -> String {
                 }
                 if c == b'\n' {
                     if !trims_newline {
-                        push_marker(
-                            &mut out,
-                            line,
-                            line_starts_text,
-                            has_text,
-                            has_expr,
-                            has_block,
-                        );
+                        push_marker(&mut out, line, has_text, has_expr, has_block);
                     }
                     out.push('\n');
                     line += 1;
-                    line_starts_text = true;
                     has_text = false;
                     has_expr = false;
                     has_block = false;
@@ -117,10 +108,9 @@ pub fn tag_source(src: &str) -> String {
                     }
                 }
                 if c == b'\n' {
-                    push_marker(&mut out, line, true, has_text, false, has_block);
+                    push_marker(&mut out, line, has_text, false, has_block);
                     out.push('\n');
                     line += 1;
-                    line_starts_text = true;
                     has_text = false;
                     has_expr = false;
                     has_block = false;
@@ -143,7 +133,7 @@ pub fn tag_source(src: &str) -> String {
                     i += 2;
                     state = Lex::Text;
                     if kind == TagKind::Block {
-                        let inner = src[raw_depth_tag_start + 2..i - 2]
+                        let inner = src[tag_start + 2..i - 2]
                             .trim_matches(|ch: char| ch == '-' || ch == '+' || ch.is_whitespace());
                         if inner == "raw" {
                             state = Lex::Raw;
@@ -157,7 +147,6 @@ pub fn tag_source(src: &str) -> String {
                 if c == b'\n' {
                     // The line ends inside a tag: no marker (it would become template code).
                     line += 1;
-                    line_starts_text = false;
                     has_text = false;
                     has_expr = kind == TagKind::Var;
                     has_block = kind != TagKind::Var;
@@ -176,7 +165,6 @@ pub fn tag_source(src: &str) -> String {
                 }
                 if c == b'\n' {
                     line += 1;
-                    line_starts_text = false;
                 }
             }
         }
@@ -186,14 +174,7 @@ pub fn tag_source(src: &str) -> String {
         i += len;
     }
     if matches!(state, Lex::Text | Lex::Raw) && !src.is_empty() && !src.ends_with('\n') {
-        push_marker(
-            &mut out,
-            line,
-            line_starts_text,
-            has_text,
-            has_expr,
-            has_block,
-        );
+        push_marker(&mut out, line, has_text, has_expr, has_block);
     }
     out
 }
@@ -207,14 +188,7 @@ fn utf8_len(first: u8) -> usize {
     }
 }
 
-fn push_marker(
-    out: &mut String,
-    line: u32,
-    _starts_text: bool,
-    text: bool,
-    expr: bool,
-    block: bool,
-) {
+fn push_marker(out: &mut String, line: u32, text: bool, expr: bool, block: bool) {
     let block_only = block && !text && !expr;
     out.push(OPEN);
     out.push_str(&line.to_string());
