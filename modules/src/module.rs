@@ -11,6 +11,7 @@ use crate::host::{Host, HostRead};
 use cfgm_core::engine::RunCtx;
 use cfgm_core::{Change, ModuleError, Provider, Resource};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -84,13 +85,12 @@ pub struct Erased<M: Module> {
 }
 
 fn desired<M: Module>(r: &Resource) -> Result<M::Desired, ModuleError> {
-    let v = Value::Object(
-        r.attrs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+    // Straight from the borrowed attributes: no copy of the map per call
+    // (every resource is deserialised at least twice per run).
+    let map = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(
+        r.attrs.iter().map(|(k, v)| (k.as_str(), v)),
     );
-    serde_json::from_value(v).map_err(|e| ModuleError::Invalid(format!("attributes: {e}")))
+    M::Desired::deserialize(map).map_err(|e| ModuleError::Invalid(format!("attributes: {e}")))
 }
 
 impl<M: Module> Provider for Erased<M> {
