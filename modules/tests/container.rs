@@ -69,7 +69,10 @@ impl Container {
             nspawn,
             cgroups,
         };
-        // The leader is nspawn's child (systemd, PID 1 inside).
+        // The leader is nspawn's child once it is systemd (PID 1 inside).
+        // nspawn forks an outer child that forks the inner one and exits:
+        // taking any child could catch the short-lived one and leave every
+        // later `nsenter` failing (seen once: "not booted after 60 s ()").
         let t0 = Instant::now();
         while c.leader == 0 {
             if t0.elapsed() > Duration::from_secs(30) {
@@ -78,7 +81,7 @@ impl Container {
             if let Ok(Some(_)) = c.nspawn.try_wait() {
                 return Err(c.failure(root, "systemd-nspawn exited"));
             }
-            c.leader = child_of(c.nspawn.id()).unwrap_or(0);
+            c.leader = child_of(c.nspawn.id(), "systemd").unwrap_or(0);
             std::thread::sleep(Duration::from_millis(50));
         }
         // Booted: `is-system-running` says running (or degraded: some unit
@@ -149,11 +152,14 @@ fn remove_cgroup(dir: &Path) -> bool {
     !dir.exists()
 }
 
-/// The first child process of `pid`.
-fn child_of(pid: u32) -> Option<u32> {
+/// A child process of `pid` running `comm` (its name in /proc/PID/stat).
+fn child_of(pid: u32, comm: &str) -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let p: u32 = e.file_name().to_str()?.parse().ok()?;
         let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        if stat.split_once(" (")?.1.rsplit_once(')')?.0 != comm {
+            return None;
+        }
         // "pid (comm) state ppid …": comm may hold spaces; split after ')'.
         let ppid: u32 = stat
             .rsplit_once(')')?
