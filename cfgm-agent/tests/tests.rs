@@ -540,3 +540,114 @@ fn writes_do_not_follow_a_users_symlink() {
         "root wrote through the user's symlink"
     );
 }
+
+/// A host root in which `cmd` can run: `/bin/sh` (dash) and the libraries it
+/// needs, copied from this machine. Commands may use shell builtins only.
+fn shell_root(root: &Path) {
+    for (from, to) in [
+        ("/bin/dash", "bin/sh"),
+        (
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "lib/x86_64-linux-gnu/libc.so.6",
+        ),
+        ("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
+    ] {
+        let dest = root.join(to);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(from, &dest).unwrap();
+    }
+    std::fs::create_dir_all(root.join("data")).unwrap();
+}
+
+/// Version `v` of a watched file, and a command that refreshes on its
+/// change by logging the content it sees.
+fn refresh_tree(dir: &Path, v: usize) {
+    tree(
+        dir,
+        &format!(
+            r#"
+[file."/data/watched"]
+content = "v{v}\n"
+
+[cmd."log-refresh"]
+run = "read v < /data/watched; echo \"$v\" >> /data/refresh.log"
+refresh_only = true
+watch = ["file:/data/watched"]
+"#
+        ),
+    );
+}
+
+/// A watched file changes, the run is SIGKILLed at a random instant, a
+/// recovery run follows: the refresh the change made due must have
+/// happened (at least once) by the end of the recovery run, whatever the
+/// instant of the kill. Before debts were recorded ahead of the change, a
+/// kill between the write and the refresh lost the refresh for good.
+#[test]
+fn sigkill_at_random_points_never_loses_a_due_refresh() {
+    const TRIALS: usize = 50;
+    let t = tempfile::tempdir_in("/var/tmp").unwrap();
+    let (root, st, tr) = (
+        t.path().join("root"),
+        t.path().join("state"),
+        t.path().join("tree"),
+    );
+    shell_root(&root);
+    let log = root.join("data/refresh.log");
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // A whole run that changes the file and refreshes: kills land inside it.
+    refresh_tree(&tr, 0);
+    let t0 = Instant::now();
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    let full = t0.elapsed().as_micros().max(2000) as u64;
+    assert_eq!(logged(), "v0\n");
+
+    let seed = std::env::var("CFGM_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("refresh crash test: seed {seed}, full run {full} µs");
+    let mut rng = Lcg(seed);
+    let mut killed_between = 0;
+    for trial in 1..=TRIALS {
+        refresh_tree(&tr, trial);
+        let mut child = Command::new(agent())
+            .args(["apply", "--host", "h", "--json", "--tree"])
+            .arg(&tr)
+            .arg("--root")
+            .arg(&root)
+            .arg("--state-dir")
+            .arg(&st)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.next() % full));
+        child.kill().ok(); // SIGKILL
+        child.wait().unwrap();
+        let written = std::fs::read_to_string(root.join("data/watched")).unwrap_or_default();
+        let want = format!("v{trial}");
+        if written.trim() == want && !logged().lines().any(|l| l == want) {
+            killed_between += 1;
+        }
+        let (out, rep) = apply(&tr, &root, &st, &[]);
+        assert!(out.status.success(), "trial {trial} (seed {seed}): {rep:#}");
+        assert!(
+            logged().lines().any(|l| l == want),
+            "trial {trial} (seed {seed}): the refresh for {want} never happened; log:\n{}",
+            logged()
+        );
+        assert!(
+            !st.join("owed-refresh.json").exists(),
+            "trial {trial}: a debt outlived its refresh"
+        );
+    }
+    eprintln!("{killed_between} of {TRIALS} kills landed between the change and its refresh");
+}

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One unit of drift: an attribute, what the host has, what the catalog wants.
@@ -133,8 +134,24 @@ pub enum Mode {
     Apply,
 }
 
+/// Where refresh debts are kept durably (the agent's state directory).
+///
+/// A refresh becomes due when a watched resource changes; if the run dies
+/// between that change and the refresh, the next run would see the watched
+/// resource converged and never refresh. So the engine records the debt
+/// *before* it applies a change that makes it due, and clears it only once
+/// the refresh has happened: a killed run never loses a refresh (it may,
+/// at worst, repeat one).
+pub trait DebtLedger: Send + Sync {
+    /// Records, durably, that these resources owe a refresh. Called before
+    /// the change that makes it due; an error stops that change.
+    fn owe(&self, ids: &[ResourceId]) -> Result<(), String>;
+    /// The refresh of `id` happened (it was run and did not fail).
+    fn paid(&self, id: &ResourceId);
+}
+
 /// Engine settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     pub mode: Mode,
     /// How many independent resources run at once.
@@ -143,6 +160,20 @@ pub struct Options {
     /// resource changed then, but the refresh never happened (the watcher
     /// failed or was skipped, or the run was killed). They refresh now.
     pub owed_refresh: BTreeSet<ResourceId>,
+    /// Where debts are recorded as they arise (apply only); without one,
+    /// they are only in the report, at the end of the run.
+    pub ledger: Option<Arc<dyn DebtLedger>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("mode", &self.mode)
+            .field("parallel", &self.parallel)
+            .field("owed_refresh", &self.owed_refresh)
+            .field("ledger", &self.ledger.is_some())
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -151,6 +182,7 @@ impl Default for Options {
             mode: Mode::Apply,
             parallel: 4,
             owed_refresh: BTreeSet::new(),
+            ledger: None,
         }
     }
 }
@@ -200,16 +232,29 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
     // hold anything back.)
     let mut waiting: Vec<usize> = vec![0; n];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    // Who watches each resource: their refresh debt is recorded before it changes.
+    let mut watchers: Vec<Vec<ResourceId>> = vec![Vec::new(); n];
     for (i, r) in catalog.resources.iter().enumerate() {
-        for d in r.deps.keys() {
+        for (d, kind) in &r.deps {
             if let Some(&j) = index.get(d) {
                 waiting[i] += 1;
                 dependents[j].push(i);
+                if *kind == DepKind::Watch {
+                    watchers[j].push(r.id.clone());
+                }
             }
         }
     }
+    let turn = Turn {
+        ctx: &ctx,
+        mode: opts.mode,
+        ledger: match opts.mode {
+            Mode::Apply => opts.ledger.as_deref(),
+            Mode::DryRun => None,
+        },
+        debts: Default::default(),
+    };
     let mut next: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
-    let mut owed: Vec<ResourceId> = Vec::new();
     loop {
         // A wave: everything whose dependencies are all done, in catalog order.
         let mut ready = std::mem::take(&mut next);
@@ -287,7 +332,8 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         // Batched kinds: one batch at a time, on this thread.
         for (kind, items) in &batches {
             let p = &providers[kind];
-            let results = converge_batch(catalog, p.as_ref(), items, &ctx, opts.mode, &refresh_due);
+            let results =
+                converge_batch(catalog, p.as_ref(), items, &turn, &refresh_due, &watchers);
             for (i, (d, rep)) in items.iter().zip(results) {
                 done[*i] = Some(d);
                 reports[*i] = Some(rep);
@@ -298,7 +344,7 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
             let r = &catalog.resources[i];
             let refresh = refresh_due.get(&i).cloned().unwrap_or_default();
             match providers.get(r.id.kind.as_str()) {
-                Some(p) => converge_one(r, p.as_ref(), &ctx, opts.mode, &refresh),
+                Some(p) => converge_one(r, p.as_ref(), &turn, &refresh, &watchers[i]),
                 None => (
                     Done::Failed,
                     ResourceReport::failed(r, format!("no provider for kind `{}`", r.id.kind), 0.0),
@@ -317,12 +363,6 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
             reports[*i] = Some(rep);
         }
         for &i in &ready {
-            // A refresh that was due but did not happen is owed to the next run.
-            if refresh_due.contains_key(&i)
-                && matches!(done[i], Some(Done::Failed) | Some(Done::Skipped))
-            {
-                owed.push(catalog.resources[i].id.clone());
-            }
             for &j in &dependents[i] {
                 waiting[j] -= 1;
                 if waiting[j] == 0 {
@@ -341,11 +381,59 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         t0.elapsed().as_secs_f64(),
     );
     report.owed_refresh = match opts.mode {
-        Mode::Apply => owed,
+        // What was owed (by earlier runs, of resources still in the
+        // catalog) or became owed in this run, less what was refreshed.
+        Mode::Apply => {
+            let (incurred, paid) = turn.debts.into_inner().expect("debts");
+            opts.owed_refresh
+                .iter()
+                .filter(|id| index.contains_key(id))
+                .chain(incurred.iter())
+                .filter(|id| !paid.contains(id))
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        }
         // A dry run changes nothing, so it leaves every debt as it was.
         Mode::DryRun => opts.owed_refresh.iter().cloned().collect(),
     };
     report
+}
+
+/// What every resource of a run shares: the run's view, its mode, and where
+/// refresh debts go (apply only).
+struct Turn<'a> {
+    ctx: &'a RunCtx,
+    mode: Mode,
+    ledger: Option<&'a dyn DebtLedger>,
+    /// Refresh debts this run incurred, and the refreshes it made.
+    debts: std::sync::Mutex<(BTreeSet<ResourceId>, BTreeSet<ResourceId>)>,
+}
+
+impl Turn<'_> {
+    /// Records the debts a change is about to make due (see [`DebtLedger`]).
+    fn owe(&self, watchers: &[ResourceId]) -> Result<(), ModuleError> {
+        if watchers.is_empty() {
+            return Ok(());
+        }
+        if let Some(l) = self.ledger {
+            l.owe(watchers).map_err(|e| {
+                ModuleError::Other(format!("cannot record the refresh it makes due: {e}"))
+            })?;
+        }
+        let mut d = self.debts.lock().expect("debts");
+        d.0.extend(watchers.iter().cloned());
+        Ok(())
+    }
+
+    /// A refresh of `id` happened.
+    fn paid(&self, id: &ResourceId) {
+        if let Some(l) = self.ledger {
+            l.paid(id);
+        }
+        self.debts.lock().expect("debts").1.insert(id.clone());
+    }
 }
 
 /// Runs a provider call, turning a panic into an error of this resource.
@@ -389,13 +477,13 @@ fn verify(r: &Resource, p: &dyn Provider, ctx: &RunCtx) -> Result<(), ModuleErro
 fn converge_one(
     r: &Resource,
     p: &dyn Provider,
-    ctx: &RunCtx,
-    mode: Mode,
+    turn: &Turn,
     refresh: &[ResourceId],
+    watchers: &[ResourceId],
 ) -> (Done, ResourceReport) {
     let t = Instant::now();
     let secs = |t: Instant| t.elapsed().as_secs_f64();
-    let changes = match plan_one(r, p, ctx) {
+    let changes = match plan_one(r, p, turn.ctx) {
         Ok(c) => c,
         Err(e) => {
             return (
@@ -404,23 +492,24 @@ fn converge_one(
             )
         }
     };
-    if mode == Mode::Apply && !changes.is_empty() {
-        let applied =
-            guarded("apply", || p.apply(r, &changes, ctx)).and_then(|_| verify(r, p, ctx));
+    if turn.mode == Mode::Apply && !changes.is_empty() {
+        let applied = turn
+            .owe(watchers)
+            .and_then(|_| guarded("apply", || p.apply(r, &changes, turn.ctx)))
+            .and_then(|_| verify(r, p, turn.ctx));
         if let Err(e) = applied {
             let mut rep = ResourceReport::failed(r, e.to_string(), secs(t));
             rep.changes = changes;
             return (Done::Failed, rep);
         }
     }
-    finish(r, p, ctx, mode, changes, refresh, t)
+    finish(r, p, turn, changes, refresh, t)
 }
 
 fn finish(
     r: &Resource,
     p: &dyn Provider,
-    ctx: &RunCtx,
-    mode: Mode,
+    turn: &Turn,
     changes: Vec<Change>,
     refresh: &[ResourceId],
     t: Instant,
@@ -428,10 +517,13 @@ fn finish(
     let mut refreshed = Vec::new();
     if !refresh.is_empty() {
         // A dry run cannot ask; it predicts that the refresh acts.
-        let acted = match mode {
+        let acted = match turn.mode {
             Mode::DryRun => true,
-            Mode::Apply => match guarded("refresh", || p.refresh(r, ctx)) {
-                Ok(acted) => acted,
+            Mode::Apply => match guarded("refresh", || p.refresh(r, turn.ctx)) {
+                Ok(acted) => {
+                    turn.paid(&r.id);
+                    acted
+                }
                 Err(e) => {
                     let mut rep = ResourceReport::failed(
                         r,
@@ -448,7 +540,7 @@ fn finish(
         }
     }
     let changed = !changes.is_empty() || !refreshed.is_empty();
-    let outcome = match (changed, mode) {
+    let outcome = match (changed, turn.mode) {
         (false, _) => Outcome::Unchanged,
         (true, Mode::Apply) => Outcome::Changed,
         (true, Mode::DryRun) => Outcome::WouldChange,
@@ -468,10 +560,11 @@ fn converge_batch(
     catalog: &Catalog,
     p: &dyn Provider,
     items: &[usize],
-    ctx: &RunCtx,
-    mode: Mode,
+    turn: &Turn,
     refresh_due: &BTreeMap<usize, Vec<ResourceId>>,
+    watchers: &[Vec<ResourceId>],
 ) -> Vec<(Done, ResourceReport)> {
+    let (ctx, mode) = (turn.ctx, turn.mode);
     let t = Instant::now();
     let plans: Vec<Result<Vec<Change>, ModuleError>> = items
         .iter()
@@ -485,9 +578,21 @@ fn converge_batch(
             Err(e) => out[k] = Some((Done::Failed, ResourceReport::failed(r, e.to_string(), 0.0))),
             Ok(c) if c.is_empty() || mode == Mode::DryRun => {
                 let refresh = refresh_due.get(&items[k]).cloned().unwrap_or_default();
-                out[k] = Some(finish(r, p, ctx, mode, c, &refresh, t));
+                out[k] = Some(finish(r, p, turn, c, &refresh, t));
             }
             Ok(c) => to_apply.push((k, c)),
+        }
+    }
+    // Debts first: every watcher of what the batch changes.
+    let owed: Vec<ResourceId> = to_apply
+        .iter()
+        .flat_map(|(k, _)| watchers[items[*k]].iter().cloned())
+        .collect();
+    if let Err(e) = turn.owe(&owed) {
+        for (k, changes) in to_apply.drain(..) {
+            let mut rep = ResourceReport::failed(&catalog.resources[items[k]], e.to_string(), 0.0);
+            rep.changes = changes;
+            out[k] = Some((Done::Failed, rep));
         }
     }
     if !to_apply.is_empty() {
@@ -516,7 +621,7 @@ fn converge_batch(
             out[k] = Some(match res {
                 Ok(()) => {
                     let refresh = refresh_due.get(&items[k]).cloned().unwrap_or_default();
-                    finish(r, p, ctx, mode, changes, &refresh, t)
+                    finish(r, p, turn, changes, &refresh, t)
                 }
                 Err(e) => {
                     let mut rep =

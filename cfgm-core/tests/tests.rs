@@ -559,6 +559,110 @@ mod engine {
         assert!(!log.contains(&"refresh svc".to_string()), "{log:?}");
     }
 
+    /// A ledger that writes into the world's log, to see the order of calls.
+    struct Ledger(Arc<Mutex<World>>);
+    impl cfgm_core::engine::DebtLedger for Ledger {
+        fn owe(&self, ids: &[ResourceId]) -> Result<(), String> {
+            let names: Vec<&str> = ids.iter().map(|i| i.name.as_str()).collect();
+            let mut w = self.0.lock().unwrap();
+            if w.state.contains_key("ledger-broken") {
+                return Err("disk full".into());
+            }
+            w.log.push(format!("owe {}", names.join(",")));
+            Ok(())
+        }
+        fn paid(&self, id: &ResourceId) {
+            self.0.lock().unwrap().log.push(format!("paid {}", id.name));
+        }
+    }
+
+    /// The debt a change makes due is recorded before the change and
+    /// cleared after the refresh, for single and batched resources; a
+    /// ledger that cannot record stops the change.
+    #[test]
+    fn refresh_debts_are_recorded_before_the_change_and_paid_after_the_refresh() {
+        let (w, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res("v", "f", json!({"value": "1"}), &[]),
+                res("pkg", "p", json!({"value": "1"}), &[]),
+                res(
+                    "v",
+                    "svc",
+                    json!({"value": "on"}),
+                    &[("v", "f", DepKind::Watch), ("pkg", "p", DepKind::Watch)],
+                ),
+            ],
+        );
+        w.lock().unwrap().state.insert("svc".into(), "on".into());
+        let mut o = opts(Mode::Apply);
+        o.ledger = Some(Arc::new(Ledger(w.clone())));
+        let r = run(&c, &p, &o);
+        assert!(r.owed_refresh.is_empty());
+        let log = w.lock().unwrap().log.clone();
+        let at = |s: &str| {
+            log.iter()
+                .position(|l| l == s)
+                .unwrap_or_else(|| panic!("{s}: {log:?}"))
+        };
+        // Each change is preceded by its own record of the debt.
+        let owed_before =
+            |change: &str| log[..at(change)].iter().filter(|l| *l == "owe svc").count();
+        assert_eq!(log.iter().filter(|l| *l == "owe svc").count(), 2, "{log:?}");
+        assert!(
+            owed_before("batch p") >= 1 && owed_before("apply f") >= 1,
+            "{log:?}"
+        );
+        assert_eq!(
+            owed_before("batch p") + owed_before("apply f"),
+            3,
+            "{log:?}"
+        );
+        assert!(at("refresh svc") < at("paid svc"), "{log:?}");
+
+        // A dry run records nothing.
+        let (w2, p2) = setup();
+        let mut o = opts(Mode::DryRun);
+        o.ledger = Some(Arc::new(Ledger(w2.clone())));
+        run(&c, &p2, &o);
+        assert!(!w2.lock().unwrap().log.iter().any(|l| l.starts_with("owe")));
+
+        // A ledger that cannot record: the change does not happen.
+        let (w3, p3) = setup();
+        w3.lock()
+            .unwrap()
+            .state
+            .insert("ledger-broken".into(), "1".into());
+        let mut o = opts(Mode::Apply);
+        o.ledger = Some(Arc::new(Ledger(w3.clone())));
+        let r = run(&c, &p3, &o);
+        assert_eq!(outcome(&r, "f"), Outcome::Failed);
+        assert!(!w3.lock().unwrap().log.contains(&"apply f".to_string()));
+    }
+
+    /// A watched resource whose apply failed half-way may have changed: its
+    /// watchers stay owed until they refresh.
+    #[test]
+    fn a_failed_change_leaves_its_watchers_owed() {
+        let (_, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res("v", "f", json!({"value": "1", "fail": true}), &[]),
+                res(
+                    "v",
+                    "svc",
+                    json!({"value": "on"}),
+                    &[("v", "f", DepKind::Watch)],
+                ),
+            ],
+        );
+        let r = run(&c, &p, &opts(Mode::Apply));
+        assert_eq!(outcome(&r, "svc"), Outcome::Skipped);
+        assert_eq!(r.owed_refresh, vec![ResourceId::new("v", "svc")]);
+    }
+
     /// A refresh that could not happen (its watcher was skipped) is owed to
     /// the next run, which performs it even though nothing changes then.
     #[test]

@@ -1,5 +1,6 @@
 //! `cfgm-agent apply`: compile this host's catalog, converge, report.
 
+use super::debts::FileLedger;
 use super::lock::RunLock;
 use anyhow::{bail, Context};
 use cfgm_core::engine::{self, Mode, Options};
@@ -119,15 +120,19 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let _lock = RunLock::acquire(&state_dir)?;
     let host = cfgm_modules::Host::new(&root, &state_dir);
     let providers = cfgm_modules::providers(&host);
+    let ledger = std::sync::Arc::new(FileLedger::open(&state_dir));
     let opts = Options {
         mode: if a.dry_run { Mode::DryRun } else { Mode::Apply },
         parallel: a.parallel,
-        owed_refresh: load_owed(&state_dir),
+        owed_refresh: ledger.owed(),
+        ledger: Some(ledger.clone()),
     };
     let mut report = engine::run(&catalog, &providers, &opts);
     report.tree_id = tree.tree_id();
     if !a.dry_run {
-        save_owed(&state_dir, &report.owed_refresh);
+        ledger
+            .settle(&report.owed_refresh)
+            .context("record owed refreshes")?;
     }
 
     let mut json = serde_json::to_value(&report)?;
@@ -176,26 +181,6 @@ fn compile_failed(
         eprintln!("cfgm-agent: error: {host}: catalog does not compile ({} problems); nothing was applied", diags.len());
     }
     report
-}
-
-/// Refreshes owed by earlier runs (`STATE_DIR/owed-refresh.json`).
-fn load_owed(state_dir: &Path) -> std::collections::BTreeSet<cfgm_core::ResourceId> {
-    std::fs::read_to_string(state_dir.join("owed-refresh.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Vec<cfgm_core::ResourceId>>(&t).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
-}
-
-/// Records the refreshes this run owes the next (atomically; removed when none).
-fn save_owed(state_dir: &Path, owed: &[cfgm_core::ResourceId]) {
-    let path = state_dir.join("owed-refresh.json");
-    if owed.is_empty() {
-        let _ = std::fs::remove_file(&path);
-    } else if let Ok(text) = serde_json::to_string_pretty(owed) {
-        write_state_file(&path, &text);
-    }
 }
 
 /// Keeps the last report in STATE_DIR/reports/last.json.

@@ -1,4 +1,5 @@
 //! One file per agent command.
 
 pub mod apply;
+pub mod debts;
 pub mod lock;
