@@ -1,9 +1,8 @@
-//! `cfgm-agent`: the host agent. Today it converges this machine (or a host
-//! root mounted elsewhere) to its catalog: `cfgm-agent apply`.
+//! `cfgm-agent`: the host agent. It converges this machine (or a host root
+//! mounted elsewhere) to its catalog: `cfgm-agent apply`.
 //!
-//! `main` parses arguments, calls the command, exits with its code: 0 the
-//! host converged (changed or not); 1 any failure (compile error, a failed
-//! or skipped resource, the lock held by another run, bad arguments).
+//! `main` parses arguments, calls the command, exits with its code (one
+//! table for both binaries: `cfgm_core::exit`).
 
 mod commands;
 
@@ -13,10 +12,8 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const EXIT_CODES: &str = "Exit codes: 0 converged (changed or not); 1 failure (compile error, failed or skipped resource, lock held, bad arguments).";
-
 #[derive(Parser)]
-#[command(name = "cfgm-agent", version, about = "The cfgm host agent: compile this host's catalog and converge it.", after_help = EXIT_CODES)]
+#[command(name = "cfgm-agent", version, about = "The cfgm host agent: compile this host's catalog and converge it.", after_help = cfgm_core::exit::HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,20 +22,31 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Compile this host's catalog from a states tree and converge the host to it.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = cfgm_core::exit::HELP)]
     Apply(commands::apply::Args),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    cfgm_core::exit::OK
+                }
+                _ => cfgm_core::exit::USAGE,
+            });
+        }
+    };
     let result = match cli.command {
         Command::Apply(a) => commands::apply::run(a),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("cfgm-agent: error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("cfgm-agent: error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

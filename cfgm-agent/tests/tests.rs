@@ -315,20 +315,19 @@ fn a_catalog_that_does_not_compile_changes_nothing() {
     std::fs::create_dir_all(root.join("etc")).unwrap();
     let before = snapshot(&root);
     let out = apply_human(&tr, &root, &st);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3), "refused: does not compile");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("states/s.toml:6:12"), "{err}");
     assert!(err.contains("nothing was applied"), "{err}");
     assert_eq!(snapshot(&root), before);
-    assert!(
-        !st.join("lock").exists(),
-        "a failed compile must not even take the lock"
-    );
-    // The kept report says so (monitoring must not see the last good run).
+    // The kept report says so (monitoring must not see the last good run),
+    // in the shape of any other report.
     let last: Value =
         serde_json::from_str(&std::fs::read_to_string(st.join("reports/last.json")).unwrap())
             .unwrap();
-    assert_eq!(last["compiled"], false);
+    assert_eq!(last["status"], "not-compiled");
+    assert_eq!(last["host"], "h");
+    assert_eq!(last["resources"], serde_json::json!([]));
     assert_eq!(last["diagnostics"][0]["code"], "missing-requisite");
 }
 
@@ -346,7 +345,7 @@ fn a_second_concurrent_run_is_refused() {
         .unwrap();
     held.lock().unwrap();
     let (out, _) = apply(&tr, &root, &st, &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4), "busy: retry later");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("another cfgm-agent run holds"), "{err}");
     assert!(!root.join("etc/x").exists());
@@ -650,4 +649,67 @@ fn sigkill_at_random_points_never_loses_a_due_refresh() {
         );
     }
     eprintln!("{killed_between} of {TRIALS} kills landed between the change and its refresh");
+}
+
+/// Each resource's report entry carries what was observed (after apply),
+/// secrets as a hash: the report is also the host's facts about its catalog.
+#[test]
+fn the_report_carries_each_resources_observed_state_without_secrets() {
+    let (_t, tr, root, st) = dirs();
+    tree(&tr, FILE_STATE);
+    std::fs::create_dir_all(root.join("var/cache/app/sub")).unwrap();
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    let entry = |id: &str| {
+        rep["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                format!(
+                    "{}[{}]",
+                    r["id"]["kind"].as_str().unwrap(),
+                    r["id"]["name"].as_str().unwrap()
+                ) == id
+            })
+            .unwrap()
+            .clone()
+    };
+    let conf = entry("file[/etc/app/app.conf]");
+    assert_eq!(conf["observed"]["content"], "port = 8080\nworkers = 4\n");
+    assert_eq!(conf["observed"]["mode"], "0640");
+    let key = entry("file[/etc/app/key.pem]");
+    assert!(key["observed"]["hash"].is_string(), "{key:#}");
+    let kept = std::fs::read_to_string(st.join("reports/last.json")).unwrap();
+    assert!(kept.contains("\"observed\""));
+    assert!(!kept.contains("hunter2"), "a secret reached the report");
+}
+
+/// A request that is not this host's run (an unknown host) is refused
+/// with a did-you-mean, and never replaces the host's kept report.
+#[test]
+fn an_unknown_host_is_refused_and_keeps_the_last_report() {
+    let (_t, tr, root, st) = dirs();
+    tree(&tr, "[file.\"/etc/x\"]\ncontent = \"x\\n\"\n");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let (out, _) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success());
+    let before = std::fs::read_to_string(st.join("reports/last.json")).unwrap();
+    let out = Command::new(agent())
+        .args(["apply", "--host", "hh", "--tree"])
+        .arg(&tr)
+        .arg("--root")
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&st)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("host `hh` is not in the inventory"), "{err}");
+    assert!(err.contains("did you mean `h`?"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(st.join("reports/last.json")).unwrap(),
+        before
+    );
 }

@@ -155,6 +155,23 @@ impl Resource {
     }
 }
 
+impl Resource {
+    /// An observed state as shown and kept (reports, facts): values under
+    /// the names of this resource's hidden attributes become a hash.
+    pub fn redact_observed(&self, mut observed: Value) -> Value {
+        if let Value::Object(m) = &mut observed {
+            for h in &self.hidden {
+                if let Some(v) = m.get_mut(h) {
+                    if !v.is_null() {
+                        *v = Value::String(secret_text(v));
+                    }
+                }
+            }
+        }
+        observed
+    }
+}
+
 /// How a secret value is shown: a short hash, never the value.
 fn secret_text(v: &Value) -> String {
     format!("(secret, blake3 {})", short_hash(&canonical_value(v)))

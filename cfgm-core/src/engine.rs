@@ -16,122 +16,42 @@
 //! shows exactly what apply does; providers cannot tell the modes apart.
 
 use crate::catalog::{Catalog, DepKind, Resource, ResourceId};
+use crate::plan;
 use crate::report::{Outcome, Report, ResourceReport};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// One unit of drift: an attribute, what the host has, what the catalog wants.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub attr: String,
-    /// What the host has (`null` when absent). Secrets: a hash.
-    pub from: Value,
-    /// What the catalog wants. Secrets: a hash.
-    pub to: Value,
-    /// For content: a unified diff, like `git diff` (never for secrets).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diff: Option<String>,
-}
+pub use crate::plan::{earlier_run, Change, Mode};
+pub use crate::provider::{ModuleError, Provider, Providers, RunCtx};
 
-impl Change {
-    pub fn new(attr: impl Into<String>, from: impl Into<Value>, to: impl Into<Value>) -> Self {
-        Change {
-            attr: attr.into(),
-            from: from.into(),
-            to: to.into(),
-            diff: None,
-        }
-    }
-
-    pub fn with_diff(mut self, diff: Option<String>) -> Self {
-        self.diff = diff;
-        self
-    }
-}
-
-/// Why a provider call failed. Messages are lower case and say what was
-/// being done; the engine prefixes the resource (`file[/etc/motd]: …`).
-#[derive(Debug, thiserror::Error)]
-pub enum ModuleError {
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: String,
-        #[source]
-        source: std::io::Error,
+/// What a run tells its observers as it goes: the daemon's log lines and
+/// metrics, a rollout's live view and progress bars subscribe to these.
+#[derive(Debug)]
+pub enum Event<'a> {
+    RunStarted {
+        catalog: &'a Catalog,
+        mode: Mode,
     },
-    #[error("`{argv}` failed ({status}): {stderr}")]
-    Command {
-        argv: String,
-        status: String,
-        stderr: String,
+    /// A resource is about to be observed (and, if it differs, applied).
+    ResourceStarted {
+        id: &'a ResourceId,
     },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("did not converge: still differs in {0}")]
-    DidNotConverge(String),
-    #[error("{0}")]
-    Other(String),
+    ResourceFinished {
+        report: &'a ResourceReport,
+    },
+    RunFinished {
+        report: &'a Report,
+    },
 }
 
-/// Facts about the run that providers may need: the catalog-wide view.
-#[derive(Debug, Default)]
-pub struct RunCtx {
-    /// Names of every path resource (file, directory, symlink) in the catalog,
-    /// so a purging directory keeps what the catalog manages.
-    pub managed_paths: BTreeSet<String>,
-}
-
-/// A resource kind's behaviour, as the engine sees it (type-erased; see the
-/// typed `Module` trait in cfgm-modules).
-pub trait Provider: Send + Sync {
-    /// Reads the resource's current state. Must not change the host.
-    /// "Absent" is a state, not an error.
-    fn observe(&self, r: &Resource, ctx: &RunCtx) -> Result<Value, ModuleError>;
-    /// The changes that take `observed` to the resource's desired state.
-    /// Pure: no host access (plans run it offline from facts).
-    fn diff(&self, r: &Resource, observed: &Value) -> Result<Vec<Change>, ModuleError>;
-    /// Makes the changes. Called only with the non-empty result of `diff`.
-    fn apply(&self, r: &Resource, changes: &[Change], ctx: &RunCtx) -> Result<(), ModuleError>;
-    /// Reacts to a change of a watched resource (restart, rerun); says
-    /// whether it did anything. Only then is the resource "changed" (and
-    /// its own watchers refreshed).
-    fn refresh(&self, _r: &Resource, _ctx: &RunCtx) -> Result<bool, ModuleError> {
-        Ok(false)
-    }
-    /// Resources of a batched kind are applied together by `apply_batch`,
-    /// one batch at a time (e.g. one apt transaction for all packages).
-    fn batched(&self) -> bool {
-        false
-    }
-    /// Applies several resources at once; one result per item, in order.
-    fn apply_batch(
-        &self,
-        items: &[(&Resource, &[Change])],
-        ctx: &RunCtx,
-    ) -> Vec<Result<(), ModuleError>> {
-        items.iter().map(|(r, c)| self.apply(r, c, ctx)).collect()
-    }
-    /// Whether a non-empty diff right after apply is a failure. A command
-    /// guarded by `onlyif` still "wants" to run after running.
-    fn verify_after_apply(&self, _r: &Resource) -> bool {
-        true
-    }
-}
-
-/// The providers of every kind, by kind name.
-pub type Providers = BTreeMap<&'static str, Box<dyn Provider>>;
-
-/// Dry run or apply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    DryRun,
-    Apply,
+/// Receives a run's events, from whichever thread converges the resource.
+/// Must be quick: the run waits for it.
+pub trait EventSink: Send + Sync {
+    fn event(&self, e: &Event<'_>);
 }
 
 /// Where refresh debts are kept durably (the agent's state directory).
@@ -163,6 +83,11 @@ pub struct Options {
     /// Where debts are recorded as they arise (apply only); without one,
     /// they are only in the report, at the end of the run.
     pub ledger: Option<Arc<dyn DebtLedger>>,
+    /// Who hears about the run as it goes.
+    pub sink: Option<Arc<dyn EventSink>>,
+    /// Set to stop the run cooperatively: no resource starts after it is
+    /// set, the running ones finish, and the report says the run stopped.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for Options {
@@ -172,6 +97,8 @@ impl std::fmt::Debug for Options {
             .field("parallel", &self.parallel)
             .field("owed_refresh", &self.owed_refresh)
             .field("ledger", &self.ledger.is_some())
+            .field("sink", &self.sink.is_some())
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -183,13 +110,10 @@ impl Default for Options {
             parallel: 4,
             owed_refresh: BTreeSet::new(),
             ledger: None,
+            sink: None,
+            cancel: None,
         }
     }
-}
-
-/// The stand-in cause of a refresh owed by an earlier run (in `refreshed_by`).
-pub fn earlier_run() -> ResourceId {
-    ResourceId::new("earlier-run", "refresh")
 }
 
 /// The state of one resource during a run.
@@ -254,8 +178,40 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         },
         debts: Default::default(),
     };
+    let sink = opts.sink.as_deref();
+    let emit = |e: Event<'_>| {
+        if let Some(s) = sink {
+            s.event(&e);
+        }
+    };
+    let stopped = || {
+        opts.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    };
+    emit(Event::RunStarted {
+        catalog,
+        mode: opts.mode,
+    });
+    let mut was_stopped = false;
     let mut next: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
     loop {
+        if stopped() {
+            // Cooperative stop: nothing more starts; what ran is reported.
+            was_stopped = true;
+            for i in 0..n {
+                if done[i].is_none() {
+                    done[i] = Some(Done::Skipped);
+                    let rep = ResourceReport::skipped(
+                        &catalog.resources[i],
+                        "not started: the run was stopped".into(),
+                    );
+                    emit(Event::ResourceFinished { report: &rep });
+                    reports[i] = Some(rep);
+                }
+            }
+            break;
+        }
         // A wave: everything whose dependencies are all done, in catalog order.
         let mut ready = std::mem::take(&mut next);
         ready.sort_unstable();
@@ -290,16 +246,17 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
                     _ => "was skipped",
                 };
                 done[i] = Some(Done::Skipped);
-                reports[i] = Some(ResourceReport::skipped(
-                    r,
-                    format!("requires {d}, which {why}"),
-                ));
+                let rep = ResourceReport::skipped(r, format!("requires {d}, which {why}"));
+                emit(Event::ResourceFinished { report: &rep });
+                reports[i] = Some(rep);
                 continue;
             }
             if let Some(e) = &r.error {
                 // Compiled with an error (a file template that did not render).
                 done[i] = Some(Done::Failed);
-                reports[i] = Some(ResourceReport::failed(r, e.clone(), 0.0));
+                let rep = ResourceReport::failed(r, e.clone(), 0.0);
+                emit(Event::ResourceFinished { report: &rep });
+                reports[i] = Some(rep);
                 continue;
             }
             match providers.get(r.id.kind.as_str()) {
@@ -307,7 +264,7 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
                 _ => singles.push(i),
             }
         }
-        let changed_in_run = |done: &Vec<Option<Done>>, id: &ResourceId| {
+        let changed_in_run = |id: &ResourceId| {
             index
                 .get(id)
                 .is_some_and(|&j| matches!(done[j], Some(Done::Ok { changed: true })))
@@ -316,25 +273,35 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         let refresh_due: BTreeMap<usize, Vec<ResourceId>> = ready
             .iter()
             .filter_map(|&i| {
-                let r = &catalog.resources[i];
-                let mut changed: Vec<ResourceId> = r
-                    .deps
-                    .iter()
-                    .filter(|(d, k)| **k == DepKind::Watch && changed_in_run(&done, d))
-                    .map(|(d, _)| d.clone())
-                    .collect();
-                if opts.owed_refresh.contains(&r.id) {
-                    changed.push(earlier_run());
-                }
-                (!changed.is_empty()).then_some((i, changed))
+                let due =
+                    plan::refresh_due(&catalog.resources[i], changed_in_run, &opts.owed_refresh);
+                (!due.is_empty()).then_some((i, due))
             })
             .collect();
         // Batched kinds: one batch at a time, on this thread.
         for (kind, items) in &batches {
+            if stopped() {
+                for &i in items {
+                    done[i] = Some(Done::Skipped);
+                    let rep = ResourceReport::skipped(
+                        &catalog.resources[i],
+                        "not started: the run was stopped".into(),
+                    );
+                    emit(Event::ResourceFinished { report: &rep });
+                    reports[i] = Some(rep);
+                }
+                continue;
+            }
+            for &i in items {
+                emit(Event::ResourceStarted {
+                    id: &catalog.resources[i].id,
+                });
+            }
             let p = &providers[kind];
             let results =
                 converge_batch(catalog, p.as_ref(), items, &turn, &refresh_due, &watchers);
             for (i, (d, rep)) in items.iter().zip(results) {
+                emit(Event::ResourceFinished { report: &rep });
                 done[*i] = Some(d);
                 reports[*i] = Some(rep);
             }
@@ -343,13 +310,27 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         let work = |&i: &usize| {
             let r = &catalog.resources[i];
             let refresh = refresh_due.get(&i).cloned().unwrap_or_default();
-            match providers.get(r.id.kind.as_str()) {
-                Some(p) => converge_one(r, p.as_ref(), &turn, &refresh, &watchers[i]),
-                None => (
-                    Done::Failed,
-                    ResourceReport::failed(r, format!("no provider for kind `{}`", r.id.kind), 0.0),
-                ),
-            }
+            let out = if stopped() {
+                (
+                    Done::Skipped,
+                    ResourceReport::skipped(r, "not started: the run was stopped".into()),
+                )
+            } else {
+                emit(Event::ResourceStarted { id: &r.id });
+                match providers.get(r.id.kind.as_str()) {
+                    Some(p) => converge_one(r, p.as_ref(), &turn, &refresh, &watchers[i]),
+                    None => (
+                        Done::Failed,
+                        ResourceReport::failed(
+                            r,
+                            format!("no provider for kind `{}`", r.id.kind),
+                            0.0,
+                        ),
+                    ),
+                }
+            };
+            emit(Event::ResourceFinished { report: &out.1 });
+            out
         };
         let results: Vec<(Done, ResourceReport)> = match &pool {
             Some(pool) if singles.len() > 1 => pool.install(|| {
@@ -398,6 +379,11 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         // A dry run changes nothing, so it leaves every debt as it was.
         Mode::DryRun => opts.owed_refresh.iter().cloned().collect(),
     };
+    report.stopped = was_stopped || stopped();
+    if report.stopped {
+        report.status = crate::report::RunStatus::Stopped;
+    }
+    emit(Event::RunFinished { report: &report });
     report
 }
 
@@ -451,19 +437,26 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, ModuleError>) -> Result<
     }
 }
 
-fn plan_one(r: &Resource, p: &dyn Provider, ctx: &RunCtx) -> Result<Vec<Change>, ModuleError> {
+/// Observes a resource and diffs it: what is there, and what must change.
+fn plan_one(
+    r: &Resource,
+    p: &dyn Provider,
+    ctx: &RunCtx,
+) -> Result<(Value, Vec<Change>), ModuleError> {
     let observed = guarded("observe", || p.observe(r, ctx))?;
-    guarded("diff", || p.diff(r, &observed))
+    let changes = guarded("diff", || p.diff(r, &observed))?;
+    Ok((observed, changes))
 }
 
-/// After apply: observe again; what still differs is a failure.
-fn verify(r: &Resource, p: &dyn Provider, ctx: &RunCtx) -> Result<(), ModuleError> {
+/// After apply: observe again; what still differs is a failure. Returns
+/// what was observed then (`None` when the kind does not verify).
+fn verify(r: &Resource, p: &dyn Provider, ctx: &RunCtx) -> Result<Option<Value>, ModuleError> {
     if !p.verify_after_apply(r) {
-        return Ok(());
+        return Ok(None);
     }
-    let left = plan_one(r, p, ctx)?;
+    let (observed, left) = plan_one(r, p, ctx)?;
     if left.is_empty() {
-        Ok(())
+        Ok(Some(observed))
     } else {
         Err(ModuleError::DidNotConverge(
             left.iter()
@@ -483,7 +476,7 @@ fn converge_one(
 ) -> (Done, ResourceReport) {
     let t = Instant::now();
     let secs = |t: Instant| t.elapsed().as_secs_f64();
-    let changes = match plan_one(r, p, turn.ctx) {
+    let (mut observed, changes) = match plan_one(r, p, turn.ctx) {
         Ok(c) => c,
         Err(e) => {
             return (
@@ -497,23 +490,29 @@ fn converge_one(
             .owe(watchers)
             .and_then(|_| guarded("apply", || p.apply(r, &changes, turn.ctx)))
             .and_then(|_| verify(r, p, turn.ctx));
-        if let Err(e) = applied {
-            let mut rep = ResourceReport::failed(r, e.to_string(), secs(t));
-            rep.changes = changes;
-            return (Done::Failed, rep);
+        match applied {
+            Err(e) => {
+                let mut rep = ResourceReport::failed(r, e.to_string(), secs(t));
+                rep.changes = changes;
+                rep.observed = Some(r.redact_observed(observed));
+                return (Done::Failed, rep);
+            }
+            Ok(Some(after)) => observed = after,
+            Ok(None) => {}
         }
     }
-    finish(r, p, turn, changes, refresh, t)
+    finish(r, p, turn, (observed, changes), refresh, t)
 }
 
 fn finish(
     r: &Resource,
     p: &dyn Provider,
     turn: &Turn,
-    changes: Vec<Change>,
+    (observed, changes): (Value, Vec<Change>),
     refresh: &[ResourceId],
     t: Instant,
 ) -> (Done, ResourceReport) {
+    let observed = Some(r.redact_observed(observed));
     let mut refreshed = Vec::new();
     if !refresh.is_empty() {
         // A dry run cannot ask; it predicts that the refresh acts.
@@ -531,6 +530,7 @@ fn finish(
                         t.elapsed().as_secs_f64(),
                     );
                     rep.changes = changes;
+                    rep.observed = observed;
                     return (Done::Failed, rep);
                 }
             },
@@ -552,6 +552,7 @@ fn finish(
         refreshed_by: refreshed,
         error: None,
         seconds: t.elapsed().as_secs_f64(),
+        observed,
     };
     (Done::Ok { changed }, rep)
 }
@@ -566,21 +567,25 @@ fn converge_batch(
 ) -> Vec<(Done, ResourceReport)> {
     let (ctx, mode) = (turn.ctx, turn.mode);
     let t = Instant::now();
-    let plans: Vec<Result<Vec<Change>, ModuleError>> = items
+    let plans: Vec<Result<(Value, Vec<Change>), ModuleError>> = items
         .iter()
         .map(|&i| plan_one(&catalog.resources[i], p, ctx))
         .collect();
     let mut out: Vec<Option<(Done, ResourceReport)>> = vec![None; items.len()];
     let mut to_apply: Vec<(usize, Vec<Change>)> = Vec::new();
+    let mut before: BTreeMap<usize, Value> = BTreeMap::new();
     for (k, plan) in plans.into_iter().enumerate() {
         let r = &catalog.resources[items[k]];
         match plan {
             Err(e) => out[k] = Some((Done::Failed, ResourceReport::failed(r, e.to_string(), 0.0))),
-            Ok(c) if c.is_empty() || mode == Mode::DryRun => {
+            Ok((o, c)) if c.is_empty() || mode == Mode::DryRun => {
                 let refresh = refresh_due.get(&items[k]).cloned().unwrap_or_default();
-                out[k] = Some(finish(r, p, turn, c, &refresh, t));
+                out[k] = Some(finish(r, p, turn, (o, c), &refresh, t));
             }
-            Ok(c) => to_apply.push((k, c)),
+            Ok((o, c)) => {
+                before.insert(k, o);
+                to_apply.push((k, c));
+            }
         }
     }
     // Debts first: every watcher of what the batch changes.
@@ -618,15 +623,18 @@ fn converge_batch(
         for ((k, changes), res) in to_apply.into_iter().zip(results) {
             let r = &catalog.resources[items[k]];
             let res = res.and_then(|_| verify(r, p, ctx));
+            let observed = before.remove(&k).unwrap_or(Value::Null);
             out[k] = Some(match res {
-                Ok(()) => {
+                Ok(after) => {
                     let refresh = refresh_due.get(&items[k]).cloned().unwrap_or_default();
-                    finish(r, p, turn, changes, &refresh, t)
+                    let observed = after.unwrap_or(observed);
+                    finish(r, p, turn, (observed, changes), &refresh, t)
                 }
                 Err(e) => {
                     let mut rep =
                         ResourceReport::failed(r, e.to_string(), t.elapsed().as_secs_f64());
                     rep.changes = changes;
+                    rep.observed = Some(r.redact_observed(observed));
                     (Done::Failed, rep)
                 }
             });

@@ -7,7 +7,7 @@
 //! colour on a terminal. It never holds a secret: providers report hashes.
 
 use crate::catalog::{Catalog, Resource, ResourceId};
-use crate::engine::{Change, Mode};
+use crate::plan::{Change, Mode};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -34,6 +34,11 @@ pub struct ResourceReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub seconds: f64,
+    /// What was observed on the host (after apply, when it changed);
+    /// secret attributes as a hash. With the run's other resources, this is
+    /// the host's facts about its catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<serde_json::Value>,
 }
 
 impl ResourceReport {
@@ -45,6 +50,7 @@ impl ResourceReport {
             refreshed_by: Vec::new(),
             error: Some(error),
             seconds,
+            observed: None,
         }
     }
 
@@ -56,6 +62,7 @@ impl ResourceReport {
             refreshed_by: Vec::new(),
             error: Some(why),
             seconds: 0.0,
+            observed: None,
         }
     }
 }
@@ -69,10 +76,42 @@ pub struct Counts {
     pub skipped: usize,
 }
 
-/// One run on one host.
+/// How a run ended, as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Every resource converged (changed or not; a dry run: could be planned).
+    Converged,
+    /// A resource failed or was skipped; the rest converged.
+    Failed,
+    /// The catalog did not compile: nothing was applied (see `diagnostics`).
+    NotCompiled,
+    /// The input was refused before compiling (e.g. an unsigned commit):
+    /// nothing was applied (see `reason`).
+    Refused,
+    /// Stopped by a signal before every resource started.
+    Stopped,
+}
+
+impl RunStatus {
+    /// The exit code of a run that ended so (see [`crate::exit`]).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            RunStatus::Converged => crate::exit::OK,
+            RunStatus::Failed => crate::exit::FAILED,
+            RunStatus::NotCompiled | RunStatus::Refused => crate::exit::REFUSED,
+            RunStatus::Stopped => crate::exit::STOPPED,
+        }
+    }
+}
+
+/// One run on one host. The same shape whether the catalog compiled or
+/// not: a run that did not compile has no resources, its `status` says so
+/// and `diagnostics` say why.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub host: String,
+    pub status: RunStatus,
     pub catalog_id: String,
     /// The states tree the catalog came from (a git commit, or a content hash).
     #[serde(default)]
@@ -85,6 +124,16 @@ pub struct Report {
     /// were skipped): the next run refreshes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owed_refresh: Vec<ResourceId>,
+    /// The run was stopped before every resource started (SIGTERM): the
+    /// resources it did not start are skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+    /// Why the catalog did not compile (diagnostics as JSON, located).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<serde_json::Value>,
+    /// Why the run was refused, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Report {
@@ -104,8 +153,14 @@ impl Report {
                 Outcome::Skipped => counts.skipped += 1,
             }
         }
+        let status = if counts.failed == 0 && counts.skipped == 0 {
+            RunStatus::Converged
+        } else {
+            RunStatus::Failed
+        };
         Report {
             host: catalog.host.clone(),
+            status,
             catalog_id: catalog.id.0.clone(),
             tree_id: String::new(),
             mode,
@@ -113,12 +168,34 @@ impl Report {
             seconds,
             resources,
             owed_refresh: Vec::new(),
+            stopped: false,
+            diagnostics: Vec::new(),
+            reason: None,
         }
     }
 
-    /// Converged: nothing failed or was skipped.
+    /// The report of a run whose catalog did not compile (or that was
+    /// refused): no resources, nothing applied.
+    pub fn not_applied(host: &str, mode: Mode, status: RunStatus) -> Self {
+        Report {
+            host: host.to_string(),
+            status,
+            catalog_id: String::new(),
+            tree_id: String::new(),
+            mode,
+            counts: Counts::default(),
+            seconds: 0.0,
+            resources: Vec::new(),
+            owed_refresh: Vec::new(),
+            stopped: false,
+            diagnostics: Vec::new(),
+            reason: None,
+        }
+    }
+
+    /// Converged: compiled, and nothing failed or was skipped.
     pub fn ok(&self) -> bool {
-        self.counts.failed == 0 && self.counts.skipped == 0
+        self.status == RunStatus::Converged
     }
 
     /// The resources this run changed (apply) or would change (dry run).
@@ -204,7 +281,7 @@ impl Report {
                     .refreshed_by
                     .iter()
                     .map(|d| {
-                        if *d == crate::engine::earlier_run() {
+                        if *d == crate::plan::earlier_run() {
                             "an earlier run (its refresh never happened)".to_string()
                         } else {
                             d.to_string()
@@ -230,6 +307,9 @@ impl Report {
         }
         if c.skipped > 0 {
             summary.push_str(&format!(", {} skipped", c.skipped));
+        }
+        if self.stopped {
+            summary.push_str(", stopped by a signal");
         }
         let _ = writeln!(
             out,

@@ -559,6 +559,166 @@ mod engine {
         assert!(!log.contains(&"refresh svc".to_string()), "{log:?}");
     }
 
+    /// Records events as lines; stops the run after `stop_after` finished resources.
+    struct Recorder {
+        lines: Mutex<Vec<String>>,
+        cancel: Arc<std::sync::atomic::AtomicBool>,
+        stop_after: usize,
+    }
+    impl cfgm_core::engine::EventSink for Recorder {
+        fn event(&self, e: &cfgm_core::engine::Event<'_>) {
+            use cfgm_core::engine::Event;
+            let mut l = self.lines.lock().unwrap();
+            l.push(match e {
+                Event::RunStarted { catalog, .. } => format!("run {}", catalog.resources.len()),
+                Event::ResourceStarted { id } => format!("start {}", id.name),
+                Event::ResourceFinished { report } => {
+                    format!("finish {} {:?}", report.id.name, report.outcome)
+                }
+                Event::RunFinished { report } => format!("done stopped={}", report.stopped),
+            });
+            if l.iter().filter(|x| x.starts_with("finish")).count() >= self.stop_after {
+                self.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn chain(n: usize) -> Catalog {
+        Catalog::new(
+            "h",
+            (0..n)
+                .map(|i| {
+                    let prev = format!("r{}", i.wrapping_sub(1));
+                    let deps: Vec<(&str, &str, DepKind)> = if i == 0 {
+                        vec![]
+                    } else {
+                        vec![("v", prev.as_str(), DepKind::Require)]
+                    };
+                    res("v", &format!("r{i}"), json!({"value": "1"}), &deps)
+                })
+                .collect(),
+        )
+    }
+
+    /// Every resource is announced before it is observed and when it is
+    /// done; the run is announced at both ends; observed states are in the
+    /// report.
+    #[test]
+    fn events_announce_the_run_and_each_resource_in_order() {
+        let (_, p) = setup();
+        let rec = Arc::new(Recorder {
+            lines: Mutex::default(),
+            cancel: Arc::default(),
+            stop_after: usize::MAX,
+        });
+        let mut o = opts(Mode::Apply);
+        o.sink = Some(rec.clone());
+        let r = run(&chain(3), &p, &o);
+        let lines = rec.lines.lock().unwrap().clone();
+        assert_eq!(
+            lines,
+            [
+                "run 3",
+                "start r0",
+                "finish r0 Changed",
+                "start r1",
+                "finish r1 Changed",
+                "start r2",
+                "finish r2 Changed",
+                "done stopped=false"
+            ]
+        );
+        assert_eq!(
+            r.resources[0].observed,
+            Some(json!("1")),
+            "observed after apply"
+        );
+    }
+
+    /// A stop request lets the running resource finish, starts nothing
+    /// more, and reports the rest as not started.
+    #[test]
+    fn a_cancelled_run_finishes_the_running_resource_and_starts_no_other() {
+        let (w, p) = setup();
+        let rec = Arc::new(Recorder {
+            lines: Mutex::default(),
+            cancel: Arc::default(),
+            stop_after: 1,
+        });
+        let mut o = opts(Mode::Apply);
+        o.sink = Some(rec.clone());
+        o.cancel = Some(rec.cancel.clone());
+        let r = run(&chain(3), &p, &o);
+        assert!(r.stopped);
+        assert_eq!(r.status, cfgm_core::RunStatus::Stopped);
+        assert_eq!(outcome(&r, "r0"), Outcome::Changed);
+        for n in ["r1", "r2"] {
+            assert_eq!(outcome(&r, n), Outcome::Skipped);
+            let rep = r.resources.iter().find(|x| x.id.name == n).unwrap();
+            assert_eq!(
+                rep.error.as_deref(),
+                Some("not started: the run was stopped")
+            );
+        }
+        assert_eq!(w.lock().unwrap().log, ["apply r0"]);
+        assert!(r.to_text(false).contains("stopped by a signal"));
+    }
+
+    /// Planning from observed states needs no host: changes per resource,
+    /// predicted refreshes, unknowns for what was never observed, and
+    /// refreshes that depend on an unknown.
+    #[test]
+    fn a_catalog_plans_from_observed_states_without_a_host() {
+        use cfgm_core::plan::{plan_catalog, Verdict};
+        let (w, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res("v", "same", json!({"value": "1"}), &[]),
+                res("v", "drift", json!({"value": "2"}), &[]),
+                res("v", "new", json!({"value": "3"}), &[]),
+                res(
+                    "v",
+                    "svc",
+                    json!({"value": "on"}),
+                    &[("v", "drift", DepKind::Watch)],
+                ),
+                res(
+                    "v",
+                    "svc2",
+                    json!({"value": "on"}),
+                    &[("v", "new", DepKind::Watch)],
+                ),
+                res("v", "owed", json!({"value": "on"}), &[]),
+            ],
+        );
+        let observed: BTreeMap<ResourceId, Value> = [
+            ("same", "1"),
+            ("drift", "1"),
+            ("svc", "on"),
+            ("svc2", "on"),
+            ("owed", "on"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (ResourceId::new("v", n), json!(v)))
+        .collect();
+        let owed = [ResourceId::new("v", "owed")].into_iter().collect();
+        let plan = plan_catalog(&c, &p, |id| observed.get(id), &owed);
+        let by = |n: &str| plan.iter().find(|x| x.id.name == n).unwrap();
+        assert_eq!(by("same").verdict, Verdict::Unchanged);
+        assert!(
+            matches!(&by("drift").verdict, Verdict::Changes { changes } if changes[0].to == json!("2"))
+        );
+        assert!(matches!(by("new").verdict, Verdict::Unknown { .. }));
+        assert_eq!(by("svc").refresh, vec![ResourceId::new("v", "drift")]);
+        assert!(by("svc").changes());
+        assert!(by("svc2").refresh.is_empty());
+        assert_eq!(by("svc2").refresh_if, vec![ResourceId::new("v", "new")]);
+        assert_eq!(by("owed").refresh, vec![cfgm_core::plan::earlier_run()]);
+        // No provider call touched the "host".
+        assert!(w.lock().unwrap().log.is_empty());
+    }
+
     /// A ledger that writes into the world's log, to see the order of calls.
     struct Ledger(Arc<Mutex<World>>);
     impl cfgm_core::engine::DebtLedger for Ledger {

@@ -1,5 +1,3 @@
-//! One file per agent command.
+//! One file per agent command: parse its arguments, call the library, render.
 
 pub mod apply;
-pub mod debts;
-pub mod lock;

@@ -5,7 +5,7 @@
 //! so a crashed run never leaves a stale lock. The holder's pid is written
 //! into the file for the message a second run prints.
 
-use anyhow::{bail, Context};
+use crate::converge::RunError;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
@@ -15,9 +15,14 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    pub fn acquire(state_dir: &Path) -> anyhow::Result<RunLock> {
-        std::fs::create_dir_all(state_dir)
-            .with_context(|| format!("create state directory {}", state_dir.display()))?;
+    pub fn acquire(state_dir: &Path) -> Result<RunLock, RunError> {
+        let io = |what: &str, e: std::io::Error| RunError::Io(format!("{what}: {e}"));
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            io(
+                &format!("create state directory {}", state_dir.display()),
+                e,
+            )
+        })?;
         let path = state_dir.join("lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -25,14 +30,14 @@ impl RunLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .with_context(|| format!("open {}", path.display()))?;
+            .map_err(|e| io(&format!("open {}", path.display()), e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
-                bail!(
+                return Err(RunError::Busy(format!(
                     "another cfgm-agent run holds {}{}; not starting a second one",
                     path.display(),
                     if pid.is_empty() {
@@ -40,16 +45,17 @@ impl RunLock {
                     } else {
                         format!(" (pid {pid})")
                     }
-                );
+                )));
             }
-            Err(TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("lock {}", path.display()))
-            }
+            Err(TryLockError::Error(e)) => return Err(io(&format!("lock {}", path.display()), e)),
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        write!(file, "{}", std::process::id())?;
-        file.flush()?;
+        let mut write_pid = || -> std::io::Result<()> {
+            file.set_len(0)?;
+            file.rewind()?;
+            write!(file, "{}", std::process::id())?;
+            file.flush()
+        };
+        write_pid().map_err(|e| io(&format!("write {}", path.display()), e))?;
         Ok(RunLock { _file: file })
     }
 }

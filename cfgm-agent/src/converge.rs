@@ -1,0 +1,194 @@
+//! One converge of this host: the agent's unit of work.
+//!
+//! [`converge_once`] compiles this host's catalog from a states tree,
+//! takes the run lock, converges through the engine (events go to the
+//! caller's sink; a cancel flag stops it cooperatively), settles refresh
+//! debts and keeps the report in the state directory. Whatever happens to
+//! *this host's run* — converged, failed resources, a catalog that does not
+//! compile, stopped — comes back as one [`Report`] shape. Errors that are
+//! not a run of this host (the lock is held, an unknown host, an unreadable
+//! root) are a [`RunError`] and never replace the kept report.
+
+use crate::debts::FileLedger;
+use crate::lock::RunLock;
+use cfgm_core::engine::{self, EventSink, Options};
+use cfgm_core::{Compiler, Mode, Report, RunStatus, Tree};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// What one run works on.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The states tree (a directory, normally a git checkout).
+    pub tree: PathBuf,
+    /// The inventory host to converge as (default: the hostname under `root`).
+    pub host: Option<String>,
+    /// The host's root filesystem ("/" for this machine).
+    pub root: PathBuf,
+    /// The agent's state: lock, debts, backups, reports.
+    pub state_dir: PathBuf,
+    /// Facts templates see as `facts`.
+    pub facts: Option<Value>,
+    pub mode: Mode,
+    /// How many independent resources converge at once.
+    pub parallel: usize,
+}
+
+/// A run that could not be this host's run; the kept report is untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Another run holds the lock: retry later.
+    #[error("{0}")]
+    Busy(String),
+    /// The request itself is wrong (unknown host, missing root, no tree).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl RunError {
+    /// The exit code (see `cfgm_core::exit`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Busy(_) => cfgm_core::exit::BUSY,
+            RunError::Refused(_) => cfgm_core::exit::REFUSED,
+            RunError::Io(_) => cfgm_core::exit::FAILED,
+        }
+    }
+}
+
+/// The outcome of a run, with the compile diagnostics rendered for people
+/// (the report holds them as JSON).
+pub struct Outcome {
+    pub report: Report,
+    /// The tree's sources, to render diagnostics with file and line.
+    pub tree: Tree,
+    pub diagnostics: Vec<cfgm_core::Diagnostic>,
+}
+
+/// The host's name: its hostname under the root.
+pub fn hostname(root: &Path) -> Result<String, RunError> {
+    let from_root = std::fs::read_to_string(root.join("etc/hostname")).ok();
+    let name = match from_root {
+        Some(n) if !n.trim().is_empty() => n,
+        _ if root == Path::new("/") => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_err(|e| RunError::Io(format!("read hostname: {e}")))?,
+        _ => {
+            return Err(RunError::Refused(format!(
+                "{}: no etc/hostname; pass --host",
+                root.display()
+            )))
+        }
+    };
+    Ok(name.trim().split('.').next().unwrap_or("").to_string())
+}
+
+/// Peak resident memory of this process in KiB (VmHWM), for the report.
+fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// One run: compile, converge (or plan, in a dry run), report.
+pub fn converge_once(
+    cfg: &Config,
+    sink: Option<Arc<dyn EventSink>>,
+    cancel: Option<Arc<AtomicBool>>,
+) -> Result<Outcome, RunError> {
+    let root = cfg
+        .root
+        .canonicalize()
+        .map_err(|e| RunError::Refused(format!("root {}: {e}", cfg.root.display())))?;
+    let host_name = match &cfg.host {
+        Some(h) => h.clone(),
+        None => hostname(&root)?,
+    };
+    let (tree, mut diags) = Tree::load(&cfg.tree).map_err(|e| RunError::Refused(e.to_string()))?;
+    // An unknown host is a wrong request, not this host's run.
+    if let Err(d) = tree.host(&host_name) {
+        let mut msg = d.message.clone();
+        for n in &d.notes {
+            msg.push_str(&format!("; {n}"));
+        }
+        return Err(RunError::Refused(msg));
+    }
+
+    // Compile first: nothing is applied unless everything compiled.
+    let registry = cfgm_modules::registry();
+    let compiler = Compiler::new(&tree, &registry);
+    let (catalog, resource_diags) = compiler.compile_host_partial(&host_name, cfg.facts.as_ref());
+    let catalog = match catalog {
+        Some(c) if diags.is_empty() => c,
+        _ => {
+            diags.extend(resource_diags);
+            cfgm_core::diag::sort_dedup(&tree.sources, &mut diags);
+            let mut report = Report::not_applied(&host_name, cfg.mode, RunStatus::NotCompiled);
+            report.tree_id = tree.tree_id();
+            report.diagnostics = diags.iter().map(|d| d.to_json(&tree.sources)).collect();
+            report.reason = Some(format!(
+                "catalog does not compile ({} problem{}); nothing was applied",
+                diags.len(),
+                if diags.len() == 1 { "" } else { "s" }
+            ));
+            if cfg.mode == Mode::Apply {
+                // Monitoring must not keep seeing the last good run; a
+                // concurrent run owns the report, so only under the lock.
+                let _lock = RunLock::acquire(&cfg.state_dir)?;
+                crate::state::save_report(&cfg.state_dir, &to_json(&report));
+            }
+            return Ok(Outcome {
+                report,
+                tree,
+                diagnostics: diags,
+            });
+        }
+    };
+
+    let _lock = RunLock::acquire(&cfg.state_dir)?;
+    let host = cfgm_modules::Host::new(&root, &cfg.state_dir);
+    let providers = cfgm_modules::providers(&host);
+    let ledger = Arc::new(FileLedger::open(&cfg.state_dir));
+    let opts = Options {
+        mode: cfg.mode,
+        parallel: cfg.parallel,
+        owed_refresh: ledger.owed(),
+        ledger: Some(ledger.clone()),
+        sink,
+        cancel,
+    };
+    let mut report = engine::run(&catalog, &providers, &opts);
+    report.tree_id = tree.tree_id();
+    // Resources whose file template failed are in the catalog, marked:
+    // they failed (and skipped their dependents); their diagnostics go
+    // with the report.
+    report.diagnostics = resource_diags
+        .iter()
+        .map(|d| d.to_json(&tree.sources))
+        .collect();
+    if cfg.mode == Mode::Apply {
+        ledger
+            .settle(&report.owed_refresh)
+            .map_err(|e| RunError::Io(format!("record owed refreshes: {e}")))?;
+        crate::state::save_report(&cfg.state_dir, &to_json(&report));
+    }
+    Ok(Outcome {
+        report,
+        tree,
+        diagnostics: resource_diags,
+    })
+}
+
+/// The report as kept and printed: with the run's peak memory.
+pub fn to_json(report: &Report) -> Value {
+    let mut json = serde_json::to_value(report).unwrap_or(Value::Null);
+    if let Some(kib) = peak_rss_kib() {
+        json["peak_rss_kib"] = kib.into();
+    }
+    json
+}

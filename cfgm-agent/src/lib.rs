@@ -1,0 +1,15 @@
+//! cfgm-agent as a library: the host agent's work, which the binary's
+//! commands (and, later, the daemon loop and tests) call.
+//!
+//! [`converge::converge_once`] is one run: take the lock, compile this
+//! host's catalog, converge it through the engine, keep the report. It
+//! owns the agent's state directory (lock, refresh debts, reports); it does
+//! not print — callers subscribe to the engine's events and render the
+//! returned report.
+
+pub mod converge;
+pub mod debts;
+pub mod lock;
+pub mod state;
+
+pub use converge::{converge_once, Config, RunError};
