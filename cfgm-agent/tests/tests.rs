@@ -231,10 +231,16 @@ fn a_content_change_shows_a_unified_diff_and_keeps_a_backup() {
     let diff = rep["resources"][0]["changes"][0]["diff"].as_str().unwrap();
     assert!(diff.contains("--- a/etc/motd\n+++ b/etc/motd\n"), "{diff}");
     assert!(diff.contains("-line 2\n+line two\n"), "{diff}");
-    let backups: Vec<_> = std::fs::read_dir(st.join("backups/etc%motd"))
+    // One directory per path: readable, then a hash of the exact path.
+    let dirs: Vec<_> = std::fs::read_dir(st.join("backups"))
         .unwrap()
         .flatten()
+        .map(|e| e.path())
         .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let name = dirs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("etc%motd-"), "{name}");
+    let backups: Vec<_> = std::fs::read_dir(&dirs[0]).unwrap().flatten().collect();
     assert_eq!(backups.len(), 1);
     assert_eq!(
         std::fs::read_to_string(backups[0].path()).unwrap(),
@@ -441,6 +447,25 @@ fn sigkill_at_random_points_never_leaves_a_torn_file() {
                 "trial {trial} (seed {seed}): data/f{i:03} is torn ({} bytes)",
                 got.len()
             );
+        }
+        // Backups are part of recovery: each one whole, old or new.
+        for dir in std::fs::read_dir(st.join("backups")).unwrap().flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            let i: usize = name
+                .strip_prefix("data%f")
+                .and_then(|r| r.get(..3)?.parse().ok())
+                .unwrap_or_else(|| panic!("backup directory {name}"));
+            for b in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                if b.file_name().to_string_lossy().starts_with('.') {
+                    continue; // a temporary, never taken for a backup
+                }
+                let got = std::fs::read_to_string(b.path()).unwrap_or_default();
+                assert!(
+                    got == expect('A', i) || got == expect('B', i),
+                    "trial {trial} (seed {seed}): a backup of data/f{i:03} is torn ({} bytes)",
+                    got.len()
+                );
+            }
         }
     }
     assert!(

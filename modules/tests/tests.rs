@@ -653,7 +653,7 @@ fn check_no_secrets(case: &Path, catalog: &Catalog, r: &Report, what: &str) -> R
 }
 
 fn run_engine(catalog: &Catalog, root: &Path, state_dir: &Path, mode: Mode) -> Report {
-    let host = cfgm_modules::Host::new(root, state_dir);
+    let host = cfgm_modules::Host::new(root, state_dir).expect("open the host root");
     let providers = cfgm_modules::providers(&host);
     engine::run(
         catalog,

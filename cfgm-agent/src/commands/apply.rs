@@ -117,7 +117,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
 
     let _lock = RunLock::acquire(&state_dir)?;
-    let host = cfgm_modules::Host::new(&root, &state_dir);
+    let host = cfgm_modules::Host::new(&root, &state_dir)?;
     let providers = cfgm_modules::providers(&host);
     let opts = Options {
         mode: if a.dry_run { Mode::DryRun } else { Mode::Apply },

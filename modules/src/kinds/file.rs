@@ -222,8 +222,7 @@ impl Module for File {
         _: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         let mut o = observe_meta(host, name)?;
-        let tmp = crate::host::temp_path(std::path::Path::new(name));
-        o.leftover = host.lstat(&tmp.to_string_lossy())?.is_some();
+        o.leftover = host.has_leftover(name)?;
         if o.kind.as_deref() == Some("file") {
             let bytes = host.read(name)?.unwrap_or_default();
             o.hash = Some(blake3::hash(&bytes).to_hex().to_string());
@@ -239,10 +238,9 @@ impl Module for File {
         let mut out = Vec::new();
         let kind = o.kind.as_deref();
         if o.leftover {
-            let tmp = crate::host::temp_path(std::path::Path::new(name));
             out.push(Change::new(
                 "leftover",
-                tmp.to_string_lossy().into_owned(),
+                crate::host::temp_path(name),
                 Value::Null,
             ));
         }
@@ -301,9 +299,7 @@ impl Module for File {
     ) -> Result<(), ModuleError> {
         if changes.iter().any(|c| c.attr == "leftover") {
             // An interrupted run's temporary file: never the live one.
-            let tmp = crate::host::temp_path(std::path::Path::new(name));
-            let tmp = tmp.to_string_lossy();
-            std::fs::remove_file(host.path(&tmp)).map_err(crate::host::io_err("remove", &tmp))?;
+            host.remove_leftover(name)?;
         }
         let now = host.lstat(name)?;
         if d.ensure.absent() {

@@ -48,7 +48,7 @@ fn check(name: &str, _: &Attrs) -> Vec<Problem> {
 
 // ---- behaviour -----------------------------------------------------------
 
-use crate::host::{io_err, Host, HostRead};
+use crate::host::{Host, HostRead};
 use crate::module::Module;
 use cfgm_core::engine::RunCtx;
 use cfgm_core::{Change, ModuleError};
@@ -120,7 +120,7 @@ pub struct Observed {
 pub struct Sysctl;
 
 fn live_managed(host: &HostRead) -> bool {
-    !host.is_chroot() || host.path("/proc/sys").is_dir()
+    !host.is_chroot() || host.is_dir("/proc/sys")
 }
 
 impl Module for Sysctl {
@@ -188,8 +188,7 @@ impl Module for Sysctl {
             match c.attr.as_str() {
                 "value" => {
                     let p = proc_path(name);
-                    std::fs::write(host.path(&p), format!("{want}\n"))
-                        .map_err(io_err("write", &p))?
+                    host.write_in_place(&p, format!("{want}\n").as_bytes())?
                 }
                 "persist" if d.persist() => host.write_atomic(
                     &conf_path(name),

@@ -114,7 +114,7 @@ fn auto_deps(_name: &str, attrs: &Attrs) -> Vec<AutoDep> {
 
 // ---- behaviour -----------------------------------------------------------
 
-use crate::host::{io_err, Host, HostRead};
+use crate::host::{Host, HostRead};
 use crate::module::Module;
 use cfgm_core::engine::RunCtx;
 use cfgm_core::{Change, ModuleError};
@@ -405,7 +405,7 @@ fn write_keys(host: &Host, name: &str, d: &Desired, keys: &[String]) -> Result<(
         .unwrap_or_else(|| format!("/home/{name}"));
     let (dir, file) = keys_path(&home);
     if host.lstat(&home)?.is_none() {
-        std::fs::create_dir_all(host.path(&home)).map_err(io_err("create", &home))?;
+        host.create_dir_all(&home)?;
         host.chmod(&home, 0o755)?;
         host.chown(&home, Some(uid), Some(gid))?;
     }
@@ -416,7 +416,7 @@ fn write_keys(host: &Host, name: &str, d: &Desired, keys: &[String]) -> Result<(
                 "{dir} exists and is not a directory"
             )))
         }
-        None => std::fs::create_dir(host.path(&dir)).map_err(io_err("create", &dir))?,
+        None => host.create_dir_all(&dir)?,
     }
     host.chmod(&dir, 0o700)?;
     host.chown(&dir, Some(uid), Some(gid))?;
