@@ -565,3 +565,63 @@ fn writes_do_not_follow_a_users_symlink() {
         "root wrote through the user's symlink"
     );
 }
+
+/// A command's process group dies with the agent: a run killed mid-command
+/// leaves nothing running (the next run would start it again beside it).
+#[test]
+fn a_killed_agents_commands_die_with_it() {
+    let t = tempfile::tempdir().unwrap();
+    let (tr, st, d) = (t.path().join("tree"), t.path().join("state"), t.path());
+    // A shell, and a child of it in the background: both must go.
+    tree(
+        &tr,
+        &format!(
+            "[cmd.sleeper]\nrun = \"echo $$ > {d}/sh.pid; sleep 600 & echo $! > {d}/bg.pid; sleep 600\"\ncreates = \"{d}/never\"\n",
+            d = d.display()
+        ),
+    );
+    // Root "/": commands run on this machine, no chroot needed.
+    let mut child = Command::new(agent())
+        .args(["apply", "--host", "h", "--json", "--root", "/", "--tree"])
+        .arg(&tr)
+        .arg("--state-dir")
+        .arg(&st)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let read_pid = |f: &str| {
+        std::fs::read_to_string(d.join(f))
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+            .map(|s| s.trim().to_string())
+    };
+    let t0 = Instant::now();
+    let pids = loop {
+        if let (Some(a), Some(b)) = (read_pid("sh.pid"), read_pid("bg.pid")) {
+            break [a, b];
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the command did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL: the agent cannot clean up
+    child.wait().unwrap();
+    let running = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, r)| !r.starts_with('Z'))
+        })
+    };
+    let t0 = Instant::now();
+    while pids.iter().any(|p| running(p)) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "still running after the agent died: {:?}",
+            pids.iter().filter(|p| running(p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

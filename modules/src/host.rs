@@ -24,7 +24,10 @@
 //!
 //! **Commands** are argument vectors, never shell strings (except where the
 //! `cmd` kind's job is a shell); with a root other than "/" they run
-//! through `chroot ROOT`.
+//! through `chroot ROOT`. Each runs in a process group of its own under a
+//! small supervisor process that kills the whole group when the agent dies
+//! (or the command times out), so no command outlives the run that
+//! started it.
 //!
 //! This module must not know about kinds: it offers file-system and
 //! process operations, and the kinds decide what to do with them.
@@ -966,13 +969,29 @@ pub fn command_error<S: AsRef<OsStr>>(argv: &[S], out: &Output) -> ModuleError {
     }
 }
 
-/// Runs a command, killing it after `timeout`.
+/// Runs a command, killing it (and everything it started in its process
+/// group) after `timeout`, or when this process dies.
+///
+/// The process spawned is a supervisor (see [`supervise`]): it leads a new
+/// process group, forks the command into it and waits. When the agent
+/// dies, even by SIGKILL, the kernel signals the supervisor
+/// (`PR_SET_PDEATHSIG`), which kills the whole group; the command's own
+/// children die with it unless they left the group on purpose (a daemon
+/// that a service start detached). The parent-death signal comes when the
+/// *thread* that forked ends: here that thread waits for the supervisor,
+/// so it outlives it (engine worker threads included).
 pub fn run_with_timeout<S: AsRef<OsStr>>(
     mut cmd: Command,
     argv: &[S],
     timeout: Duration,
 ) -> Result<Output, ModuleError> {
     let name = argv_string(argv);
+    let agent = std::process::id() as libc::pid_t;
+    // SAFETY: `supervise` makes only async-signal-safe calls and does not
+    // allocate, as code between fork and exec must.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || supervise(agent));
+    }
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -983,25 +1002,23 @@ pub fn run_with_timeout<S: AsRef<OsStr>>(
     let mut se = child.stderr.take().expect("piped");
     let to = std::thread::spawn(move || {
         let mut b = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut so, &mut b);
+        let _ = so.read_to_end(&mut b);
         b
     });
     let te = std::thread::spawn(move || {
         let mut b = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut se, &mut b);
+        let _ = se.read_to_end(&mut b);
         b
     });
-    // A watchdog kills the command at the timeout; dropping `done` stops it.
-    let pid = child.id();
+    // A watchdog kills the group at the timeout; dropping `done` stops it.
+    let group = rustix::process::Pid::from_child(&child);
     let (done, wait) = std::sync::mpsc::channel::<()>();
-    let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = timed_out.clone();
     let dog = std::thread::spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(timeout) {
             flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
     });
     let status = child.wait();
@@ -1019,6 +1036,109 @@ pub fn run_with_timeout<S: AsRef<OsStr>>(
         stdout: to.join().unwrap_or_default(),
         stderr: te.join().unwrap_or_default(),
     })
+}
+
+/// Runs in the spawned child between fork and exec. It makes the child
+/// the leader of a new process group, then forks: the new process returns
+/// and becomes the command (exec follows); this one stays as the
+/// supervisor and never returns. The supervisor closes every descriptor
+/// (the command's pipes and std's exec-error pipe stay with the command
+/// alone), and waits for one of two signals: SIGCHLD — the command ended,
+/// and the supervisor exits the same way — or SIGTERM, which the kernel
+/// sends when the agent dies (`PR_SET_PDEATHSIG`) — the supervisor then
+/// kills its whole group, itself included.
+///
+/// Only async-signal-safe calls, no allocation: the agent has threads.
+fn supervise(agent: libc::pid_t) -> std::io::Result<()> {
+    use std::io::Error;
+    // SAFETY: raw system calls on values of this function; see above.
+    unsafe {
+        if libc::setpgid(0, 0) != 0 {
+            return Err(Error::last_os_error());
+        }
+        let mut waited: libc::sigset_t = std::mem::zeroed();
+        let mut before: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut waited);
+        libc::sigaddset(&mut waited, libc::SIGCHLD);
+        libc::sigaddset(&mut waited, libc::SIGTERM);
+        // Blocked before they can arrive, so that sigwaitinfo sees them.
+        if libc::sigprocmask(libc::SIG_BLOCK, &waited, &mut before) != 0 {
+            return Err(Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+            return Err(Error::last_os_error());
+        }
+        // The agent may have died before the line above: nothing to run for.
+        if libc::getppid() != agent {
+            return Err(Error::from_raw_os_error(libc::ESRCH));
+        }
+        let supervisor = libc::getpid();
+        let command = libc::fork();
+        if command < 0 {
+            return Err(Error::last_os_error());
+        }
+        if command == 0 {
+            // The command: the usual signal mask, and it dies with the
+            // supervisor should that be killed on its own.
+            libc::sigprocmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != supervisor {
+                return Err(Error::from_raw_os_error(libc::ESRCH));
+            }
+            return Ok(());
+        }
+        if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                lim.rlim_cur.min(1 << 20) as libc::c_int
+            } else {
+                1024
+            };
+            for fd in 0..max {
+                libc::close(fd);
+            }
+        }
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(&waited, &mut info);
+            if sig == libc::SIGCHLD {
+                let mut status = 0;
+                if libc::waitpid(command, &mut status, libc::WNOHANG) != command {
+                    continue;
+                }
+                if libc::WIFEXITED(status) {
+                    libc::_exit(libc::WEXITSTATUS(status));
+                }
+                // Killed: end the same way (a core-dumping signal as SIGKILL,
+                // so the supervisor leaves no core of its own).
+                let s = libc::WTERMSIG(status);
+                let again = match s {
+                    libc::SIGQUIT
+                    | libc::SIGILL
+                    | libc::SIGABRT
+                    | libc::SIGFPE
+                    | libc::SIGSEGV
+                    | libc::SIGBUS
+                    | libc::SIGSYS
+                    | libc::SIGTRAP
+                    | libc::SIGXCPU
+                    | libc::SIGXFSZ => libc::SIGKILL,
+                    s => s,
+                };
+                libc::signal(again, libc::SIG_DFL);
+                let mut one: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut one);
+                libc::sigaddset(&mut one, again);
+                libc::sigprocmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+                libc::kill(libc::getpid(), again);
+                libc::_exit(128 + s);
+            } else if sig == libc::SIGTERM {
+                // The agent is gone (or asks the command to end): the group goes.
+                libc::kill(0, libc::SIGKILL);
+                libc::_exit(137);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1182,5 +1302,65 @@ mod tests {
         host.write_atomic("/etc/f", b"new\n", 0o644, 0, 0).unwrap();
         assert_eq!(listing(&outside), Vec::<String>::new());
         assert_eq!(listing(&inside), ["backups"]);
+    }
+
+    fn gone(pid: &str) -> bool {
+        // Gone, or a zombie waiting for init.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(s) => s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')),
+        }
+    }
+
+    #[test]
+    fn a_timeout_kills_the_commands_whole_group() {
+        let t = tempfile::tempdir().unwrap();
+        let pid = t.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pid.display());
+        let argv = ["sh", "-c", script.as_str()];
+        let mut cmd = Command::new("sh");
+        cmd.args(&argv[1..]);
+        let t0 = std::time::Instant::now();
+        let e = run_with_timeout(cmd, &argv, Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("timed out after 1 s"), "{e}");
+        // The background sleep held the output pipe: it died with the group.
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        let bg = std::fs::read_to_string(&pid).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !gone(bg.trim()) {
+            assert!(std::time::Instant::now() < deadline, "{bg} still runs");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_supervisor_passes_on_status_and_output() {
+        let run = |script: &str| {
+            let argv = ["sh", "-c", script];
+            let mut cmd = Command::new("sh");
+            cmd.args(&argv[1..]);
+            run_with_timeout(cmd, &argv, Duration::from_secs(10)).unwrap()
+        };
+        let out = run("echo out; echo err >&2; exit 3");
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(run("kill -TERM $$").status.signal(), Some(libc::SIGTERM));
+        assert_eq!(run("kill -SEGV $$").status.signal(), Some(libc::SIGKILL));
+        // Its own process group, led by the supervisor.
+        let out = run("ps -o pgid= -p $$; ps -o pid= -p $PPID");
+        let ids: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert_eq!(ids[0], ids[1]);
+        let argv = ["/no/such/program"];
+        let e = run_with_timeout(Command::new(argv[0]), &argv, Duration::from_secs(5)).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot run `/no/such/program`"),
+            "{e}"
+        );
     }
 }
