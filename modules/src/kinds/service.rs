@@ -35,8 +35,9 @@ pub static SPEC: KindSpec = KindSpec {
     auto_deps,
 };
 
-/// A unit or init-script name: it becomes an argument and a path, so no
-/// `/`, no leading `-` or `.`.
+/// A unit or init-script name: it becomes an argument (after `--` where
+/// the tool takes one; update-rc.d does not) and a path, so no `/`, no
+/// leading `-` or `.`.
 fn check(name: &str, _: &Attrs) -> Vec<Problem> {
     let valid = !name.is_empty()
         && !name.starts_with(['-', '.'])
@@ -112,7 +113,15 @@ impl Init {
     fn exists(self, host: &HostRead, name: &str) -> Result<bool, ModuleError> {
         match self {
             Init::Systemd => {
-                let argv = ["systemctl", "show", "-p", "LoadState", "--value", name];
+                let argv = [
+                    "systemctl",
+                    "show",
+                    "-p",
+                    "LoadState",
+                    "--value",
+                    "--",
+                    name,
+                ];
                 let out = host.query(&argv)?;
                 if !out.status.success() {
                     return Err(crate::host::command_error(&argv, &out));
@@ -135,7 +144,7 @@ impl Init {
 
     fn running(self, host: &HostRead, name: &str) -> Result<bool, ModuleError> {
         let out = match self {
-            Init::Systemd => host.query(&["systemctl", "is-active", "--quiet", name])?,
+            Init::Systemd => host.query(&["systemctl", "is-active", "--quiet", "--", name])?,
             Init::Sysv => host.query(&[init_script(name).as_str(), "status"])?,
         };
         Ok(out.status.success())
@@ -144,7 +153,7 @@ impl Init {
     fn enabled(self, host: &HostRead, name: &str) -> Result<bool, ModuleError> {
         match self {
             Init::Systemd => {
-                let out = host.query(&["systemctl", "is-enabled", name])?;
+                let out = host.query(&["systemctl", "is-enabled", "--", name])?;
                 let state = String::from_utf8_lossy(&out.stdout);
                 Ok(matches!(
                     state.trim(),
@@ -173,7 +182,7 @@ impl Init {
     /// Runs an action: start, stop, restart, reload, enable, disable.
     fn act(self, host: &Host, name: &str, action: &str) -> Result<(), ModuleError> {
         match (self, action) {
-            (Init::Systemd, _) => host.run(&["systemctl", action, name]).map(drop),
+            (Init::Systemd, _) => host.run(&["systemctl", action, "--", name]).map(drop),
             (Init::Sysv, "enable") => {
                 // `defaults` makes the links from the script's LSB header when
                 // there are none yet; `enable` turns existing K links into S links.

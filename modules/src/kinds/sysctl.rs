@@ -30,20 +30,30 @@ pub static SPEC: KindSpec = KindSpec {
     auto_deps: no_auto_deps,
 };
 
-fn check(name: &str, _: &Attrs) -> Vec<Problem> {
+/// The key becomes a path under /proc/sys and a file name; the value a
+/// line of that file: one line, no control characters.
+fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
+    let mut out = Vec::new();
     let valid = !name.is_empty()
         && !name.starts_with('.')
         && !name.contains("..")
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
-    if valid {
-        Vec::new()
-    } else {
-        vec![Problem::resource(format!(
+    if !valid {
+        out.push(Problem::resource(format!(
             "`{name}` is not a sysctl key (e.g. net.core.somaxconn)"
-        ))]
+        )));
     }
+    if let Some(serde_json::Value::String(v)) = attrs.get("value") {
+        if v.chars().any(|c| c.is_control() && c != '\t') {
+            out.push(Problem::attr(
+                "value",
+                "a value is one line (no newline or control characters)",
+            ));
+        }
+    }
+    out
 }
 
 // ---- behaviour -----------------------------------------------------------
