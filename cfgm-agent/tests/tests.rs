@@ -625,3 +625,31 @@ fn a_killed_agents_commands_die_with_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `/x%y` and `/x/y` read alike once `/` is written `%`: their backups
+/// must still go to directories of their own.
+#[test]
+fn backups_of_paths_that_read_alike_do_not_mix() {
+    let (_t, tr, root, st) = dirs();
+    tree(
+        &tr,
+        "[file.\"/x%y\"]\ncontent = \"new 1\\n\"\n\n[file.\"/x/y\"]\ncontent = \"new 2\\n\"\n",
+    );
+    write(&root.join("x%y"), "old 1\n");
+    write(&root.join("x/y"), "old 2\n");
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    let mut held: Vec<Vec<String>> = std::fs::read_dir(st.join("backups"))
+        .unwrap()
+        .flatten()
+        .map(|d| {
+            std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .map(|b| std::fs::read_to_string(b.path()).unwrap())
+                .collect()
+        })
+        .collect();
+    held.sort();
+    assert_eq!(held, [["old 1\n"], ["old 2\n"]]);
+}
