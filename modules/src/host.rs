@@ -61,6 +61,9 @@ pub struct HostRead {
     /// unchanged: every path resource names its owner and group, and
     /// re-reading both files per resource dominated a no-op run.
     dbs: DbCache,
+    /// The root's /etc, opened (inside the root) once it exists: a
+    /// database's version is then one stat in it, not a resolution.
+    etc: Arc<std::sync::OnceLock<OwnedFd>>,
 }
 
 /// What identifies one version of a file: inode, size, modification time.
@@ -98,6 +101,10 @@ pub fn io_err<'a>(
 fn sys_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(Errno) -> ModuleError + 'a {
     move |e| io_err(op, path)(e.into())
 }
+
+/// What [`HostRead::lstat_read`] finds: metadata, and the content of a
+/// regular file.
+pub type MetaAndContent = (Meta, Option<Vec<u8>>);
 
 /// A file's ownership and permission bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,6 +228,7 @@ impl HostRead {
             root_fd: Arc::new(fd),
             state_dir,
             dbs: Arc::default(),
+            etc: Arc::default(),
         })
     }
 
@@ -246,11 +254,33 @@ impl HostRead {
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(sys_err("read", p)(e)),
         };
-        let mut b = Vec::new();
-        std::fs::File::from(fd)
-            .read_to_end(&mut b)
-            .map_err(io_err("read", p))?;
-        Ok(Some(b))
+        Ok(Some(read_all(fd, None).map_err(io_err("read", p))?))
+    }
+
+    /// Metadata without following a final symlink and, when the path is a
+    /// regular file, its bytes; `None` when absent. One open serves both
+    /// (the no-op run reads every managed file): it follows no final
+    /// symlink and does not block (a FIFO), and nothing but a regular file
+    /// is read. (A device node's driver does see the open.)
+    pub fn lstat_read(&self, p: &str) -> Result<Option<MetaAndContent>, ModuleError> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = match self.resolve(p, flags) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            // A symlink (ELOOP with NOFOLLOW), a socket, or no permission:
+            // what is there, without its content.
+            Err(_) => return Ok(self.lstat(p)?.map(|m| (m, None))),
+        };
+        let st = rfs::fstat(&fd).map_err(sys_err("stat", p))?;
+        let m = Meta::of(&st);
+        if !m.is_file {
+            return Ok(Some((m, None)));
+        }
+        let size = st.st_size.max(0) as usize;
+        Ok(Some((
+            m,
+            Some(read_all(fd, Some(size)).map_err(io_err("read", p))?),
+        )))
     }
 
     /// Metadata without following a final symlink; `None` when absent.
@@ -338,10 +368,7 @@ impl HostRead {
 
     /// `/etc/passwd` or `/etc/group` entries of the host: (name, id, fields).
     fn db(&self, file: &'static str) -> Result<Arc<Vec<Vec<String>>>, ModuleError> {
-        let stamp = match self
-            .resolve(file, OFlags::PATH)
-            .and_then(|fd| rfs::fstat(&fd))
-        {
+        let stamp = match self.db_stat(file) {
             Ok(m) => (
                 m.st_ino,
                 m.st_size as u64,
@@ -368,6 +395,25 @@ impl HostRead {
             .expect("db cache")
             .insert(file, (stamp, db.clone()));
         Ok(db)
+    }
+
+    /// The metadata of `/etc/NAME` (following symlinks, inside the root).
+    fn db_stat(&self, file: &str) -> Result<rfs::Stat, Errno> {
+        let etc = match self.etc.get() {
+            Some(etc) => etc,
+            None => {
+                let fd = self.resolve("/etc", OFlags::PATH | OFlags::DIRECTORY)?;
+                self.etc.get_or_init(|| fd)
+            }
+        };
+        let name = file.trim_start_matches("/etc/");
+        match rfs::statat(etc, name, AtFlags::SYMLINK_NOFOLLOW) {
+            // A symlink is resolved the long way, inside the root.
+            Ok(st) if Meta::of(&st).is_symlink => self
+                .resolve(file, OFlags::PATH)
+                .and_then(|fd| rfs::fstat(&fd)),
+            r => r,
+        }
     }
 
     /// A user's passwd fields (name, x, uid, gid, gecos, home, shell).
@@ -424,6 +470,34 @@ impl HostRead {
     pub fn systemd(&self) -> bool {
         !self.is_chroot() && self.is_dir("/run/systemd/system")
     }
+}
+
+/// Reads an open file to its end; its size (known, or from fstat) sizes
+/// the buffer (std's `read_to_end` would also stat and seek).
+fn read_all(fd: OwnedFd, size: Option<usize>) -> std::io::Result<Vec<u8>> {
+    let size = size.unwrap_or_else(|| {
+        rfs::fstat(&fd)
+            .map(|st| st.st_size.max(0) as usize)
+            .unwrap_or(0)
+    });
+    let mut f = std::fs::File::from(fd);
+    // Room for a small file in one read: /proc/sys files report size 0 and
+    // answer only a read at offset 0.
+    let mut b = vec![0u8; size.max(4096) + 1];
+    let mut len = 0;
+    loop {
+        if len == b.len() {
+            b.resize(b.len() * 2, 0);
+        }
+        match f.read(&mut b[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    b.truncate(len);
+    Ok(b)
 }
 
 /// The names in a directory, without `.` and `..`, as the kernel has them.

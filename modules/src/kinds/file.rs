@@ -73,7 +73,7 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
 
 // ---- behaviour -----------------------------------------------------------
 
-use crate::host::{Host, HostRead};
+use crate::host::{Host, HostRead, Meta};
 use crate::module::{content_summary, unified_diff, Module};
 use cfgm_core::engine::RunCtx;
 use cfgm_core::schema::parse_mode;
@@ -140,7 +140,12 @@ pub struct File;
 
 /// Observes a path's type, mode and ownership (shared by the path kinds).
 pub(crate) fn observe_meta(host: &HostRead, name: &str) -> Result<Observed, ModuleError> {
-    let Some(m) = host.lstat(name)? else {
+    meta_observed(host, host.lstat(name)?)
+}
+
+/// A path's type, mode and ownership from its metadata.
+fn meta_observed(host: &HostRead, m: Option<Meta>) -> Result<Observed, ModuleError> {
+    let Some(m) = m else {
         return Ok(Observed::default());
     };
     let kind = if m.is_file {
@@ -221,10 +226,14 @@ impl Module for File {
         d: &Desired,
         _: &RunCtx,
     ) -> Result<Observed, ModuleError> {
-        let mut o = observe_meta(host, name)?;
+        // One open for the metadata and, of a regular file only, the content.
+        let (meta, content) = match host.lstat_read(name)? {
+            Some((m, c)) => (Some(m), c),
+            None => (None, None),
+        };
+        let mut o = meta_observed(host, meta)?;
         o.leftover = host.has_leftover(name)?;
-        if o.kind.as_deref() == Some("file") {
-            let bytes = host.read(name)?.unwrap_or_default();
+        if let Some(bytes) = content {
             o.hash = Some(blake3::hash(&bytes).to_hex().to_string());
             o.size = Some(bytes.len());
             if !d.secret() && bytes.len() <= DIFF_LIMIT {
