@@ -578,14 +578,15 @@ impl Host {
     /// target walked the same way, absolute from the root, `..` never above
     /// it), so neither a symlink nor a swap during the walk leads out of
     /// the root or through a user's link. Components of a symlink's target
-    /// are never created (neither does `mkdir -p`).
-    fn dir(&self, d: &str, create: bool, p: &str) -> Result<OwnedFd, ModuleError> {
+    /// are never created (neither does `mkdir -p`). `None`: a directory on
+    /// the way does not exist.
+    fn dir(&self, d: &str, create: bool, p: &str) -> Result<Option<OwnedFd>, ModuleError> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY;
         match open_in(self.root_fd(), d, flags, ResolveFlags::NO_SYMLINKS) {
-            Ok(fd) => return Ok(fd),
+            Ok(fd) => return Ok(Some(fd)),
             Err(Errno::LOOP | Errno::XDEV | Errno::AGAIN) => {}
             Err(Errno::NOENT) if create => {}
-            Err(Errno::NOENT) => return Err(self.missing_parent(p)),
+            Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(sys_err("open directory of", p)(e)),
         }
         let mut stack: Vec<(OwnedFd, String)> = vec![(
@@ -625,7 +626,7 @@ impl Host {
                     todo.push_front((c, false));
                     continue;
                 }
-                Err(Errno::NOENT) => return Err(self.missing_parent(p)),
+                Err(Errno::NOENT) => return Ok(None),
                 Err(e) => return Err(sys_err("open directory of", p)(e)),
             };
             let st = rfs::fstat(&fd).map_err(sys_err("stat", p))?;
@@ -657,7 +658,14 @@ impl Host {
         }
         let (fd, _) = stack.pop().expect("the root stays");
         rfs::openat(&fd, ".", flags | OFlags::CLOEXEC, Mode::empty())
+            .map(Some)
             .map_err(sys_err("open directory of", p))
+    }
+
+    /// A directory that must be there (see [`Host::dir`]).
+    fn dir_there(&self, d: &str, create: bool, p: &str) -> Result<OwnedFd, ModuleError> {
+        self.dir(d, create, p)?
+            .ok_or_else(|| self.missing_parent(p))
     }
 
     fn missing_parent(&self, p: &str) -> ModuleError {
@@ -674,11 +682,14 @@ impl Host {
 
     /// The parent directory of `p`, opened (see [`Host::dir`]), and its name.
     fn parent<'a>(&self, p: &'a str) -> Result<Parent<'a>, ModuleError> {
+        self.parent_if_there(p)?
+            .ok_or_else(|| self.missing_parent(p))
+    }
+
+    /// Like [`Host::parent`]; `None` when a directory on the way is missing.
+    fn parent_if_there<'a>(&self, p: &'a str) -> Result<Option<Parent<'a>>, ModuleError> {
         let (d, name) = split(p)?;
-        Ok(Parent {
-            dir: self.dir(d, false, p)?,
-            name,
-        })
+        Ok(self.dir(d, false, p)?.map(|dir| Parent { dir, name }))
     }
 
     /// Writes a file atomically: a temporary file in the same directory,
@@ -776,7 +787,7 @@ impl Host {
     /// every host path; one outside it is the agent's own.
     fn backup_dir(&self, p: &str) -> Result<OwnedFd, ModuleError> {
         let state = match self.state_dir.strip_prefix(&self.root) {
-            Ok(r) => self.dir(&format!("/{}", r.to_string_lossy()), true, p)?,
+            Ok(r) => self.dir_there(&format!("/{}", r.to_string_lossy()), true, p)?,
             Err(_) => {
                 let shown = self.state_dir.display().to_string();
                 std::fs::create_dir_all(&self.state_dir).map_err(io_err("create", &shown))?;
@@ -796,7 +807,7 @@ impl Host {
     /// Creates a directory and whatever is missing above it (like
     /// `mkdir -p`: new directories are root's, mode 0755 less the umask).
     pub fn create_dir_all(&self, p: &str) -> Result<(), ModuleError> {
-        self.dir(p, true, p).map(drop)
+        self.dir_there(p, true, p).map(drop)
     }
 
     /// Removes a directory and everything in it, never following a symlink
@@ -889,10 +900,8 @@ impl Host {
 
     /// Removes a file or symlink (after backing a file up).
     pub fn remove_file(&self, p: &str) -> Result<(), ModuleError> {
-        let at = match self.parent(p) {
-            Ok(at) => at,
-            Err(ModuleError::Invalid(m)) if m.starts_with("parent directory") => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(at) = self.parent_if_there(p)? else {
+            return Ok(()); // nothing there to remove
         };
         self.backup(&at, p)?;
         match rfs::unlinkat(&at.dir, at.name, AtFlags::empty()) {
