@@ -51,7 +51,7 @@ fn main() {
     let catalog = Compiler::new(&tree, &registry)
         .compile_host("h", None)
         .unwrap_or_else(|d| panic!("{d:?}"));
-    let host = cfgm_modules::Host::new(&root, &state);
+    let host = cfgm_modules::Host::new(&root, &state).unwrap();
     let providers = cfgm_modules::providers(&host);
     let opts = Options {
         mode: Mode::Apply,

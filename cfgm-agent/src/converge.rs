@@ -151,7 +151,8 @@ pub fn converge_once(
     };
 
     let _lock = RunLock::acquire(&cfg.state_dir)?;
-    let host = cfgm_modules::Host::new(&root, &cfg.state_dir);
+    let host = cfgm_modules::Host::new(&root, &cfg.state_dir)
+        .map_err(|e| RunError::Refused(format!("root {}: {e}", root.display())))?;
     let providers = cfgm_modules::providers(&host);
     let ledger = Arc::new(FileLedger::open(&cfg.state_dir));
     let opts = Options {

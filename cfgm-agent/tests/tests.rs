@@ -231,10 +231,16 @@ fn a_content_change_shows_a_unified_diff_and_keeps_a_backup() {
     let diff = rep["resources"][0]["changes"][0]["diff"].as_str().unwrap();
     assert!(diff.contains("--- a/etc/motd\n+++ b/etc/motd\n"), "{diff}");
     assert!(diff.contains("-line 2\n+line two\n"), "{diff}");
-    let backups: Vec<_> = std::fs::read_dir(st.join("backups/etc%motd"))
+    // One directory per path: readable, then a hash of the exact path.
+    let dirs: Vec<_> = std::fs::read_dir(st.join("backups"))
         .unwrap()
         .flatten()
+        .map(|e| e.path())
         .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let name = dirs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("etc%motd-"), "{name}");
+    let backups: Vec<_> = std::fs::read_dir(&dirs[0]).unwrap().flatten().collect();
     assert_eq!(backups.len(), 1);
     assert_eq!(
         std::fs::read_to_string(backups[0].path()).unwrap(),
@@ -440,6 +446,25 @@ fn sigkill_at_random_points_never_leaves_a_torn_file() {
                 "trial {trial} (seed {seed}): data/f{i:03} is torn ({} bytes)",
                 got.len()
             );
+        }
+        // Backups are part of recovery: each one whole, old or new.
+        for dir in std::fs::read_dir(st.join("backups")).unwrap().flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            let i: usize = name
+                .strip_prefix("data%f")
+                .and_then(|r| r.get(..3)?.parse().ok())
+                .unwrap_or_else(|| panic!("backup directory {name}"));
+            for b in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                if b.file_name().to_string_lossy().starts_with('.') {
+                    continue; // a temporary, never taken for a backup
+                }
+                let got = std::fs::read_to_string(b.path()).unwrap_or_default();
+                assert!(
+                    got == expect('A', i) || got == expect('B', i),
+                    "trial {trial} (seed {seed}): a backup of data/f{i:03} is torn ({} bytes)",
+                    got.len()
+                );
+            }
         }
     }
     assert!(
@@ -712,4 +737,92 @@ fn an_unknown_host_is_refused_and_keeps_the_last_report() {
         std::fs::read_to_string(st.join("reports/last.json")).unwrap(),
         before
     );
+}
+
+/// A command's process group dies with the agent: a run killed mid-command
+/// leaves nothing running (the next run would start it again beside it).
+#[test]
+fn a_killed_agents_commands_die_with_it() {
+    let t = tempfile::tempdir().unwrap();
+    let (tr, st, d) = (t.path().join("tree"), t.path().join("state"), t.path());
+    // A shell, and a child of it in the background: both must go.
+    tree(
+        &tr,
+        &format!(
+            "[cmd.sleeper]\nrun = \"echo $$ > {d}/sh.pid; sleep 600 & echo $! > {d}/bg.pid; sleep 600\"\ncreates = \"{d}/never\"\n",
+            d = d.display()
+        ),
+    );
+    // Root "/": commands run on this machine, no chroot needed.
+    let mut child = Command::new(agent())
+        .args(["apply", "--host", "h", "--json", "--root", "/", "--tree"])
+        .arg(&tr)
+        .arg("--state-dir")
+        .arg(&st)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let read_pid = |f: &str| {
+        std::fs::read_to_string(d.join(f))
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+            .map(|s| s.trim().to_string())
+    };
+    let t0 = Instant::now();
+    let pids = loop {
+        if let (Some(a), Some(b)) = (read_pid("sh.pid"), read_pid("bg.pid")) {
+            break [a, b];
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the command did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL: the agent cannot clean up
+    child.wait().unwrap();
+    let running = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, r)| !r.starts_with('Z'))
+        })
+    };
+    let t0 = Instant::now();
+    while pids.iter().any(|p| running(p)) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "still running after the agent died: {:?}",
+            pids.iter().filter(|p| running(p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `/x%y` and `/x/y` read alike once `/` is written `%`: their backups
+/// must still go to directories of their own.
+#[test]
+fn backups_of_paths_that_read_alike_do_not_mix() {
+    let (_t, tr, root, st) = dirs();
+    tree(
+        &tr,
+        "[file.\"/x%y\"]\ncontent = \"new 1\\n\"\n\n[file.\"/x/y\"]\ncontent = \"new 2\\n\"\n",
+    );
+    write(&root.join("x%y"), "old 1\n");
+    write(&root.join("x/y"), "old 2\n");
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    let mut held: Vec<Vec<String>> = std::fs::read_dir(st.join("backups"))
+        .unwrap()
+        .flatten()
+        .map(|d| {
+            std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .map(|b| std::fs::read_to_string(b.path()).unwrap())
+                .collect()
+        })
+        .collect();
+    held.sort();
+    assert_eq!(held, [["old 1\n"], ["old 2\n"]]);
 }

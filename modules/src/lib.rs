@@ -87,6 +87,36 @@ pub(crate) fn path_auto_deps(name: &str, attrs: &cfgm_core::schema::Attrs) -> Ve
     out
 }
 
+/// Whether `name` is a user or group name the shadow tools take as a name
+/// and nothing else: lower-case letters, digits, `_` and `-`, not first
+/// `-` (an option), not only digits (an id), at most 32 characters.
+pub(crate) fn is_account_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && !name.bytes().all(|b| b.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c))
+}
+
+/// What an account name must look like, for messages.
+pub(crate) const ACCOUNT_NAME: &str =
+    "lower-case letters, digits, `_` and `-`; not first `-`, not only digits; at most 32";
+
+/// Whether `p` is an absolute path in normal form (no `.`, `..` or empty
+/// parts, no trailing `/`) without `:` or control characters, as a
+/// passwd field or a working directory must be.
+pub(crate) fn is_plain_abs_path(p: &str) -> bool {
+    p.starts_with('/')
+        && (p == "/"
+            || p[1..]
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".."))
+        && !p.contains(':')
+        && !p.chars().any(char::is_control)
+}
+
 /// A kind's `ensure` attribute in its `Desired`. Only "absent" changes
 /// behaviour; "present" or "installed" (or leaving it out) mean the
 /// resource must exist.
@@ -108,6 +138,33 @@ pub(crate) fn is_absent(attrs: &cfgm_core::schema::Attrs) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_names_and_plain_paths() {
+        for ok in ["alice", "_apt", "www-data", "systemd-network", "u1", "a_b"] {
+            assert!(is_account_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "-R/tmp/x", "--help", "1000", "Alice", "a:b", "a,b", "a b", "a/b",
+        ] {
+            assert!(!is_account_name(bad), "{bad}");
+        }
+        assert!(!is_account_name(&"a".repeat(33)));
+        for ok in ["/", "/bin/bash", "/home/alice"] {
+            assert!(is_plain_abs_path(ok), "{ok}");
+        }
+        for bad in [
+            "bin/sh",
+            "/home/../etc",
+            "/a//b",
+            "/a/",
+            "/a:b",
+            "/a\nb",
+            "",
+        ] {
+            assert!(!is_plain_abs_path(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn every_kind_is_registered_once_with_documented_attributes() {

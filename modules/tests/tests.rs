@@ -3,13 +3,15 @@
 //!
 //! A case is:
 //! - `tree/`: a states tree with one host `test`;
-//! - `setup.sh` (optional): bash with `$ROOT`, makes the start state;
+//! - `setup.sh` (optional): bash with `$ROOT` and `$OUTSIDE`, makes the
+//!   start state;
 //! - `expected-plan`: the sorted lines of the dry run, `kind[name] attr` per
 //!   change, `kind[name] refresh` per due refresh, `kind[name] (failed)` /
 //!   `(skipped)`; re-bless with `CFGM_BLESS=1`;
 //! - `expect-failures` (optional): `kind[name] text` lines, the resources
 //!   that fail (or are skipped) in apply and a piece of their error;
-//! - `check.sh`: bash with `$ROOT`, the assertion of the end state;
+//! - `check.sh`: bash with `$ROOT`, `$OUTSIDE` and `$STATE` (the state
+//!   directory, with the backups), the assertion of the end state;
 //! - `expected-report` (optional, blessed): the dry run as people read it;
 //! - `secrets` (optional): strings no report may contain (the catalog's
 //!   secret attributes are always checked);
@@ -22,6 +24,13 @@
 //! dry run predicted changed), the check, and a second apply (nothing
 //! changes). Commands run through `chroot ROOT`; nothing outside the
 //! overlay is touched.
+//!
+//! `$OUTSIDE` is a directory beside the root (`ROOT/../outside`, on the
+//! machine, not in the root) that a case may fill in its setup and point
+//! symlinks at (absolute, `$OUTSIDE/…`, or relative, `../../outside`):
+//! every run must leave it exactly as the setup left it (checked after the
+//! dry run, the apply and the second apply), since whatever a run touches
+//! resolves inside its root.
 //!
 //! The binary has its own `main` (`harness = false`) because cases need
 //! processes of their own: it re-executes itself in a private mount
@@ -337,7 +346,7 @@ impl Root {
             .prefix("cfgm-test-")
             .tempdir_in("/var/tmp")
             .map_err(|e| e.to_string())?;
-        for d in ["upper", "work", "root", "state"] {
+        for d in ["upper", "work", "root", "state", "outside"] {
             std::fs::create_dir(tmp.path().join(d)).map_err(|e| e.to_string())?;
         }
         let mut root = Root {
@@ -370,6 +379,11 @@ impl Root {
 
     fn state_dir(&self) -> PathBuf {
         self.tmp.path().join("state")
+    }
+
+    /// A directory beside the root that no run may touch.
+    fn outside(&self) -> PathBuf {
+        self.tmp.path().join("outside")
     }
 
     fn mount_proc(&mut self) -> Result<(), String> {
@@ -433,8 +447,16 @@ fn sh(c: &mut Command) -> Result<(), String> {
     }
 }
 
-/// Runs a case's script (setup.sh, check.sh) with $ROOT.
-fn script(case: &Path, name: &str, root: &Path) -> Result<(), String> {
+/// Where a case's scripts look: `$ROOT`, `$OUTSIDE` and `$STATE` (the
+/// agent state directory, with the backups).
+struct Dirs<'a> {
+    root: &'a Path,
+    outside: &'a Path,
+    state: &'a Path,
+}
+
+/// Runs a case's script (setup.sh, check.sh).
+fn script(case: &Path, name: &str, dirs: &Dirs) -> Result<(), String> {
     let path = case.join(name);
     if !path.exists() {
         return Ok(());
@@ -444,7 +466,9 @@ fn script(case: &Path, name: &str, root: &Path) -> Result<(), String> {
         .arg("-x")
         .arg(&path)
         .current_dir(case)
-        .env("ROOT", root))
+        .env("ROOT", dirs.root)
+        .env("OUTSIDE", dirs.outside)
+        .env("STATE", dirs.state))
     .map_err(|e| format!("{name}: {e}"))
 }
 
@@ -629,7 +653,7 @@ fn check_no_secrets(case: &Path, catalog: &Catalog, r: &Report, what: &str) -> R
 }
 
 fn run_engine(catalog: &Catalog, root: &Path, state_dir: &Path, mode: Mode) -> Report {
-    let host = cfgm_modules::Host::new(root, state_dir);
+    let host = cfgm_modules::Host::new(root, state_dir).expect("open the host root");
     let providers = cfgm_modules::providers(&host);
     engine::run(
         catalog,
@@ -719,22 +743,47 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
         Place::Chroot(_) => {}
     }
     // `_root` keeps the overlay mounted until the case ends.
-    let (_root, root_dir, upper, state_dir) = match &place {
+    let (_root, root_dir, upper, state_dir, outside) = match &place {
         Place::Chroot(base) | Place::Netns(base) => {
             let mut root = Root::new(base)?;
             if matches!(place, Place::Netns(_)) {
                 root.mount_proc()?;
             }
-            let (r, u, s) = (root.path(), root.upper(), root.state_dir());
-            (Some(root), r, u, s)
+            let (r, u, s, o) = (root.path(), root.upper(), root.state_dir(), root.outside());
+            (Some(root), r, u, s, o)
         }
         Place::Container(upper) => {
             let state = PathBuf::from("/run/cfgm-test-state");
-            std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
-            (None, PathBuf::from("/"), upper.clone(), state)
+            let outside = PathBuf::from("/run/cfgm-test-outside");
+            for d in [&state, &outside] {
+                std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+            }
+            (None, PathBuf::from("/"), upper.clone(), state, outside)
         }
     };
-    script(case, "setup.sh", &root_dir)?;
+    let dirs = Dirs {
+        root: &root_dir,
+        outside: &outside,
+        state: &state_dir,
+    };
+    script(case, "setup.sh", &dirs)?;
+    // Nothing a run does may reach outside its root.
+    let outside_before = snapshot(&outside);
+    let outside_unchanged = |what: &str| -> Result<(), String> {
+        let now = snapshot(&outside);
+        if now == outside_before {
+            return Ok(());
+        }
+        let changed: Vec<_> = outside_before
+            .iter()
+            .filter(|(k, v)| now.get(*k) != Some(v))
+            .map(|(k, _)| k)
+            .chain(now.keys().filter(|k| !outside_before.contains_key(*k)))
+            .collect();
+        Err(format!(
+            "{what} changed files outside the root (in $OUTSIDE): {changed:?}"
+        ))
+    };
     let expected = expected_failures(case);
 
     // The dry run: the plan, and nothing changed on disk.
@@ -752,6 +801,7 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
             .collect();
         return Err(format!("the dry run changed files: {changed:?}"));
     }
+    outside_unchanged("the dry run")?;
     check_no_secrets(case, &catalog, &dry, "dry run")?;
     let plan: String = plan_lines(&dry).iter().map(|l| format!("{l}\n")).collect();
     golden(&case.join("expected-plan"), &plan, &dry)?;
@@ -776,6 +826,7 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
     let first = run_engine(&catalog, &root_dir, &state_dir, Mode::Apply);
     log.push_str(&format!("apply {:.2} s\n", t.elapsed().as_secs_f64()));
     log.push_str(&first.to_text(false));
+    outside_unchanged("the apply")?;
     check_failures(&first, &expected, "apply")?;
     check_no_secrets(case, &catalog, &first, "apply")?;
     let changed = ids_with(&first, |o| o == Outcome::Changed);
@@ -790,10 +841,11 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
             first.to_text(false)
         ));
     }
-    script(case, "check.sh", &root_dir)?;
+    script(case, "check.sh", &dirs)?;
 
     // Idempotence: a second apply changes nothing.
     let second = run_engine(&catalog, &root_dir, &state_dir, Mode::Apply);
+    outside_unchanged("the second apply")?;
     check_failures(&second, &expected, "second apply")?;
     if second.counts.changed != 0 {
         return Err(format!(

@@ -8,6 +8,7 @@
 //! command would run.
 
 use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
+use serde_json::Value;
 
 pub static SPEC: KindSpec = KindSpec {
     kind: "cmd",
@@ -41,19 +42,72 @@ pub static SPEC: KindSpec = KindSpec {
     auto_deps: no_auto_deps,
 };
 
+/// Beyond the guard rule: what reaches the argument vector (`runuser -u
+/// USER --`, `env -C CWD`, the scripts) or the environment must be what it
+/// says — a user name, an absolute directory, variable names — and no
+/// string may hold a NUL byte, which no argument can carry.
 fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
+    let mut out = Vec::new();
     let guarded = ["creates", "unless", "onlyif"]
         .iter()
         .any(|a| attrs.contains_key(*a))
         || attrs.get("refresh_only").and_then(|v| v.as_bool()) == Some(true);
-    if guarded {
-        Vec::new()
-    } else {
-        vec![Problem::attr(
+    if !guarded {
+        out.push(Problem::attr(
             "run",
             "a command without `creates`, `unless`, `onlyif` or `refresh_only` would run on every apply",
-        )]
+        ));
     }
+    for a in ["run", "unless", "onlyif", "creates"] {
+        if let Some(Value::String(s)) = attrs.get(a) {
+            if s.contains('\0') {
+                out.push(Problem::attr(a, "a command cannot hold a NUL byte"));
+            }
+        }
+    }
+    if let Some(Value::String(u)) = attrs.get("user") {
+        if !crate::is_account_name(u) {
+            out.push(Problem::attr(
+                "user",
+                format!("`{u}` is not a user name ({})", crate::ACCOUNT_NAME),
+            ));
+        }
+    }
+    if let Some(Value::String(d)) = attrs.get("cwd") {
+        if !crate::is_plain_abs_path(d) {
+            out.push(Problem::attr(
+                "cwd",
+                format!("`{d}` is not an absolute path in normal form"),
+            ));
+        }
+    }
+    if let Some(Value::Object(env)) = attrs.get("env") {
+        for (k, v) in env {
+            let name_ok = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !name_ok {
+                out.push(Problem::attr(
+                    "env",
+                    format!("`{k}` is not an environment variable name (letters, digits, `_`)"),
+                ));
+            }
+            if v.as_str().is_some_and(|s| s.contains('\0')) {
+                out.push(Problem::attr(
+                    "env",
+                    format!("`{k}` cannot hold a NUL byte"),
+                ));
+            }
+        }
+    }
+    if let Some(Value::Number(n)) = attrs.get("timeout") {
+        if n.as_u64().is_none_or(|t| t == 0) {
+            out.push(Problem::attr(
+                "timeout",
+                "a timeout is a positive number of seconds",
+            ));
+        }
+    }
+    out
 }
 
 // ---- behaviour -----------------------------------------------------------
@@ -63,7 +117,7 @@ use crate::module::Module;
 use cfgm_core::engine::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Map;
 use std::process::Command;
 use std::time::Duration;
 

@@ -30,7 +30,7 @@ pub static SPEC: KindSpec = KindSpec {
 // ---- behaviour -----------------------------------------------------------
 
 use super::file::{ids, meta_changes, observe_meta, Observed as PathObserved};
-use crate::host::{io_err, Host, HostRead};
+use crate::host::{Host, HostRead};
 use crate::module::Module;
 use cfgm_core::engine::RunCtx;
 use cfgm_core::schema::parse_mode;
@@ -143,9 +143,7 @@ impl Module for Directory {
         let now = host.lstat(name)?;
         if d.ensure.absent() {
             return match now {
-                Some(m) if m.is_dir => {
-                    std::fs::remove_dir_all(host.path(name)).map_err(io_err("remove", name))
-                }
+                Some(m) if m.is_dir => host.remove_tree(name),
                 Some(_) => Err(ModuleError::Invalid(format!(
                     "{name} is not a directory; not removing it"
                 ))),
@@ -160,7 +158,7 @@ impl Module for Directory {
         let (uid, gid) = ids(host, d.owner.as_deref(), d.group.as_deref())?;
         if now.is_none() {
             // Missing parents are created like `mkdir -p` (root, 0755).
-            std::fs::create_dir_all(host.path(name)).map_err(io_err("create", name))?;
+            host.create_dir_all(name)?;
             host.chmod(
                 name,
                 d.mode.as_deref().and_then(parse_mode).unwrap_or(0o755),
@@ -183,16 +181,12 @@ impl Module for Directory {
                         if managed(ctx, &full) {
                             continue;
                         }
-                        let p = host.path(&full);
-                        let res = match host.lstat(&full)? {
-                            Some(m) if m.is_dir => std::fs::remove_dir_all(&p),
-                            Some(_) => {
-                                host.backup(&full)?;
-                                std::fs::remove_file(&p)
-                            }
-                            None => Ok(()),
-                        };
-                        res.map_err(io_err("purge", &full))?;
+                        match host.lstat(&full)? {
+                            Some(m) if m.is_dir => host.remove_tree(&full)?,
+                            // A file is backed up first.
+                            Some(_) => host.remove_file(&full)?,
+                            None => {}
+                        }
                     }
                 }
                 _ => {}

@@ -73,7 +73,7 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
 
 // ---- behaviour -----------------------------------------------------------
 
-use crate::host::{Host, HostRead};
+use crate::host::{Host, HostRead, Meta};
 use crate::module::{content_summary, unified_diff, Module};
 use cfgm_core::engine::RunCtx;
 use cfgm_core::schema::parse_mode;
@@ -140,7 +140,12 @@ pub struct File;
 
 /// Observes a path's type, mode and ownership (shared by the path kinds).
 pub(crate) fn observe_meta(host: &HostRead, name: &str) -> Result<Observed, ModuleError> {
-    let Some(m) = host.lstat(name)? else {
+    meta_observed(host, host.lstat(name)?)
+}
+
+/// A path's type, mode and ownership from its metadata.
+fn meta_observed(host: &HostRead, m: Option<Meta>) -> Result<Observed, ModuleError> {
+    let Some(m) = m else {
         return Ok(Observed::default());
     };
     let kind = if m.is_file {
@@ -221,11 +226,14 @@ impl Module for File {
         d: &Desired,
         _: &RunCtx,
     ) -> Result<Observed, ModuleError> {
-        let mut o = observe_meta(host, name)?;
-        let tmp = crate::host::temp_path(std::path::Path::new(name));
-        o.leftover = host.lstat(&tmp.to_string_lossy())?.is_some();
-        if o.kind.as_deref() == Some("file") {
-            let bytes = host.read(name)?.unwrap_or_default();
+        // One open for the metadata and, of a regular file only, the content.
+        let (meta, content) = match host.lstat_read(name)? {
+            Some((m, c)) => (Some(m), c),
+            None => (None, None),
+        };
+        let mut o = meta_observed(host, meta)?;
+        o.leftover = host.has_leftover(name)?;
+        if let Some(bytes) = content {
             o.hash = Some(blake3::hash(&bytes).to_hex().to_string());
             o.size = Some(bytes.len());
             if !d.secret() && bytes.len() <= DIFF_LIMIT {
@@ -239,10 +247,9 @@ impl Module for File {
         let mut out = Vec::new();
         let kind = o.kind.as_deref();
         if o.leftover {
-            let tmp = crate::host::temp_path(std::path::Path::new(name));
             out.push(Change::new(
                 "leftover",
-                tmp.to_string_lossy().into_owned(),
+                crate::host::temp_path(name),
                 Value::Null,
             ));
         }
@@ -301,9 +308,7 @@ impl Module for File {
     ) -> Result<(), ModuleError> {
         if changes.iter().any(|c| c.attr == "leftover") {
             // An interrupted run's temporary file: never the live one.
-            let tmp = crate::host::temp_path(std::path::Path::new(name));
-            let tmp = tmp.to_string_lossy();
-            std::fs::remove_file(host.path(&tmp)).map_err(crate::host::io_err("remove", &tmp))?;
+            host.remove_leftover(name)?;
         }
         let now = host.lstat(name)?;
         if d.ensure.absent() {

@@ -4,7 +4,8 @@
 //! groupmod and groupdel. Membership is managed from the user side
 //! (`user.groups`), never here.
 
-use cfgm_core::schema::{no_auto_deps, no_check, AttrSpec, AttrType, KindSpec};
+use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
+use serde_json::Value;
 
 pub static SPEC: KindSpec = KindSpec {
     kind: "group",
@@ -24,9 +25,29 @@ pub static SPEC: KindSpec = KindSpec {
     ],
     name_is_path: false,
     secret_attrs: &[],
-    check: no_check,
+    check,
     auto_deps: no_auto_deps,
 };
+
+/// The name reaches groupadd/groupmod/groupdel as an operand: no option,
+/// no id, nothing the tools would read otherwise.
+fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if !crate::is_account_name(name) {
+        out.push(Problem::resource(format!(
+            "`{name}` is not a group name ({})",
+            crate::ACCOUNT_NAME
+        )));
+    }
+    if let Some(Value::Number(n)) = attrs.get("gid") {
+        if n.as_i64()
+            .is_none_or(|g| !(0..=u32::MAX as i64 - 1).contains(&g))
+        {
+            out.push(Problem::attr("gid", "a gid is between 0 and 4294967294"));
+        }
+    }
+    out
+}
 
 // ---- behaviour -----------------------------------------------------------
 
@@ -35,7 +56,6 @@ use crate::module::Module;
 use cfgm_core::engine::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +124,7 @@ impl Module for Group {
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
         if d.ensure.absent() {
-            host.run(&["groupdel", name])?;
+            host.run(&["groupdel", "--", name])?;
             return Ok(());
         }
         let mut argv: Vec<String> = Vec::new();
@@ -119,7 +139,7 @@ impl Module for Group {
         if let Some(g) = d.gid {
             argv.extend(["--gid".into(), g.to_string()]);
         }
-        argv.push(name.into());
+        argv.extend(["--".into(), name.into()]);
         host.run(&argv)?;
         Ok(())
     }

@@ -54,6 +54,18 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
             "`{name}` is not a Debian package name (lower-case letters, digits, + - .)"
         )));
     }
+    // NAME=VERSION is one apt argument: a version is a Debian version.
+    if let Some(Value::String(v)) = attrs.get("version") {
+        let valid = v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c));
+        if !valid {
+            out.push(Problem::attr(
+                "version",
+                format!("`{v}` is not a Debian version (letters, digits, . + ~ : -; first a letter or digit)"),
+            ));
+        }
+    }
     out
 }
 
@@ -106,6 +118,7 @@ const INSTALL: &[&str] = &[
     "Dpkg::Options::=--force-confdef",
     "-o",
     "Dpkg::Options::=--force-confold",
+    "--",
 ];
 
 const REMOVE: &[&str] = &[
@@ -115,6 +128,7 @@ const REMOVE: &[&str] = &[
     "-q",
     "-o",
     "DPkg::Lock::Timeout=300",
+    "--",
 ];
 
 /// Whether a failed apt run looks like missing or stale package lists,
@@ -200,7 +214,14 @@ impl Module for Pkg {
         _: &Desired,
         _: &RunCtx,
     ) -> Result<Observed, ModuleError> {
-        let argv = ["dpkg-query", "-W", "-f", "${Status}\\t${Version}\\n", name];
+        let argv = [
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Status}\\t${Version}\\n",
+            "--",
+            name,
+        ];
         let out = host.query(&argv)?;
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {

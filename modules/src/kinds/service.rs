@@ -4,8 +4,10 @@
 //! Two providers, chosen per host: systemd (`systemctl`) when it is PID 1,
 //! sysvinit (`/etc/init.d/NAME`, `update-rc.d`, S links in /etc/rc[2-5].d)
 //! otherwise, which is always the case for a root other than "/". Only the
-//! attributes given are managed. A service that does not exist is observed
-//! as stopped and disabled; asking it to run fails in apply with "no unit
+//! attributes given are managed. A static systemd unit (no [Install]
+//! section) cannot be enabled or disabled: `enabled = false` is satisfied
+//! by it, `enabled = true` fails at observe, so the plan says so too. A
+//! service that does not exist is observed as stopped and disabled; asking it to run fails in apply with "no unit
 //! NAME.service" / "no /etc/init.d/NAME". Installing the service's package
 //! is the `pkg` kind's job (a service comes after the package of its name).
 
@@ -35,8 +37,9 @@ pub static SPEC: KindSpec = KindSpec {
     auto_deps,
 };
 
-/// A unit or init-script name: it becomes an argument and a path, so no
-/// `/`, no leading `-` or `.`.
+/// A unit or init-script name: it becomes an argument (after `--` where
+/// the tool takes one; update-rc.d does not) and a path, so no `/`, no
+/// leading `-` or `.`.
 fn check(name: &str, _: &Attrs) -> Vec<Problem> {
     let valid = !name.is_empty()
         && !name.starts_with(['-', '.'])
@@ -112,7 +115,15 @@ impl Init {
     fn exists(self, host: &HostRead, name: &str) -> Result<bool, ModuleError> {
         match self {
             Init::Systemd => {
-                let argv = ["systemctl", "show", "-p", "LoadState", "--value", name];
+                let argv = [
+                    "systemctl",
+                    "show",
+                    "-p",
+                    "LoadState",
+                    "--value",
+                    "--",
+                    name,
+                ];
                 let out = host.query(&argv)?;
                 if !out.status.success() {
                     return Err(crate::host::command_error(&argv, &out));
@@ -127,29 +138,40 @@ impl Init {
 
     fn missing(self, name: &str) -> ModuleError {
         ModuleError::Invalid(match self {
-            Init::Systemd if name.contains('.') => format!("no unit {name}"),
-            Init::Systemd => format!("no unit {name}.service"),
+            Init::Systemd => format!("no unit {}", unit(name)),
             Init::Sysv => format!("no {}", init_script(name)),
         })
     }
 
     fn running(self, host: &HostRead, name: &str) -> Result<bool, ModuleError> {
         let out = match self {
-            Init::Systemd => host.query(&["systemctl", "is-active", "--quiet", name])?,
+            Init::Systemd => host.query(&["systemctl", "is-active", "--quiet", "--", name])?,
             Init::Sysv => host.query(&[init_script(name).as_str(), "status"])?,
         };
         Ok(out.status.success())
     }
 
-    fn enabled(self, host: &HostRead, name: &str) -> Result<bool, ModuleError> {
+    /// Whether the service starts at boot. `want` is the desired value: a
+    /// static systemd unit has no [Install] section, so nothing can enable
+    /// it — it counts as not enabled, and wanting it enabled is an error
+    /// here rather than a change that would never take.
+    fn enabled(self, host: &HostRead, name: &str, want: Option<bool>) -> Result<bool, ModuleError> {
         match self {
             Init::Systemd => {
-                let out = host.query(&["systemctl", "is-enabled", name])?;
+                let out = host.query(&["systemctl", "is-enabled", "--", name])?;
                 let state = String::from_utf8_lossy(&out.stdout);
-                Ok(matches!(
-                    state.trim(),
-                    "enabled" | "enabled-runtime" | "alias" | "static" | "indirect"
-                ))
+                match state.trim() {
+                    "static" if want == Some(true) => Err(ModuleError::Invalid(format!(
+                        "{} is a static unit (it has no [Install] section), so it cannot be \
+                         enabled; start it from a unit that is, or drop `enabled = true`",
+                        unit(name)
+                    ))),
+                    "static" => Ok(false),
+                    s => Ok(matches!(
+                        s,
+                        "enabled" | "enabled-runtime" | "alias" | "indirect"
+                    )),
+                }
             }
             Init::Sysv => {
                 for level in 2..=5 {
@@ -173,7 +195,7 @@ impl Init {
     /// Runs an action: start, stop, restart, reload, enable, disable.
     fn act(self, host: &Host, name: &str, action: &str) -> Result<(), ModuleError> {
         match (self, action) {
-            (Init::Systemd, _) => host.run(&["systemctl", action, name]).map(drop),
+            (Init::Systemd, _) => host.run(&["systemctl", action, "--", name]).map(drop),
             (Init::Sysv, "enable") => {
                 // `defaults` makes the links from the script's LSB header when
                 // there are none yet; `enable` turns existing K links into S links.
@@ -183,6 +205,15 @@ impl Init {
             (Init::Sysv, "disable") => host.run(&["update-rc.d", name, "disable"]).map(drop),
             (Init::Sysv, _) => host.run(&[init_script(name).as_str(), action]).map(drop),
         }
+    }
+}
+
+/// A systemd unit's full name: `NAME.service` unless NAME has a suffix.
+fn unit(name: &str) -> String {
+    if name.contains('.') {
+        name.to_string()
+    } else {
+        format!("{name}.service")
     }
 }
 
@@ -206,7 +237,7 @@ impl Module for Service {
         &self,
         host: &HostRead,
         name: &str,
-        _: &Desired,
+        d: &Desired,
         _: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         let init = Init::of(host);
@@ -225,7 +256,7 @@ impl Module for Service {
             provider,
             exists: true,
             running: init.running(host, name)?,
-            enabled: init.enabled(host, name)?,
+            enabled: init.enabled(host, name, d.enabled)?,
         })
     }
 

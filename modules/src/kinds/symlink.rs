@@ -21,7 +21,7 @@ pub static SPEC: KindSpec = KindSpec {
 
 // ---- behaviour -----------------------------------------------------------
 
-use crate::host::{io_err, Host, HostRead};
+use crate::host::{Host, HostRead};
 use crate::module::Module;
 use cfgm_core::engine::RunCtx;
 use cfgm_core::{Change, ModuleError};
@@ -122,21 +122,7 @@ impl Module for Symlink {
                 "{name} is a directory; refusing to replace it"
             )));
         }
-        // A new link under a temporary name, renamed over the old path: atomic.
-        let path = host.path(name);
-        let tmp = crate::host::temp_path(&path);
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&d.target, &tmp).map_err(io_err("symlink", name))?;
-        if now.is_some_and(|m| m.is_file) {
-            host.backup(name)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io_err("rename", name))?;
-        // Like every write: the rename is durable once the directory is synced.
-        match path.parent() {
-            Some(dir) => std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err("fsync directory of", name)),
-            None => Ok(()),
-        }
+        // Atomic: a new link under a temporary name, renamed over the path.
+        host.symlink(name, &d.target)
     }
 }

@@ -30,25 +30,35 @@ pub static SPEC: KindSpec = KindSpec {
     auto_deps: no_auto_deps,
 };
 
-fn check(name: &str, _: &Attrs) -> Vec<Problem> {
+/// The key becomes a path under /proc/sys and a file name; the value a
+/// line of that file: one line, no control characters.
+fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
+    let mut out = Vec::new();
     let valid = !name.is_empty()
         && !name.starts_with('.')
         && !name.contains("..")
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
-    if valid {
-        Vec::new()
-    } else {
-        vec![Problem::resource(format!(
+    if !valid {
+        out.push(Problem::resource(format!(
             "`{name}` is not a sysctl key (e.g. net.core.somaxconn)"
-        ))]
+        )));
     }
+    if let Some(serde_json::Value::String(v)) = attrs.get("value") {
+        if v.chars().any(|c| c.is_control() && c != '\t') {
+            out.push(Problem::attr(
+                "value",
+                "a value is one line (no newline or control characters)",
+            ));
+        }
+    }
+    out
 }
 
 // ---- behaviour -----------------------------------------------------------
 
-use crate::host::{io_err, Host, HostRead};
+use crate::host::{Host, HostRead};
 use crate::module::Module;
 use cfgm_core::engine::RunCtx;
 use cfgm_core::{Change, ModuleError};
@@ -120,7 +130,7 @@ pub struct Observed {
 pub struct Sysctl;
 
 fn live_managed(host: &HostRead) -> bool {
-    !host.is_chroot() || host.path("/proc/sys").is_dir()
+    !host.is_chroot() || host.is_dir("/proc/sys")
 }
 
 impl Module for Sysctl {
@@ -188,8 +198,7 @@ impl Module for Sysctl {
             match c.attr.as_str() {
                 "value" => {
                     let p = proc_path(name);
-                    std::fs::write(host.path(&p), format!("{want}\n"))
-                        .map_err(io_err("write", &p))?
+                    host.write_in_place(&p, format!("{want}\n").as_bytes())?
                 }
                 "persist" if d.persist() => host.write_atomic(
                     &conf_path(name),

@@ -48,18 +48,52 @@ pub static SPEC: KindSpec = KindSpec {
     auto_deps,
 };
 
+/// Everything here reaches useradd/usermod/userdel or /etc/passwd: names
+/// that cannot be read as options or ids, paths and a comment that cannot
+/// break a passwd line.
 fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
     let mut out = Vec::new();
-    let valid = !name.is_empty()
-        && name.len() <= 32
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c))
-        && !name.starts_with('-');
-    if !valid {
+    if !crate::is_account_name(name) {
         out.push(Problem::resource(format!(
-            "`{name}` is not a valid user name"
+            "`{name}` is not a user name ({})",
+            crate::ACCOUNT_NAME
         )));
+    }
+    if let Some(Value::String(g)) = attrs.get("group") {
+        if !crate::is_account_name(g) {
+            out.push(Problem::attr(
+                "group",
+                format!("`{g}` is not a group name ({})", crate::ACCOUNT_NAME),
+            ));
+        }
+    }
+    if let Some(Value::Array(gs)) = attrs.get("groups") {
+        for g in gs.iter().filter_map(Value::as_str) {
+            if !crate::is_account_name(g) {
+                out.push(Problem::attr(
+                    "groups",
+                    format!("`{g}` is not a group name ({})", crate::ACCOUNT_NAME),
+                ));
+            }
+        }
+    }
+    for attr in ["shell", "home"] {
+        if let Some(Value::String(p)) = attrs.get(attr) {
+            if !crate::is_plain_abs_path(p) {
+                out.push(Problem::attr(
+                    attr,
+                    format!("`{p}` is not an absolute path in normal form without `:`"),
+                ));
+            }
+        }
+    }
+    if let Some(Value::String(c)) = attrs.get("comment") {
+        if c.contains(':') || c.chars().any(char::is_control) {
+            out.push(Problem::attr(
+                "comment",
+                "a comment cannot hold `:` or control characters (it is a passwd field)",
+            ));
+        }
     }
     if let Some(Value::Number(n)) = attrs.get("uid") {
         if n.as_i64()
@@ -114,7 +148,7 @@ fn auto_deps(_name: &str, attrs: &Attrs) -> Vec<AutoDep> {
 
 // ---- behaviour -----------------------------------------------------------
 
-use crate::host::{io_err, Host, HostRead};
+use crate::host::{Host, HostRead};
 use crate::module::Module;
 use cfgm_core::engine::RunCtx;
 use cfgm_core::{Change, ModuleError};
@@ -336,7 +370,7 @@ impl Module for User {
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
         if d.ensure.absent() {
-            host.run(&["userdel", name])?;
+            host.run(&["userdel", "--", name])?;
             return Ok(());
         }
         let has = |a: &str| changes.iter().any(|c| c.attr == a);
@@ -374,12 +408,12 @@ impl Module for User {
                 add.push("--user-group".into());
             }
             add.extend(argv);
-            add.push(name.into());
+            add.extend(["--".into(), name.into()]);
             host.run(&add)?;
         } else if !argv.is_empty() {
             let mut m = vec!["usermod".to_string()];
             m.extend(argv);
-            m.push(name.into());
+            m.extend(["--".into(), name.into()]);
             host.run(&m)?;
         }
         if let Some(keys) = &d.ssh_keys {
@@ -405,7 +439,7 @@ fn write_keys(host: &Host, name: &str, d: &Desired, keys: &[String]) -> Result<(
         .unwrap_or_else(|| format!("/home/{name}"));
     let (dir, file) = keys_path(&home);
     if host.lstat(&home)?.is_none() {
-        std::fs::create_dir_all(host.path(&home)).map_err(io_err("create", &home))?;
+        host.create_dir_all(&home)?;
         host.chmod(&home, 0o755)?;
         host.chown(&home, Some(uid), Some(gid))?;
     }
@@ -416,7 +450,7 @@ fn write_keys(host: &Host, name: &str, d: &Desired, keys: &[String]) -> Result<(
                 "{dir} exists and is not a directory"
             )))
         }
-        None => std::fs::create_dir(host.path(&dir)).map_err(io_err("create", &dir))?,
+        None => host.create_dir_all(&dir)?,
     }
     host.chmod(&dir, 0o700)?;
     host.chown(&dir, Some(uid), Some(gid))?;
