@@ -10,6 +10,7 @@
 pub mod converge;
 pub mod debts;
 pub mod lock;
+pub mod signers;
 pub mod state;
 
 pub use converge::{converge_once, Config, RunError};
