@@ -7,6 +7,7 @@
 //! not print — callers subscribe to the engine's events and render the
 //! returned report.
 
+pub mod config;
 pub mod converge;
 pub mod debts;
 pub mod lock;

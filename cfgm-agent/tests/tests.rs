@@ -2,6 +2,7 @@
 //! temporary directories (file kinds need no chroot), and the run lock;
 //! the library's building blocks of the daemon in the modules below.
 
+mod config;
 mod signers;
 mod signing;
 
