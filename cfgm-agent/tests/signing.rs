@@ -59,6 +59,7 @@ pub enum Sign<'a> {
 /// One entry of a test tree.
 pub enum Entry<'a> {
     File(&'a [u8]),
+    Link(&'a str),
 }
 
 /// Writes a (nested) tree from paths.
@@ -71,6 +72,7 @@ pub fn tree(repo: &Repository, entries: &[(&str, Entry)]) -> Oid {
             None => {
                 let (data, mode) = match e {
                     Entry::File(d) => (*d, 0o100644),
+                    Entry::Link(t) => (t.as_bytes(), 0o120000),
                 };
                 let blob = repo.blob(data).unwrap();
                 b.insert(path, blob, mode).unwrap();
@@ -85,6 +87,7 @@ pub fn tree(repo: &Repository, entries: &[(&str, Entry)]) -> Oid {
                     p,
                     match e {
                         Entry::File(d) => Entry::File(d),
+                        Entry::Link(t) => Entry::Link(t),
                     },
                 )
             })
@@ -186,6 +189,12 @@ pub fn now() -> i64 {
 pub fn commit(repo: &Repository, parents: &[Oid], msg: &str, sign: Sign) -> Oid {
     let t = tree(repo, &[("README", Entry::File(msg.as_bytes()))]);
     commit_at(repo, t, parents, msg, sign, now())
+}
+
+/// Points `refs/heads/main` at `oid` (a push, forced).
+pub fn set_main(repo: &Repository, oid: Oid) {
+    repo.reference("refs/heads/main", oid, true, "test")
+        .unwrap();
 }
 
 /// `git verify-commit` with the allowed_signers file: whether git accepts
