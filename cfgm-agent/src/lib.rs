@@ -10,6 +10,7 @@
 pub mod config;
 pub mod converge;
 pub mod debts;
+pub mod facts;
 pub mod git;
 pub mod lock;
 pub mod signers;

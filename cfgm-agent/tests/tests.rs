@@ -3,6 +3,7 @@
 //! the library's building blocks of the daemon in the modules below.
 
 mod config;
+mod facts;
 mod git;
 mod signers;
 mod signing;
