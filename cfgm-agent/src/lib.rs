@@ -13,6 +13,7 @@ pub mod debts;
 pub mod facts;
 pub mod git;
 pub mod lock;
+pub mod metrics;
 pub mod signers;
 pub mod state;
 

@@ -5,6 +5,7 @@
 mod config;
 mod facts;
 mod git;
+mod metrics;
 mod signers;
 mod signing;
 
