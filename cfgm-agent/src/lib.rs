@@ -6,6 +6,14 @@
 //! owns the agent's state directory (lock, refresh debts, reports); it does
 //! not print — callers subscribe to the engine's events and render the
 //! returned report.
+//!
+//! The building blocks of the daemon, each data in and data out:
+//! [`config`] reads `agent.toml`; [`git`] fetches the states repository
+//! and decides whether its tip may be applied (a [`git::PullVerdict`]),
+//! with [`signers`] verifying SSH commit signatures in-process; [`facts`]
+//! gathers what the host is; [`metrics`] renders and publishes the
+//! Prometheus view. None of them compiles, applies or loops: the daemon
+//! loop composes them.
 
 pub mod config;
 pub mod converge;
