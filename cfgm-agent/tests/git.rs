@@ -267,7 +267,8 @@ fn a_remote_that_never_answers_times_out() {
 }
 
 /// `git daemon` serving `base` on a free port of 127.0.0.1, stopped by pid
-/// when dropped.
+/// when dropped. The `git-daemon` program is started itself, not through
+/// the `git` wrapper: killing the wrapper would leave the daemon running.
 struct Daemon {
     child: Child,
     port: u16,
@@ -280,13 +281,12 @@ impl Daemon {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("git")
-            .args([
-                "daemon",
-                "--reuseaddr",
-                "--export-all",
-                "--listen=127.0.0.1",
-            ])
+        let exec_path = Command::new("git").arg("--exec-path").output().ok()?;
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", base.display()))
             .arg(base)
