@@ -27,6 +27,7 @@ fleet-test: build
 bench: deps
 	$(CARGO) bench -p cfgm-cli --bench compile
 	$(CARGO) bench -p cfgm-agent --bench apply
+	$(CARGO) bench -p cfgm-agent --bench agent
 
 lint:
 	$(CARGO) fmt --all -- --check

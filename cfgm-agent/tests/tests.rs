@@ -1,5 +1,13 @@
 //! cfgm-agent integration tests: the real binary against host roots in
-//! temporary directories (file kinds need no chroot), and the run lock.
+//! temporary directories (file kinds need no chroot), and the run lock;
+//! the library's building blocks of the daemon in the modules below.
+
+mod config;
+mod facts;
+mod git;
+mod metrics;
+mod signers;
+mod signing;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,716 @@
+//! Getting the states from git: fetch, verify, anti-rollback, and reading a
+//! commit's files.
+//!
+//! This module owns the agent's copy of the states repository (a bare
+//! repository at `STATE_DIR/repo.git`), the record of the last applied
+//! commit (`STATE_DIR/applied-commit`, written durably), and the decision
+//! whether a fetched tip may be applied, as a [`PullVerdict`]: the tip must
+//! carry a trusted SSH signature ([`crate::signers`]) and be the last
+//! applied commit or descend from it, unless rollback is allowed. It also
+//! reads a commit's files ([`CommitFiles`]) so the compiler can load a tree
+//! from git objects, never from a checkout.
+//!
+//! It must not compile, apply or report: a verdict is data for the agent
+//! loop. Nothing it fetches is trusted before [`crate::signers`] says so;
+//! transport security adds nothing to that.
+//!
+//! Fetching is bounded in time: libgit2's connect and server timeouts (which
+//! are process-wide settings; the agent is their only user) plus a deadline
+//! checked in the transfer callbacks. Over `git://` and `https://` the fetch
+//! is shallow and deepened until the last applied commit is reachable;
+//! libgit2's local transport (paths, `file://`) cannot fetch shallow, and
+//! `ssh://` is fetched whole.
+
+use crate::signers::{self, AllowedSigners, Verdict};
+use git2::{
+    Direction, FetchOptions, ObjectType, Oid, RemoteCallbacks, Repository, TreeWalkMode,
+    TreeWalkResult,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The ref the fetched tip is kept under in the agent's repository.
+const FETCHED_REF: &str = "refs/cfgm/fetched";
+/// The ref that keeps the last applied commit (and its history) alive.
+const APPLIED_REF: &str = "refs/cfgm/applied";
+/// libgit2's depth meaning "fetch everything, unshallow".
+const UNSHALLOW: i32 = i32::MAX;
+
+/// What a [`Puller`] fetches and how it decides.
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    /// The remote: a `git://`, `ssh://`, `https://`, `file://` URL or a path.
+    pub url: String,
+    /// The full ref to follow.
+    pub refname: String,
+    /// The allowed_signers file, read at each pull (a removed key stops
+    /// being trusted at the next pull).
+    pub allowed_signers: PathBuf,
+    /// The agent's state directory.
+    pub state_dir: PathBuf,
+    pub allow_rollback: bool,
+    /// The longest one fetch (connect and download) may take.
+    pub timeout: Duration,
+    /// The first depth of a shallow fetch (0: never shallow). Deepened ×8
+    /// while the last applied commit is not reachable, then unshallowed.
+    pub depth: u32,
+}
+
+impl PullOptions {
+    /// The options of an agent configuration.
+    pub fn from_config(c: &crate::config::AgentConfig) -> PullOptions {
+        PullOptions {
+            url: c.repo.clone(),
+            refname: c.refname.clone(),
+            allowed_signers: c.allowed_signers.clone(),
+            state_dir: c.state_dir.clone(),
+            allow_rollback: c.allow_rollback,
+            timeout: c.fetch_timeout,
+            depth: 16,
+        }
+    }
+}
+
+/// Why a fetched tip is not applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its signature is not trusted.
+    Signature(Verdict),
+    /// It does not descend from the last applied commit.
+    Rollback { last_applied: Oid },
+    /// The allowed_signers file could not be read or is malformed: nothing
+    /// is trusted.
+    Signers(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Signature(v) => f.write_str(&v.reason()),
+            Refusal::Rollback { last_applied } => write!(
+                f,
+                "it does not descend from the last applied commit {last_applied} (a rollback; set allow_rollback = true to allow it)"
+            ),
+            Refusal::Signers(e) => write!(f, "allowed_signers is unusable, nothing is trusted: {e}"),
+        }
+    }
+}
+
+/// The outcome of one pull.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PullVerdict {
+    /// A new commit, trusted and not a rollback (or rollback allowed): apply it.
+    Fresh {
+        commit: Oid,
+        /// The last applied commit, if any.
+        previous: Option<Oid>,
+        /// The trusted signer (principal and key fingerprint).
+        signer: String,
+        /// It does not descend from `previous` and was allowed to.
+        rollback: bool,
+    },
+    /// The tip is the last applied commit (still trusted).
+    Unchanged { commit: Oid },
+    /// The fetch failed: keep converging to `last_good`.
+    Stale {
+        reason: String,
+        last_good: Option<Oid>,
+    },
+    /// The tip was fetched and refused: keep converging to `last_good`.
+    Refused {
+        commit: Oid,
+        refusal: Refusal,
+        last_good: Option<Oid>,
+    },
+}
+
+impl PullVerdict {
+    /// The commit to converge to after this pull, if any.
+    pub fn target(&self) -> Option<Oid> {
+        match self {
+            PullVerdict::Fresh { commit, .. } | PullVerdict::Unchanged { commit } => Some(*commit),
+            PullVerdict::Stale { last_good, .. } | PullVerdict::Refused { last_good, .. } => {
+                *last_good
+            }
+        }
+    }
+
+    /// A short stable name: `fresh`, `unchanged`, `stale`, `refused`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PullVerdict::Fresh { .. } => "fresh",
+            PullVerdict::Unchanged { .. } => "unchanged",
+            PullVerdict::Stale { .. } => "stale",
+            PullVerdict::Refused { .. } => "refused",
+        }
+    }
+
+    /// The verdict in one line, for people.
+    pub fn reason(&self) -> String {
+        let keep = |last: &Option<Oid>| match last {
+            Some(c) => format!("; keeping {c}"),
+            None => "; nothing applied yet".to_string(),
+        };
+        match self {
+            PullVerdict::Fresh {
+                commit,
+                signer,
+                rollback,
+                ..
+            } => format!(
+                "{commit}: {}signed by {signer}",
+                if *rollback {
+                    "a rollback (allowed), "
+                } else {
+                    ""
+                }
+            ),
+            PullVerdict::Unchanged { commit } => format!("{commit}: unchanged"),
+            PullVerdict::Stale { reason, last_good } => {
+                format!("stale: {reason}{}", keep(last_good))
+            }
+            PullVerdict::Refused {
+                commit,
+                refusal,
+                last_good,
+            } => format!("refused {commit}: {refusal}{}", keep(last_good)),
+        }
+    }
+}
+
+/// The pull could not even start (the state directory is unusable).
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct PullError {
+    pub what: String,
+    #[source]
+    pub source: git2::Error,
+}
+
+/// The agent's copy of the states repository and its pull logic.
+pub struct Puller {
+    opts: PullOptions,
+    repo: Repository,
+}
+
+impl Puller {
+    /// Opens (or creates) `STATE_DIR/repo.git`.
+    pub fn open(opts: PullOptions) -> Result<Puller, PullError> {
+        let path = opts.state_dir.join("repo.git");
+        let repo = match Repository::open_bare(&path) {
+            Ok(r) => r,
+            Err(_) => Repository::init_bare(&path).map_err(|source| PullError {
+                what: format!("create {}", path.display()),
+                source,
+            })?,
+        };
+        Ok(Puller { opts, repo })
+    }
+
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
+
+    pub fn options(&self) -> &PullOptions {
+        &self.opts
+    }
+
+    /// The last applied commit, as recorded.
+    pub fn last_applied(&self) -> Option<Oid> {
+        read_applied(&self.opts.state_dir)
+    }
+
+    /// Records `commit` as applied (durably), and keeps its objects.
+    pub fn record_applied(&self, commit: Oid) -> std::io::Result<()> {
+        self.repo
+            .reference(APPLIED_REF, commit, true, "cfgm: applied")
+            .map_err(std::io::Error::other)?;
+        write_applied(&self.opts.state_dir, commit)
+    }
+
+    /// The files of a commit in this repository.
+    pub fn files(&self, commit: Oid, limits: &Limits) -> Result<CommitFiles, TreeError> {
+        read_tree(&self.repo, commit, limits)
+    }
+
+    /// One pull: fetch the ref, verify the tip, check descent.
+    pub fn pull(&self) -> PullVerdict {
+        let last = self.last_applied();
+        let shallow = shallow_transport(&self.opts.url) && self.opts.depth > 0;
+        let mut depth = if shallow { self.opts.depth as i32 } else { 0 };
+        let tip = match self.fetch(depth) {
+            Ok(t) => t,
+            Err(reason) => {
+                return PullVerdict::Stale {
+                    reason,
+                    last_good: last,
+                }
+            }
+        };
+        let refused = |refusal| PullVerdict::Refused {
+            commit: tip,
+            refusal,
+            last_good: last,
+        };
+        let signers = match AllowedSigners::load(&self.opts.allowed_signers) {
+            Ok(s) => s,
+            Err(e) => return refused(Refusal::Signers(e.to_string())),
+        };
+        let verdict = match signers::verify_commit(&self.repo, tip, &signers) {
+            Ok(v) => v,
+            Err(e) => {
+                return PullVerdict::Stale {
+                    reason: format!("read commit {tip}: {}", e.message()),
+                    last_good: last,
+                }
+            }
+        };
+        let signer = match &verdict {
+            Verdict::Trusted {
+                principal,
+                key_fingerprint,
+            } => format!("{principal} ({key_fingerprint})"),
+            _ => return refused(Refusal::Signature(verdict)),
+        };
+        let Some(last) = last else {
+            return PullVerdict::Fresh {
+                commit: tip,
+                previous: None,
+                signer,
+                rollback: false,
+            };
+        };
+        if tip == last {
+            return PullVerdict::Unchanged { commit: tip };
+        }
+        // Anti-rollback: the tip must descend from the last applied commit.
+        // In a shallow repository the history may end before `last`:
+        // deepen until it is reachable or the history is whole.
+        let descends = loop {
+            match self.repo.graph_descendant_of(tip, last) {
+                Ok(true) => break true,
+                Ok(false) | Err(_) if shallow && depth != UNSHALLOW && self.repo.is_shallow() => {
+                    depth = if depth >= 4096 {
+                        UNSHALLOW
+                    } else {
+                        depth.saturating_mul(8)
+                    };
+                    if let Err(reason) = self.fetch(depth) {
+                        return PullVerdict::Stale {
+                            reason: format!("deepening to check descent: {reason}"),
+                            last_good: Some(last),
+                        };
+                    }
+                }
+                _ => break false,
+            }
+        };
+        if descends || self.opts.allow_rollback {
+            PullVerdict::Fresh {
+                commit: tip,
+                previous: Some(last),
+                signer,
+                rollback: !descends,
+            }
+        } else {
+            refused(Refusal::Rollback { last_applied: last })
+        }
+    }
+
+    /// Fetches the ref at `depth` (0: whole history) and returns its tip.
+    /// The objects are downloaded only when the tip is not here yet (or a
+    /// deeper history is asked for).
+    fn fetch(&self, depth: i32) -> Result<Oid, String> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let ms = self.opts.timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: these set libgit2 globals; they are plain integers read at
+        // the next connect. Concurrent pulls in one process would share the
+        // last value set, which is the same configuration.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+        }
+        let timed_out = || format!("fetch timed out after {:?}", self.opts.timeout);
+        let url = &self.opts.url;
+        let mut remote = self
+            .repo
+            .remote_anonymous(url)
+            .map_err(|e| format!("remote {url}: {}", e.message()))?;
+        let conn = remote.connect_auth(Direction::Fetch, Some(callbacks(deadline)), None);
+        let mut conn = match conn {
+            Ok(c) => c,
+            Err(_) if Instant::now() >= deadline => return Err(timed_out()),
+            Err(e) => return Err(format!("connect to {url}: {}", e.message())),
+        };
+        let heads = conn
+            .list()
+            .map_err(|e| format!("list refs of {url}: {}", e.message()))?;
+        let Some(tip) = heads
+            .iter()
+            .find(|h| h.name() == self.opts.refname)
+            .map(|h| h.oid())
+        else {
+            let mut names: Vec<&str> = heads
+                .iter()
+                .map(|h| h.name())
+                .filter(|n| n.starts_with("refs/heads/"))
+                .collect();
+            names.truncate(5);
+            return Err(format!(
+                "{url} has no ref {} (its branches: {})",
+                self.opts.refname,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        };
+        let have = self.repo.find_commit(tip).is_ok();
+        if !have || depth > self.opts.depth as i32 || depth == UNSHALLOW {
+            let mut fo = FetchOptions::new();
+            fo.remote_callbacks(callbacks(deadline));
+            fo.download_tags(git2::AutotagOption::None);
+            fo.depth(depth);
+            let spec = format!("+{}:{FETCHED_REF}", self.opts.refname);
+            if let Err(e) = conn.remote().download(&[spec.as_str()], Some(&mut fo)) {
+                return Err(if Instant::now() >= deadline {
+                    timed_out()
+                } else {
+                    format!("fetch {} from {url}: {}", self.opts.refname, e.message())
+                });
+            }
+            drop(conn);
+            if self.repo.find_commit(tip).is_err() {
+                return Err(format!(
+                    "fetch {} from {url}: the advertised tip {tip} did not arrive",
+                    self.opts.refname
+                ));
+            }
+        }
+        self.repo
+            .reference(FETCHED_REF, tip, true, "cfgm: fetched")
+            .map_err(|e| format!("update {FETCHED_REF}: {}", e.message()))?;
+        Ok(tip)
+    }
+}
+
+/// Transfer callbacks that abort once `deadline` passes.
+fn callbacks<'a>(deadline: Instant) -> RemoteCallbacks<'a> {
+    let mut cb = RemoteCallbacks::new();
+    cb.transfer_progress(move |_| Instant::now() < deadline);
+    cb.sideband_progress(move |_| Instant::now() < deadline);
+    cb.credentials(|_url, user, allowed| {
+        // ssh://: the agent's identity comes from an ssh-agent or the
+        // default key files of the user the agent runs as.
+        let user = user.unwrap_or("git");
+        if allowed.contains(git2::CredentialType::SSH_KEY) {
+            if let Ok(c) = git2::Cred::ssh_key_from_agent(user) {
+                return Ok(c);
+            }
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+                if let Some(p) = home.as_ref().map(|h| h.join(".ssh").join(name)) {
+                    if p.exists() {
+                        return git2::Cred::ssh_key(user, None, &p, None);
+                    }
+                }
+            }
+        }
+        Err(git2::Error::from_str("no credentials for this remote"))
+    });
+    cb
+}
+
+/// Whether the URL's transport can fetch shallow (libgit2's local
+/// transport cannot; ssh is fetched whole).
+pub fn shallow_transport(url: &str) -> bool {
+    url.starts_with("git://") || url.starts_with("https://")
+}
+
+/// The last applied commit recorded in `state_dir`, if any.
+pub fn read_applied(state_dir: &Path) -> Option<Oid> {
+    let text = std::fs::read_to_string(state_dir.join("applied-commit")).ok()?;
+    Oid::from_str(text.trim()).ok()
+}
+
+/// Records the last applied commit durably (temporary file, fsync, rename,
+/// fsync of the directory): after a crash it is the old or the new one.
+pub fn write_applied(state_dir: &Path, commit: Oid) -> std::io::Result<()> {
+    crate::debts::write_durable(
+        &state_dir.join("applied-commit"),
+        commit.to_string().as_bytes(),
+    )
+}
+
+/// Bounds on reading a commit's tree: a tree is untrusted input.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_files: usize,
+    pub max_file_bytes: usize,
+    pub max_total_bytes: usize,
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_files: 100_000,
+            max_file_bytes: 16 << 20,
+            max_total_bytes: 512 << 20,
+            max_depth: 64,
+        }
+    }
+}
+
+/// Why a commit's tree was not read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TreeError {
+    #[error("read {what}: {message}")]
+    Git { what: String, message: String },
+    /// A symlink that leads outside the tree (absolute, or `..` past the top).
+    #[error("{path}: symlink to \"{target}\" leads outside the tree")]
+    SymlinkEscapes { path: String, target: String },
+    /// A symlink to a directory, to a missing entry or in a loop.
+    #[error("{path}: symlink to \"{target}\": {why}")]
+    BadSymlink {
+        path: String,
+        target: String,
+        why: &'static str,
+    },
+    /// An entry the tree may not hold (a submodule, a bad name).
+    #[error("{path}: {why}")]
+    BadEntry { path: String, why: String },
+    #[error("the tree exceeds a limit: {0}")]
+    TooLarge(String),
+}
+
+/// Every file of a commit's tree, read once, as (path, bytes); symlinks
+/// that stay inside the tree read as their target's content.
+#[derive(Clone, Debug, Default)]
+pub struct CommitFiles {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl CommitFiles {
+    /// Files under `dir` (recursively; `""` for all), sorted, as paths
+    /// relative to the tree root with `/` separators.
+    pub fn list(&self, dir: &str) -> Vec<String> {
+        let dir = dir.trim_matches('/');
+        if dir.is_empty() {
+            return self.files.keys().cloned().collect();
+        }
+        let prefix = format!("{dir}/");
+        self.files
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// A file's bytes, by path relative to the tree root.
+    pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        self.files.get(rel.trim_start_matches('/')).cloned()
+    }
+
+    /// A file's bytes without a copy.
+    pub fn get(&self, rel: &str) -> Option<&[u8]> {
+        self.files
+            .get(rel.trim_start_matches('/'))
+            .map(Vec::as_slice)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.files.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// Reads every file of `commit`'s tree. Symlinks are resolved inside the
+/// tree; one that leads outside, to a directory or nowhere refuses the whole
+/// tree, as do submodules and bad names. Sizes and depth are bounded.
+pub fn read_tree(
+    repo: &Repository,
+    commit: Oid,
+    limits: &Limits,
+) -> Result<CommitFiles, TreeError> {
+    let git = |what: &str| {
+        let what = what.to_string();
+        move |e: git2::Error| TreeError::Git {
+            what,
+            message: e.message().to_string(),
+        }
+    };
+    let tree = repo
+        .find_commit(commit)
+        .map_err(git(&format!("commit {commit}")))?
+        .tree()
+        .map_err(git(&format!("tree of {commit}")))?;
+    let mut blobs: BTreeMap<String, Oid> = BTreeMap::new();
+    let mut dirs: BTreeSet<String> = BTreeSet::new();
+    let mut links: BTreeMap<String, Oid> = BTreeMap::new();
+    let mut problem: Option<TreeError> = None;
+    tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+        let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
+        let path = format!("{parent}{name}");
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+            problem = Some(TreeError::BadEntry {
+                path,
+                why: "not a valid file name".into(),
+            });
+            return TreeWalkResult::Abort;
+        }
+        if parent.matches('/').count() >= limits.max_depth {
+            problem = Some(TreeError::TooLarge(format!(
+                "{path}: deeper than {} directories",
+                limits.max_depth
+            )));
+            return TreeWalkResult::Abort;
+        }
+        if blobs.len() + links.len() >= limits.max_files {
+            problem = Some(TreeError::TooLarge(format!(
+                "more than {} files",
+                limits.max_files
+            )));
+            return TreeWalkResult::Abort;
+        }
+        match (entry.kind(), entry.filemode()) {
+            (Some(ObjectType::Tree), _) => {
+                dirs.insert(path);
+            }
+            (Some(ObjectType::Blob), 0o120000) => {
+                links.insert(path, entry.id());
+            }
+            (Some(ObjectType::Blob), _) => {
+                blobs.insert(path, entry.id());
+            }
+            _ => {
+                problem = Some(TreeError::BadEntry {
+                    path,
+                    why: "a submodule (or other non-file entry) is not supported in a states tree"
+                        .into(),
+                });
+                return TreeWalkResult::Abort;
+            }
+        }
+        TreeWalkResult::Ok
+    })
+    .map_err(git("tree"))
+    .or_else(|e| if problem.is_some() { Ok(()) } else { Err(e) })?;
+    if let Some(p) = problem {
+        return Err(p);
+    }
+
+    // Sizes come from the object headers, so an oversized blob is refused
+    // before it is inflated.
+    let odb = repo.odb().map_err(git("object database"))?;
+    let size = |path: &str, id: Oid| -> Result<usize, TreeError> {
+        odb.read_header(id).map(|(n, _)| n).map_err(git(path))
+    };
+    let mut total = 0usize;
+    let mut read_blob = |path: &str, id: Oid| -> Result<Vec<u8>, TreeError> {
+        let n = size(path, id)?;
+        if n > limits.max_file_bytes {
+            return Err(TreeError::TooLarge(format!(
+                "{path}: {n} bytes, more than {}",
+                limits.max_file_bytes
+            )));
+        }
+        total += n;
+        if total > limits.max_total_bytes {
+            return Err(TreeError::TooLarge(format!(
+                "more than {} bytes in all",
+                limits.max_total_bytes
+            )));
+        }
+        Ok(repo.find_blob(id).map_err(git(path))?.content().to_vec())
+    };
+    let mut files = BTreeMap::new();
+    for (path, id) in &blobs {
+        files.insert(path.clone(), read_blob(path, *id)?);
+    }
+    let mut targets = BTreeMap::new();
+    for (path, id) in &links {
+        if size(path, *id)? > 4096 {
+            return Err(TreeError::BadEntry {
+                path: path.clone(),
+                why: "a symlink target longer than 4096 bytes".into(),
+            });
+        }
+        let blob = repo.find_blob(*id).map_err(git(path))?;
+        targets.insert(
+            path.clone(),
+            String::from_utf8_lossy(blob.content()).into_owned(),
+        );
+    }
+    for path in links.keys() {
+        let resolved = resolve_link(path, &blobs, &dirs, &targets)?;
+        files.insert(path.clone(), read_blob(path, blobs[&resolved])?);
+    }
+    Ok(CommitFiles { files })
+}
+
+/// Resolves a symlink at `path` inside the tree to the regular file it
+/// leads to, following at most 40 links (as the kernel does). `links` maps
+/// each symlink's path to its target text.
+fn resolve_link(
+    path: &str,
+    blobs: &BTreeMap<String, Oid>,
+    dirs: &BTreeSet<String>,
+    links: &BTreeMap<String, String>,
+) -> Result<String, TreeError> {
+    let target = links.get(path).cloned().unwrap_or_default();
+    let escapes = |to: &str| TreeError::SymlinkEscapes {
+        path: path.to_string(),
+        target: to.to_string(),
+    };
+    let bad = |why| TreeError::BadSymlink {
+        path: path.to_string(),
+        target: target.clone(),
+        why,
+    };
+    let mut at = path.to_string();
+    for _ in 0..40 {
+        let to = &links[&at];
+        if to.starts_with('/') {
+            return Err(escapes(to));
+        }
+        // The link's directory, then the target's components.
+        let mut parts: Vec<&str> = at.split('/').collect();
+        parts.pop();
+        for c in to.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    if parts.pop().is_none() {
+                        return Err(escapes(to));
+                    }
+                }
+                c => parts.push(c),
+            }
+        }
+        let joined = parts.join("/");
+        if blobs.contains_key(&joined) {
+            return Ok(joined);
+        }
+        if joined.is_empty() || dirs.contains(&joined) {
+            return Err(bad(
+                "a symlink to a directory is not supported in a states tree",
+            ));
+        }
+        if !links.contains_key(&joined) {
+            return Err(bad("its target is not a file of the tree"));
+        }
+        at = joined;
+    }
+    Err(bad("too many levels of symlinks"))
+}
