@@ -238,8 +238,7 @@ impl Puller {
     /// One pull: fetch the ref, verify the tip, check descent.
     pub fn pull(&self) -> PullVerdict {
         let last = self.last_applied();
-        let shallow = shallow_transport(&self.opts.url) && self.opts.depth > 0;
-        let mut depth = if shallow { self.opts.depth as i32 } else { 0 };
+        let mut depth = self.first_depth();
         let tip = match self.fetch(depth) {
             Ok(t) => t,
             Err(reason) => {
@@ -249,6 +248,75 @@ impl Puller {
                 }
             }
         };
+        self.decide(tip, last, &mut depth)
+    }
+
+    /// A given commit of the followed ref (a rollout's target): fetch the
+    /// ref, find `rev` (a full or abbreviated commit id) in its history,
+    /// then the same checks as a pull. A commit that is not in the ref's
+    /// history is refused: an agent applies only what its branch carries.
+    pub fn pull_commit(&self, rev: &str) -> PullVerdict {
+        let last = self.last_applied();
+        let mut depth = self.first_depth();
+        let tip = match self.fetch(depth) {
+            Ok(t) => t,
+            Err(reason) => {
+                return PullVerdict::Stale {
+                    reason,
+                    last_good: last,
+                }
+            }
+        };
+        let commit = loop {
+            let found = self
+                .repo
+                .revparse_single(rev)
+                .ok()
+                .and_then(|o| o.peel_to_commit().ok())
+                .map(|c| c.id())
+                .filter(|c| {
+                    *c == tip || self.repo.graph_descendant_of(tip, *c).unwrap_or(false)
+                });
+            match found {
+                Some(c) => break c,
+                None if self.can_deepen(depth) => {
+                    depth = next_depth(depth);
+                    if let Err(reason) = self.fetch(depth) {
+                        return PullVerdict::Stale {
+                            reason: format!("deepening to find {rev}: {reason}"),
+                            last_good: last,
+                        };
+                    }
+                }
+                None => {
+                    return PullVerdict::Stale {
+                        reason: format!(
+                            "commit {rev} is not in the history of {} at {}",
+                            self.opts.refname, self.opts.url
+                        ),
+                        last_good: last,
+                    }
+                }
+            }
+        };
+        self.decide(commit, last, &mut depth)
+    }
+
+    fn first_depth(&self) -> i32 {
+        if shallow_transport(&self.opts.url) && self.opts.depth > 0 {
+            self.opts.depth as i32
+        } else {
+            0
+        }
+    }
+
+    fn can_deepen(&self, depth: i32) -> bool {
+        depth != 0 && depth != UNSHALLOW && self.repo.is_shallow()
+    }
+
+    /// Whether `commit` (fetched) may be applied after `last`: a trusted
+    /// signature, and descent from `last` unless rollback is allowed.
+    fn decide(&self, tip: Oid, last: Option<Oid>, depth: &mut i32) -> PullVerdict {
         let refused = |refusal| PullVerdict::Refused {
             commit: tip,
             refusal,
@@ -291,13 +359,9 @@ impl Puller {
         let descends = loop {
             match self.repo.graph_descendant_of(tip, last) {
                 Ok(true) => break true,
-                Ok(false) | Err(_) if shallow && depth != UNSHALLOW && self.repo.is_shallow() => {
-                    depth = if depth >= 4096 {
-                        UNSHALLOW
-                    } else {
-                        depth.saturating_mul(8)
-                    };
-                    if let Err(reason) = self.fetch(depth) {
+                Ok(false) | Err(_) if self.can_deepen(*depth) => {
+                    *depth = next_depth(*depth);
+                    if let Err(reason) = self.fetch(*depth) {
                         return PullVerdict::Stale {
                             reason: format!("deepening to check descent: {reason}"),
                             last_good: Some(last),
@@ -394,6 +458,15 @@ impl Puller {
             .reference(FETCHED_REF, tip, true, "cfgm: fetched")
             .map_err(|e| format!("update {FETCHED_REF}: {}", e.message()))?;
         Ok(tip)
+    }
+}
+
+/// The next depth when a shallow history is too short: ×8, then whole.
+fn next_depth(depth: i32) -> i32 {
+    if depth >= 4096 {
+        UNSHALLOW
+    } else {
+        depth.saturating_mul(8)
     }
 }
 

@@ -105,6 +105,25 @@ impl RunStatus {
     }
 }
 
+/// Where an agent's run came from: the pull from git before it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PullInfo {
+    /// `fresh`, `unchanged`, `stale` or `refused`.
+    pub verdict: String,
+    /// The verdict in one line, for people.
+    pub reason: String,
+    /// The commit the fetched ref pointed at (or the one asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<String>,
+    /// The commit this run converged to (the last good one when the
+    /// fetched commit was refused or did not compile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converged_to: Option<String>,
+    /// Why the fetched commit did not compile, when it did not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<serde_json::Value>,
+}
+
 /// One run on one host. The same shape whether the catalog compiled or
 /// not: a run that did not compile has no resources, its `status` says so
 /// and `diagnostics` say why.
@@ -134,6 +153,9 @@ pub struct Report {
     /// Why the run was refused, in one line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The pull before the run (agents that follow a git repository).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullInfo>,
 }
 
 impl Report {
@@ -171,6 +193,7 @@ impl Report {
             stopped: false,
             diagnostics: Vec::new(),
             reason: None,
+            pull: None,
         }
     }
 
@@ -190,6 +213,7 @@ impl Report {
             stopped: false,
             diagnostics: Vec::new(),
             reason: None,
+            pull: None,
         }
     }
 
@@ -235,6 +259,13 @@ impl Report {
                 )
             )
         );
+        if let Some(p) = &self.pull {
+            let code = match p.verdict.as_str() {
+                "fresh" | "unchanged" => "32",
+                _ => "31",
+            };
+            let _ = writeln!(out, "{} {}", paint(code, "pull:"), p.reason);
+        }
         for r in &self.resources {
             let (mark, code) = match r.outcome {
                 Outcome::Unchanged => continue,
