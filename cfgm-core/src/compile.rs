@@ -20,10 +20,10 @@
 use crate::catalog::{Catalog, DepKind, Origin, Resource, ResourceId};
 use crate::diag::{suggest, Diagnostic, SourceFile, Sources};
 use crate::parse::{parse_state, ParsedResource, ParsedState};
-use crate::render::untag;
+use crate::render::{render_bounded, untag, RenderError};
 use crate::schema::{AttrType, Registry};
 use crate::source::{is_tree_path, SourceError};
-use crate::tree::{missing_state, source_error, template_error, Host, Tree};
+use crate::tree::{missing_state, render_error, source_error, Host, Tree};
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -387,7 +387,8 @@ impl<'a> Compiler<'a> {
             .tree
             .states_env
             .get_template(name)
-            .and_then(|t| t.render(minijinja::value::Serde(ctx)))
+            .map_err(RenderError::Template)
+            .and_then(|t| render_bounded(&t, ctx))
         {
             Ok(out) => {
                 let rendered = Arc::new(untag(sf.file, &out));
@@ -399,7 +400,7 @@ impl<'a> Compiler<'a> {
             }
             Err(e) => StateOutcome {
                 parsed: None,
-                diags: vec![template_error(
+                diags: vec![render_error(
                     self.sources(),
                     sf.file,
                     &sf.tagged,
@@ -466,12 +467,13 @@ impl<'a> Compiler<'a> {
             .tree
             .files_env
             .get_template(path)
-            .and_then(|t| t.render(minijinja::value::Serde(ctx)))
+            .map_err(RenderError::Template)
+            .and_then(|t| render_bounded(&t, ctx))
         {
             Ok(s) => Ok(s),
             Err(e) => {
                 let text = self.sources().text(tf.file);
-                let mut d = template_error(self.sources(), tf.file, &text, &e, Some(ctx));
+                let mut d = render_error(self.sources(), tf.file, &text, &e, Some(ctx));
                 let span = st.span(self.sources(), at);
                 d = d.secondary(span, format!("rendered for {}", r.id));
                 Err(d)

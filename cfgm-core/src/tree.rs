@@ -16,7 +16,9 @@
 
 use crate::diag::{suggest, Diagnostic, FileId, Sources, Span};
 use crate::parse::toml_to_json;
-use crate::render::{tag_source, tagged_to_source};
+use crate::render::{
+    tag_source, tagged_to_source, unclosed_at_end, RenderError, FUEL, MAX_OUTPUT_BYTES,
+};
 use crate::source::{DirSource, SourceError, TreeSource, MAX_FILE_BYTES};
 use globset::{Glob, GlobMatcher};
 use minijinja::{Environment, UndefinedBehavior};
@@ -195,6 +197,7 @@ pub enum LoadError {
 fn new_env(states: bool) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(crate::render::FUEL));
     // File templates read like Ansible's: block tags do not leave blank
     // lines. States get the same effect from `render::untag`, which needs
     // every newline kept to map lines.
@@ -840,6 +843,47 @@ pub fn toml_error(file: FileId, e: &toml::de::Error) -> Diagnostic {
     d
 }
 
+/// A bounded render's failure as a diagnostic in the template source.
+pub fn render_error(
+    sources: &Sources,
+    file: FileId,
+    tagged: &str,
+    e: &RenderError,
+    ctx: Option<&Value>,
+) -> Diagnostic {
+    match e {
+        RenderError::Template(e) => template_error(sources, file, tagged, e, ctx),
+        RenderError::Output { last_line } => {
+            let limit = format!("{} MiB", MAX_OUTPUT_BYTES >> 20);
+            let d = Diagnostic::error(
+                "template-limit",
+                format!("{}: the rendered output passed {limit}", sources.name(file)),
+            );
+            // The output ends with the marker of the last line it completed;
+            // the limit was passed writing what came next, usually the next
+            // line (in a loop: the body after the `for` line).
+            let line = last_line.and_then(|l| {
+                sources
+                    .line_range(file, l + 1)
+                    .or_else(|| sources.line_range(file, l))
+            });
+            let d = match line {
+                Some(r) => d.primary(
+                    Span::new(file, r),
+                    format!("the output passed {limit} around here"),
+                ),
+                None => d.primary(
+                    Span::new(file, 0..0),
+                    format!("this template's output passed {limit}"),
+                ),
+            };
+            d.note(format!(
+                "one render may produce at most {limit} ({MAX_OUTPUT_BYTES} bytes), the size of the largest file a tree may hold"
+            ))
+        }
+    }
+}
+
 /// A minijinja error as a diagnostic in the template source. `ctx` is the
 /// render context, used to name the missing part of an undefined path.
 pub fn template_error(
@@ -849,6 +893,7 @@ pub fn template_error(
     e: &minijinja::Error,
     ctx: Option<&Value>,
 ) -> Diagnostic {
+    let text = sources.text(file);
     let span = match e.range() {
         Some(r) => tagged_to_source(tagged, sources, file, r),
         None => match e.line().and_then(|l| sources.line_range(file, l)) {
@@ -857,7 +902,36 @@ pub fn template_error(
         },
     };
     let detail = e.detail().map(str::to_string);
-    let text = sources.text(file);
+    if e.kind() == minijinja::ErrorKind::SyntaxError && span.range.start >= text.trim_end().len() {
+        // minijinja meets an unclosed string or tag at the end of the
+        // file (a line that does not exist); point where it opened.
+        if let Some((at, what)) = unclosed_at_end(&text) {
+            let len = if what == "string" { 1 } else { 2 };
+            return Diagnostic::error(
+                "template-syntax",
+                format!("template syntax error: unterminated {what}"),
+            )
+            .primary(
+                Span::new(file, at..at + len),
+                format!("this {what} is never closed"),
+            )
+            .note(format!(
+                "minijinja: {}",
+                detail.unwrap_or_else(|| "unexpected end of input".into())
+            ));
+        }
+    }
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        return Diagnostic::error(
+            "template-limit",
+            format!("{}: the template does too much work", sources.name(file)),
+        )
+        .primary(span, "the work limit was reached here")
+        .note(format!(
+            "one render may execute about {FUEL} instructions and create about {} MiB of data (minijinja fuel {FUEL}); a loop over a huge range or a value built up without end passes it",
+            (FUEL * 64) >> 20
+        ));
+    }
     // minijinja may point at the failing part of a path (`.app.port`): widen
     // the span to the whole dotted name the author wrote (`data.app.port`).
     let mut span = span;
