@@ -277,7 +277,19 @@ fn parse_resource(
         ));
         return None;
     };
-    if spec.name_is_path && !name.starts_with('/') {
+    if name.contains('\0') {
+        diags.push(ctx.diag(
+            "name",
+            format!(
+                "{}: a name cannot hold a NUL character",
+                id.to_string().escape_debug()
+            ),
+            rname.span(),
+            "a NUL (`\\u0000`) in this name",
+        ));
+        // Every later message names the resource: none may carry a NUL.
+        return None;
+    } else if spec.name_is_path && !name.starts_with('/') {
         diags.push(ctx.diag(
             "name",
             format!("{id}: the name of a {kind} must be an absolute path"),
@@ -364,7 +376,19 @@ fn parse_resource(
             ));
         }
     }
-    for p in (spec.check)(&name, &res.attrs) {
+    // Cross-attribute rules judge the attributes as written: with one of
+    // them dropped for its type, they would report a consequence (a `cmd`
+    // "without creates" whose `creates` was only misspelt as a path).
+    let mistyped = table.iter().any(|(k, _)| {
+        let k = k.get_ref().as_ref();
+        spec.attr(k).is_some() && !res.attrs.contains_key(k)
+    });
+    let problems = if mistyped {
+        Vec::new()
+    } else {
+        (spec.check)(&name, &res.attrs)
+    };
+    for p in problems {
         let range = p
             .attr
             .as_ref()
@@ -430,9 +454,11 @@ fn parse_requisites(
     }
 }
 
-/// An absolute path without `.`, `..` or empty parts and no trailing `/`.
+/// An absolute path without `.`, `..` or empty parts, no trailing `/` and
+/// no NUL.
 pub fn is_normal_path(p: &str) -> bool {
     p.starts_with('/')
+        && !p.contains('\0')
         && (p == "/"
             || p[1..]
                 .split('/')

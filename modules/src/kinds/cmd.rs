@@ -14,7 +14,7 @@ pub static SPEC: KindSpec = KindSpec {
     doc: "A shell command, guarded by creates/unless/onlyif, or run only on refresh.",
     attrs: &[
         AttrSpec::req("run", AttrType::Str, "the command, run by /bin/sh -c"),
-        AttrSpec::opt("creates", AttrType::Str, "skip when this path exists"),
+        AttrSpec::opt("creates", AttrType::Path, "skip when this path exists"),
         AttrSpec::opt("unless", AttrType::Str, "skip when this command succeeds"),
         AttrSpec::opt(
             "onlyif",
@@ -26,7 +26,7 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Bool,
             "run only when a watched resource changed",
         ),
-        AttrSpec::opt("cwd", AttrType::Str, "working directory"),
+        AttrSpec::opt("cwd", AttrType::Path, "working directory"),
         AttrSpec::opt("user", AttrType::Str, "run as this user"),
         AttrSpec::opt("env", AttrType::Table, "extra environment variables"),
         AttrSpec::opt(

@@ -16,7 +16,7 @@ pub static SPEC: KindSpec = KindSpec {
     kind: "line",
     doc: "A line in a file: present (replacing the line `match` finds) or absent.",
     attrs: &[
-        AttrSpec::req("path", AttrType::Str, "the file to edit"),
+        AttrSpec::req("path", AttrType::Path, "the file to edit"),
         AttrSpec::req("line", AttrType::Str, "the whole line"),
         AttrSpec::opt(
             "match",
@@ -36,12 +36,8 @@ pub static SPEC: KindSpec = KindSpec {
 };
 
 fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
+    // `path` is absolute and in normal form by its type.
     let mut out = Vec::new();
-    if let Some(Value::String(p)) = attrs.get("path") {
-        if !p.starts_with('/') {
-            out.push(Problem::attr("path", "expected an absolute path"));
-        }
-    }
     if let Some(Value::String(l)) = attrs.get("line") {
         if l.contains('\n') {
             out.push(Problem::attr("line", "a line cannot contain a newline"));
