@@ -234,9 +234,13 @@ pub struct KindSpec {
     /// The resource name must be an absolute path (file, directory, symlink).
     pub name_is_path: bool,
     /// Attributes whose values are never shown when the resource has
-    /// `secret = true` (plans, catalogs, logs and reports show a hash).
+    /// `secret = true` (plans, catalogs, logs, reports and diagnostics show
+    /// a hash or nothing). A kind with any must also take a `secret`
+    /// boolean attribute.
     pub secret_attrs: &'static [&'static str],
-    /// Cross-attribute rules (e.g. `content` and `template` exclude each other).
+    /// Cross-attribute rules (e.g. `content` and `template` exclude each
+    /// other). Their messages are shown as they are, so they must never
+    /// include the value of a secret attribute.
     pub check: fn(name: &str, attrs: &Attrs) -> Vec<Problem>,
     /// Automatic dependencies (a file after its parent directory …).
     pub auto_deps: fn(name: &str, attrs: &Attrs) -> Vec<AutoDep>,
