@@ -34,15 +34,27 @@ use toml::Spanned;
 pub const MAX_TREE_BYTES: u64 = 256 << 20;
 
 /// `cfgm.toml`: settings of the tree.
+///
+/// Deliberately absent: anything that tells an agent where to write or
+/// what to run. The tree is untrusted input and the agent runs as root;
+/// its state directory comes from its own flags (`--state-dir`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TreeConfig {
     /// A name for the tree, shown in reports.
     #[serde(default)]
     pub name: Option<String>,
-    /// Where agents keep their state (lock, backups, last applied commit).
+}
+
+/// `cfgm.toml` as written: `state_dir` is recognised only to say why it
+/// is not a tree setting (it once was documented as one).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
     #[serde(default)]
-    pub state_dir: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    state_dir: Option<Spanned<toml::Value>>,
 }
 
 /// One inventory host.
@@ -356,11 +368,20 @@ impl Tree {
     }
 
     fn load_config(&mut self, diags: &mut Vec<Diagnostic>) {
-        if let Some((id, text)) = self.read_optional("cfgm.toml", diags) {
-            if let Some(c) = self.parse_toml::<TreeConfig>(id, &text, diags) {
-                self.config = c;
-            }
+        let Some((id, text)) = self.read_optional("cfgm.toml", diags) else {
+            return;
+        };
+        let Some(c) = self.parse_toml::<RawConfig>(id, &text, diags) else {
+            return;
+        };
+        if let Some(sd) = c.state_dir {
+            diags.push(
+                Diagnostic::error("tree-setting", "cfgm.toml: `state_dir` is not a tree setting")
+                    .primary(Span::new(id, sd.span()), "remove this setting")
+                    .note("a tree is untrusted input and cannot tell an agent, which runs as root, where to write; the agent's state directory is its own `--state-dir` (default ROOT/var/lib/cfgm)"),
+            );
         }
+        self.config = TreeConfig { name: c.name };
     }
 
     fn parse_toml<T: serde::de::DeserializeOwned>(
