@@ -261,13 +261,14 @@ impl DirSource {
                 continue;
             }
             w.entries += 1;
-            if w.entries > MAX_ENTRIES {
+            if w.entries > w.max_entries {
                 if !w.over {
                     w.over = true;
                     w.problems.push(SourceError::Limit {
                         path: w.top.clone(),
                         what: format!(
-                            "more than {MAX_ENTRIES} entries (the limit for one directory of a tree)"
+                            "more than {} entries below it (the limit for states/, templates/ or a data/ directory)",
+                            w.max_entries
                         ),
                     });
                 }
@@ -373,6 +374,60 @@ impl DirSource {
         self.walk(w, path, dir, depth + 1);
         w.ancestors.pop();
     }
+
+    /// [`TreeSource::list`] looking at no more than `max_entries` entries.
+    fn list_bounded(&self, dir: &str, max_entries: usize) -> Listing {
+        let mut w = Walk {
+            top: dir.to_string(),
+            files: Vec::new(),
+            problems: Vec::new(),
+            ancestors: Vec::new(),
+            entries: 0,
+            max_entries,
+            over: false,
+        };
+        if !is_tree_path(dir) {
+            w.problems.push(SourceError::BadPath {
+                path: dir.replace('\0', "\\0"),
+                what: "not a relative path in normal form",
+            });
+            return Listing {
+                files: w.files,
+                problems: w.problems,
+            };
+        }
+        // The root and every directory on the way down are ancestors: a
+        // symlink back to any of them is a loop.
+        let parts: Vec<&str> = dir.split('/').collect();
+        for i in 0..parts.len() {
+            let p = parts[..i].join("/");
+            if let Ok(st) = self
+                .open_beneath(&p, OFlags::PATH)
+                .and_then(|fd| rustix::fs::fstat(fd.as_fd()))
+            {
+                let name = if p.is_empty() {
+                    "the tree root".to_string()
+                } else {
+                    p
+                };
+                w.ancestors.push(((st.st_dev, st.st_ino), name));
+            }
+        }
+        match self.open_beneath(dir, OFlags::PATH) {
+            Ok(_) => self.enter(&mut w, dir, false, 0),
+            Err(Errno::NOENT | Errno::NOTDIR) => {}
+            Err(e) => w.problems.push(self.refused(dir, e, "list")),
+        }
+        // `enter` lists a regular file given as the directory itself: a
+        // tree path that should be a directory but is a file lists nothing.
+        w.files.retain(|f| f != dir);
+        w.files.sort();
+        w.problems.sort_by(|a, b| a.path().cmp(b.path()));
+        Listing {
+            files: w.files,
+            problems: w.problems,
+        }
+    }
 }
 
 /// The state of one listing.
@@ -383,6 +438,7 @@ struct Walk {
     /// The directories the walk is inside of, by (device, inode), with their path.
     ancestors: Vec<((u64, u64), String)>,
     entries: usize,
+    max_entries: usize,
     over: bool,
 }
 
@@ -465,55 +521,7 @@ impl TreeSource for DirSource {
     }
 
     fn list(&self, dir: &str) -> Listing {
-        let mut w = Walk {
-            top: dir.to_string(),
-            files: Vec::new(),
-            problems: Vec::new(),
-            ancestors: Vec::new(),
-            entries: 0,
-            over: false,
-        };
-        if !is_tree_path(dir) {
-            w.problems.push(SourceError::BadPath {
-                path: dir.replace('\0', "\\0"),
-                what: "not a relative path in normal form",
-            });
-            return Listing {
-                files: w.files,
-                problems: w.problems,
-            };
-        }
-        // The root and every directory on the way down are ancestors: a
-        // symlink back to any of them is a loop.
-        let parts: Vec<&str> = dir.split('/').collect();
-        for i in 0..parts.len() {
-            let p = parts[..i].join("/");
-            if let Ok(st) = self
-                .open_beneath(&p, OFlags::PATH)
-                .and_then(|fd| rustix::fs::fstat(fd.as_fd()))
-            {
-                let name = if p.is_empty() {
-                    "the tree root".to_string()
-                } else {
-                    p
-                };
-                w.ancestors.push(((st.st_dev, st.st_ino), name));
-            }
-        }
-        match self.open_beneath(dir, OFlags::PATH) {
-            Ok(_) => self.enter(&mut w, dir, false, 0),
-            Err(Errno::NOENT | Errno::NOTDIR) => {}
-            Err(e) => w.problems.push(self.refused(dir, e, "list")),
-        }
-        // `enter` lists a regular file given as the directory itself: a
-        // tree path that should be a directory but is a file lists nothing.
-        w.files.retain(|f| f != dir);
-        w.files.sort();
-        w.problems.sort_by(|a, b| a.path().cmp(b.path()));
-        Listing {
-            files: w.files,
-            problems: w.problems,
-        }
+        self.list_bounded(dir, MAX_ENTRIES)
     }
 
     /// The commit of a git checkout (`.git/HEAD`, a loose ref or
@@ -672,6 +680,23 @@ mod tests {
         let l = s.list("states");
         assert_eq!(l.problems.len(), 1, "{:?}", l.problems);
         assert_eq!(l.problems[0].code(), "tree-limit");
+    }
+
+    #[test]
+    fn a_listing_stops_at_its_entry_limit() {
+        let (_d, root) = tree();
+        let many = root.join("states/many");
+        std::fs::create_dir_all(&many).unwrap();
+        for i in 0..10 {
+            std::fs::File::create(many.join(i.to_string())).unwrap();
+        }
+        let s = DirSource::open(&root).unwrap();
+        assert!(s.list_bounded("states", 20).problems.is_empty());
+        let l = s.list_bounded("states", 10);
+        assert_eq!(l.problems.len(), 1, "{:?}", l.problems);
+        assert_eq!(l.problems[0].code(), "tree-limit");
+        assert_eq!(l.problems[0].path(), "states");
+        assert!(l.files.len() < 10);
     }
 
     #[test]
