@@ -393,6 +393,8 @@ fn parse_resource(
         spans: BTreeMap::new(),
         requisites: Vec::new(),
     };
+    // Whether an attribute was dropped for its type (see the rules below).
+    let mut mistyped = false;
     for (akey, aval) in table.iter() {
         let a = akey.get_ref().as_ref();
         if let Some(req) = REQUISITES.iter().find(|r| **r == a) {
@@ -441,6 +443,7 @@ fn parse_resource(
                 aval.span(),
                 msg,
             ));
+            mistyped = true;
             continue;
         }
         res.attrs.insert(a.to_string(), value);
@@ -468,10 +471,6 @@ fn parse_resource(
     // Cross-attribute rules judge the attributes as written: with one of
     // them dropped for its type, they would report a consequence (a `cmd`
     // "without creates" whose `creates` was only misspelt as a path).
-    let mistyped = table.iter().any(|(k, _)| {
-        let k = k.get_ref().as_ref();
-        spec.attr(k).is_some() && !res.attrs.contains_key(k)
-    });
     let problems = if mistyped {
         Vec::new()
     } else {
