@@ -3,33 +3,140 @@
 //! expected exit code, stdout and stderr (`expected`). The binary under
 //! test is the real `cfgm`.
 //!
+//! Trees that need what a repository should not hold (a symlink to
+//! `/etc/shadow`, symlink loops, a FIFO) describe it in `links`, one entry
+//! a line: `PATH -> TARGET` (a symlink, TARGET as its text) or `PATH fifo`.
+//! Such a case runs on a copy of `tree/` in a temporary directory, next to
+//! a copy of the case's `outside/` (so `../outside/x` from the tree root
+//! leads out of the tree). A case may list in `secrets` strings that must
+//! appear in no output, text or `--json` (the run is repeated with
+//! `--json` for that). Every run has a time limit: a hang is a failure.
+//!
 //! Re-bless after an intended change: `CFGM_BLESS=1 cargo test -p cfgm-cli`.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn cfgm() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cfgm"))
 }
 
+/// How long one run may take before it counts as a hang.
+const TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs cfgm with a time limit: (exit code, stdout, stderr).
+fn run_limited(args: &[&str], tree: &Path) -> Result<(i32, String, String), String> {
+    let mut child = Command::new(cfgm())
+        .arg("--tree")
+        .arg(tree)
+        .arg("--color")
+        .arg("never")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cfgm");
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > TIME_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "cfgm {args:?} ran for more than {TIME_LIMIT:?} (a hang)"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok((
+        status.code().unwrap_or(-1),
+        out.join().unwrap(),
+        err.join().unwrap(),
+    ))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// The tree to run on: the case's own, or a prepared copy (see the top).
+fn prepare(dir: &Path) -> (Option<tempfile::TempDir>, PathBuf) {
+    let links = std::fs::read_to_string(dir.join("links")).ok();
+    if links.is_none() && !dir.join("outside").exists() {
+        return (None, dir.join("tree"));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    copy_dir(&dir.join("tree"), &tree);
+    if dir.join("outside").exists() {
+        copy_dir(&dir.join("outside"), &tmp.path().join("outside"));
+    }
+    for line in links
+        .iter()
+        .flat_map(|l| l.lines())
+        .filter(|l| !l.trim().is_empty())
+    {
+        let at = |p: &str| {
+            let p = tree.join(p.trim());
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            p
+        };
+        if let Some((path, target)) = line.split_once(" -> ") {
+            std::os::unix::fs::symlink(target.trim(), at(path)).unwrap();
+        } else if let Some(path) = line.strip_suffix(" fifo") {
+            let status = Command::new("mkfifo").arg(at(path)).status().unwrap();
+            assert!(status.success(), "mkfifo {path}");
+        } else {
+            panic!("{}: links: cannot read `{line}`", dir.display());
+        }
+    }
+    (Some(tmp), tree)
+}
+
 fn run_case(dir: &Path) -> Result<(), String> {
     let cmd = std::fs::read_to_string(dir.join("cmd")).unwrap_or_else(|_| "validate".into());
     let args: Vec<&str> = cmd.split_whitespace().collect();
-    let tree = dir.join("tree");
-    let out = Command::new(cfgm())
-        .arg("--tree")
-        .arg(&tree)
-        .arg("--color")
-        .arg("never")
-        .args(&args)
-        .output()
-        .expect("run cfgm");
-    let actual = format!(
-        "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_tmp, tree) = prepare(dir);
+    let (code, stdout, stderr) = run_limited(&args, &tree)?;
+    let actual = format!("exit: {code}\n--- stdout\n{stdout}--- stderr\n{stderr}");
+    if let Ok(secrets) = std::fs::read_to_string(dir.join("secrets")) {
+        let json_args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let (_, json_out, json_err) = run_limited(&json_args, &tree)?;
+        for secret in secrets.lines().filter(|l| !l.is_empty()) {
+            for (what, text) in [
+                ("text", &actual),
+                ("--json", &format!("{json_out}{json_err}")),
+            ] {
+                if text.contains(secret) {
+                    return Err(format!(
+                        "{}: the {what} output shows `{secret}`:\n{text}",
+                        dir.display()
+                    ));
+                }
+            }
+        }
+    }
     let expected_path = dir.join("expected");
     if std::env::var_os("CFGM_BLESS").is_some() {
         std::fs::write(&expected_path, &actual).unwrap();
@@ -87,10 +194,13 @@ fn error_cases_exit_1_with_a_location() {
         }
         let expected = std::fs::read_to_string(e.path().join("expected")).unwrap_or_default();
         assert!(expected.starts_with("exit: 1\n"), "{name}: must exit 1");
+        // A problem of the tree itself (a link out, a loop) names the path
+        // at fault in its message: it has no content to point into.
         let located = expected.lines().any(|l| {
             l.trim_start().starts_with("┌─")
                 || l.trim_start().starts_with("--> ")
                 || l.contains(".toml:")
+                || l.starts_with("error[tree-")
         });
         assert!(located, "{name}: no file:line:column in\n{expected}");
     }

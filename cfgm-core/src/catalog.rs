@@ -173,7 +173,7 @@ impl Resource {
 }
 
 /// How a secret value is shown: a short hash, never the value.
-fn secret_text(v: &Value) -> String {
+pub fn secret_text(v: &Value) -> String {
     format!("(secret, blake3 {})", short_hash(&canonical_value(v)))
 }
 

@@ -15,14 +15,15 @@
 //! parallel with rayon.
 //!
 //! This module never touches the host: it reads only the loaded [`Tree`]
-//! (and `files/` under the tree root).
+//! (and `files/`, through the tree's source).
 
 use crate::catalog::{Catalog, DepKind, Origin, Resource, ResourceId};
 use crate::diag::{suggest, Diagnostic, SourceFile, Sources};
 use crate::parse::{parse_state, ParsedResource, ParsedState};
-use crate::render::untag;
+use crate::render::{render_bounded, untag, RenderError};
 use crate::schema::{AttrType, Registry};
-use crate::tree::{missing_state, template_error, Host, Tree};
+use crate::source::{is_tree_path, SourceError};
+use crate::tree::{missing_state, render_error, source_error, Host, Tree};
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -386,7 +387,8 @@ impl<'a> Compiler<'a> {
             .tree
             .states_env
             .get_template(name)
-            .and_then(|t| t.render(minijinja::value::Serde(ctx)))
+            .map_err(RenderError::Template)
+            .and_then(|t| render_bounded(&t, ctx))
         {
             Ok(out) => {
                 let rendered = Arc::new(untag(sf.file, &out));
@@ -398,7 +400,7 @@ impl<'a> Compiler<'a> {
             }
             Err(e) => StateOutcome {
                 parsed: None,
-                diags: vec![template_error(
+                diags: vec![render_error(
                     self.sources(),
                     sf.file,
                     &sf.tagged,
@@ -423,6 +425,24 @@ impl<'a> Compiler<'a> {
         at: Range<usize>,
         ctx: &Value,
     ) -> (Key, Arc<Result<String, Diagnostic>>) {
+        let broken = |b: &String| {
+            path == b.as_str()
+                || path
+                    .strip_prefix(b.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        };
+        if self.tree.broken_templates.iter().any(broken) {
+            // Its problem was reported when the tree loaded; the resource
+            // fails all the same, without a misleading "does not exist".
+            let d = st.diag(
+                self.sources(),
+                "broken-template",
+                format!("{}: template `{path}` could not be loaded", r.id),
+                at,
+                "see the error for templates/ above",
+            );
+            return ([0; 32], Arc::new(Err(d)));
+        }
         let Some(tf) = self.tree.templates.get(path) else {
             let label = match suggest(path, self.tree.templates.keys().map(String::as_str)) {
                 Some(s) => format!("did you mean `{s}`?"),
@@ -447,12 +467,13 @@ impl<'a> Compiler<'a> {
             .tree
             .files_env
             .get_template(path)
-            .and_then(|t| t.render(minijinja::value::Serde(ctx)))
+            .map_err(RenderError::Template)
+            .and_then(|t| render_bounded(&t, ctx))
         {
             Ok(s) => Ok(s),
             Err(e) => {
                 let text = self.sources().text(tf.file);
-                let mut d = template_error(self.sources(), tf.file, &text, &e, Some(ctx));
+                let mut d = render_error(self.sources(), tf.file, &text, &e, Some(ctx));
                 let span = st.span(self.sources(), at);
                 d = d.secondary(span, format!("rendered for {}", r.id));
                 Err(d)
@@ -474,38 +495,47 @@ impl<'a> Compiler<'a> {
         if let Some(s) = self.files.lock().expect("cache").get(&key) {
             return s.clone();
         }
-        let base = self.tree.root.join("files");
-        let full = base.join(path);
-        // Only files under files/: no absolute path, no `..`, and no symlink
-        // out of it (a catalog must not carry e.g. /etc/shadow of the
-        // machine that compiles it).
-        let inside = !path.starts_with('/')
-            && !path.split('/').any(|c| c == "..")
-            && match (full.canonicalize(), base.canonicalize()) {
-                (Ok(f), Ok(b)) => f.starts_with(b),
-                _ => true, // missing: reported as unreadable below
-            };
-        let out = if !inside {
+        // Only files under files/: no absolute path, no `..`, and (the
+        // source sees to it) no symlink out of the tree: a catalog must not
+        // carry e.g. /etc/shadow of the machine that compiles it.
+        let out = if !is_tree_path(path) {
             Err(st.diag(
                 self.sources(),
                 "source",
                 format!("{}: `{path}` is not under files/", r.id),
                 at,
-                "expected a relative path under files/ (no `/…`, no `..`, no symlink out)",
+                "expected a relative path under files/ (no `/…`, no `.` or `..`, no `//`)",
             ))
         } else {
-            std::fs::read(&full)
-                .map_err(|e| e.to_string())
-                .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
-                .map_err(|e| {
-                    st.diag(
-                        self.sources(),
-                        "source",
-                        format!("{}: cannot read files/{path}: {e}", r.id),
-                        at,
-                        "expected a readable UTF-8 file under files/",
+            let rel = format!("files/{path}");
+            let fail = |msg: String, label: &str| {
+                st.diag(self.sources(), "source", msg, at.clone(), label)
+            };
+            match self.tree.read_bytes(&rel) {
+                Ok(Some(b)) => String::from_utf8(b).map_err(|_| {
+                    fail(
+                        format!("{}: files/{path} is not UTF-8 text", r.id),
+                        "expected a UTF-8 text file under files/",
                     )
-                })
+                }),
+                Ok(None) => Err(fail(
+                    format!("{}: files/{path} does not exist", r.id),
+                    "expected a file under files/",
+                )),
+                Err(e) => {
+                    // The source's own words (a link out names the link and
+                    // its target, never what lies behind it), at the place
+                    // that asked for the file.
+                    let label = match e {
+                        SourceError::Escape { .. } => "a link out of the tree",
+                        _ => "cannot be read",
+                    };
+                    let mut d = fail(format!("{}: {e}", r.id), label);
+                    d.code = e.code();
+                    d.notes.extend(source_error(&e).notes);
+                    Err(d)
+                }
+            }
         };
         let out = Arc::new(out);
         self.files.lock().expect("cache").insert(key, out.clone());

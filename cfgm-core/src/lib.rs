@@ -1,6 +1,7 @@
 //! cfgm-core: the state language and its compiler.
 //!
-//! The pipeline, one module per step: [`tree`] loads a states tree,
+//! The pipeline, one module per step: [`tree`] loads a states tree
+//! through a [`source::TreeSource`] (a directory read as a closed world),
 //! [`render`] runs each state through minijinja keeping line origins,
 //! [`parse`] turns rendered TOML into typed resources checked against the
 //! kinds' [`schema`], [`compile`] builds one dependency DAG per host and
@@ -10,7 +11,7 @@
 //! [`diag::Diagnostic`]s, collected so one run reports them all.
 //!
 //! Architecture invariant: cfgm-core makes no OS calls beyond reading the
-//! tree. It never writes files, runs commands or inspects the host it runs
+//! tree, and that only through `source`, confined to the tree root. It never writes files, runs commands or inspects the host it runs
 //! on; everything that touches a host lives in `cfgm-modules`.
 
 pub mod catalog;
@@ -24,6 +25,7 @@ pub mod provider;
 pub mod render;
 pub mod report;
 pub mod schema;
+pub mod source;
 pub mod tree;
 
 pub use catalog::{Catalog, CatalogId, DepKind, Resource, ResourceId};
@@ -33,4 +35,5 @@ pub use plan::{Change, Mode};
 pub use provider::{ModuleError, Provider, Providers};
 pub use report::{Outcome, Report, RunStatus};
 pub use schema::{KindSpec, Registry};
+pub use source::{DirSource, TreeSource};
 pub use tree::Tree;

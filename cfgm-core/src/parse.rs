@@ -94,11 +94,86 @@ pub(crate) fn diag_at(
     label: impl Into<String>,
 ) -> Diagnostic {
     let m = rendered.map.map(sources, &rendered.text, range);
+    let src_line = sources.get(m.span.file).and_then(|f| {
+        let line = f.line_index(m.span.range.start) + 1;
+        f.line_range(line).map(|r| f.text[r].to_string())
+    });
     let mut d = Diagnostic::error(code, message).primary(m.span, label);
     if let Some((line, text)) = m.rendered_line {
-        d = d.note(format!("rendered line {line}: {}", text.trim_end()));
+        let (note, hidden) = rendered_note(
+            &rendered.text,
+            src_line.as_deref().unwrap_or(""),
+            line,
+            text.trim_end(),
+        );
+        d = d.note(note);
+        if hidden && code == "toml" {
+            // The author cannot see the value that broke the TOML; the
+            // usual cause is worth saying.
+            d = d.note("template output goes into the TOML as it is: a value with a `\"` or a newline ends its string early; `key = {{ value | tojson }}` (no quotes) inserts any string safely");
+        }
     }
     d
+}
+
+/// The note that shows the rendered line a diagnostic is about, without
+/// ever showing a secret.
+///
+/// Secrecy is a property of resources (`secret = true`), but a rendered
+/// line is shown before (or without) knowing which resource it belongs to:
+/// the TOML may not parse, and one line can hold several resources (inline
+/// tables). So the rule is about the whole rendered state, and sound by
+/// construction:
+///
+/// - If the rendered text cannot declare a secret resource, the line is
+///   shown. It can only if it holds the key `secret`, and TOML writes that
+///   key either literally (bare, `"secret"`, `'secret'`, `a.secret`) — then
+///   the text contains `secret` — or with escapes in a quoted key (`\u`,
+///   `\U`, `\x`). Text with none of these four substrings declares no
+///   secret resource, whatever else is wrong with it.
+/// - Otherwise only the author's own text is shown: the part of the source
+///   line before its first tag and after its last tag, when the rendered
+///   line starts and ends with exactly those; everything between (all
+///   template output) is hidden. When the line does not have that shape
+///   (a loop, a value with newlines), nothing of it is shown.
+///
+/// Returns the note, and whether template output was hidden.
+pub(crate) fn rendered_note(
+    text: &str,
+    src_line: &str,
+    line: usize,
+    rline: &str,
+) -> (String, bool) {
+    let may_be_secret = ["secret", "\\u", "\\U", "\\x"]
+        .iter()
+        .any(|p| text.contains(p));
+    if !may_be_secret {
+        return (format!("rendered line {line}: {rline}"), false);
+    }
+    const HIDDEN: &str = "‹template output hidden›";
+    let why = "this state may declare secret resources";
+    let first = ["{{", "{%", "{#"]
+        .iter()
+        .filter_map(|t| src_line.find(t))
+        .min();
+    let last = ["}}", "%}", "#}"]
+        .iter()
+        .filter_map(|t| src_line.rfind(t).map(|p| p + 2))
+        .max();
+    if let (Some(a), Some(b)) = (first, last) {
+        let (pre, post) = (&src_line[..a], src_line[b.max(a)..].trim_end());
+        if rline.len() >= pre.len() + post.len() && rline.starts_with(pre) && rline.ends_with(post)
+        {
+            return (
+                format!("rendered line {line} ({why}): {pre}{HIDDEN}{post}"),
+                true,
+            );
+        }
+    }
+    (
+        format!("rendered line {line} is not shown: {why}, and it holds template output"),
+        true,
+    )
 }
 
 /// Parses one rendered state.
@@ -277,7 +352,19 @@ fn parse_resource(
         ));
         return None;
     };
-    if spec.name_is_path && !name.starts_with('/') {
+    if name.contains('\0') {
+        diags.push(ctx.diag(
+            "name",
+            format!(
+                "{}: a name cannot hold a NUL character",
+                id.to_string().escape_debug()
+            ),
+            rname.span(),
+            "a NUL (`\\u0000`) in this name",
+        ));
+        // Every later message names the resource: none may carry a NUL.
+        return None;
+    } else if spec.name_is_path && !name.starts_with('/') {
         diags.push(ctx.diag(
             "name",
             format!("{id}: the name of a {kind} must be an absolute path"),
@@ -294,6 +381,11 @@ fn parse_resource(
             "expected no `.` or `..` parts, no `//` and no trailing `/`",
         ));
     }
+    // Whether the resource is, or was meant to be, secret: even a `secret`
+    // that is not a boolean hides its secret attributes' values in messages.
+    let secret = table.iter().any(|(k, v)| {
+        k.get_ref().as_ref() == "secret" && !matches!(v.get_ref(), DeValue::Boolean(false))
+    });
     let mut res = ParsedResource {
         id: id.clone(),
         range: rname.span(),
@@ -301,6 +393,8 @@ fn parse_resource(
         spans: BTreeMap::new(),
         requisites: Vec::new(),
     };
+    // Whether an attribute was dropped for its type (see the rules below).
+    let mut mistyped = false;
     for (akey, aval) in table.iter() {
         let a = akey.get_ref().as_ref();
         if let Some(req) = REQUISITES.iter().find(|r| **r == a) {
@@ -333,13 +427,23 @@ fn parse_resource(
             continue;
         };
         let value = de_to_json(aval.get_ref());
-        if let Err(msg) = aspec.ty.check(&value) {
+        if let Err(mut msg) = aspec.ty.check(&value) {
+            // In a secret resource no type error quotes a value: values of
+            // other attributes are often built from the same secret data.
+            if secret {
+                msg = format!(
+                    "expected {}, found {} (the value is secret)",
+                    aspec.ty.expected(),
+                    crate::schema::type_name(&value)
+                );
+            }
             diags.push(ctx.diag(
                 "type",
                 format!("{id}: wrong type for `{a}`"),
                 aval.span(),
                 msg,
             ));
+            mistyped = true;
             continue;
         }
         res.attrs.insert(a.to_string(), value);
@@ -364,7 +468,15 @@ fn parse_resource(
             ));
         }
     }
-    for p in (spec.check)(&name, &res.attrs) {
+    // Cross-attribute rules judge the attributes as written: with one of
+    // them dropped for its type, they would report a consequence (a `cmd`
+    // "without creates" whose `creates` was only misspelt as a path).
+    let problems = if mistyped {
+        Vec::new()
+    } else {
+        (spec.check)(&name, &res.attrs)
+    };
+    for p in problems {
         let range = p
             .attr
             .as_ref()
@@ -430,9 +542,11 @@ fn parse_requisites(
     }
 }
 
-/// An absolute path without `.`, `..` or empty parts and no trailing `/`.
+/// An absolute path without `.`, `..` or empty parts, no trailing `/` and
+/// no NUL.
 pub fn is_normal_path(p: &str) -> bool {
     p.starts_with('/')
+        && !p.contains('\0')
         && (p == "/"
             || p[1..]
                 .split('/')
@@ -505,5 +619,44 @@ pub fn toml_to_json(v: &toml::Value) -> Value {
                 .map(|(k, v)| (k.clone(), toml_to_json(v)))
                 .collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rendered_note;
+
+    #[test]
+    fn rendered_lines_show_in_states_without_secrets() {
+        let (n, hidden) = rendered_note("v = \"a\"b\"\n", "v = \"{{ x }}\"", 3, "v = \"a\"b\"");
+        assert_eq!(n, "rendered line 3: v = \"a\"b\"");
+        assert!(!hidden);
+    }
+
+    #[test]
+    fn template_output_is_hidden_where_a_secret_may_be_declared() {
+        // Every way TOML can write the key `secret` hides the output.
+        for text in [
+            "secret = true\nv = \"s3\"\n",
+            "x = { \"secret\" = true }\n",
+            "'secret' = true\n",
+            "\"\\u0073ecret\" = true\n",
+            "\"\\U00000073ecret\" = true\n",
+            "\"\\x73ecret\" = true\n",
+        ] {
+            let (n, hidden) = rendered_note(text, "v = \"{{ x }}\" # end", 2, "v = \"s3\" # end");
+            assert!(hidden, "{text}");
+            assert!(!n.contains("s3"), "{text}: {n}");
+            assert!(n.ends_with("v = \"‹template output hidden›\" # end"), "{n}");
+        }
+        // When the rendered line is not the source's text around template
+        // output, none of it is shown.
+        let (n, _) = rendered_note("secret = true", "a = {{ x }}", 4, "s3cret value");
+        assert_eq!(
+            n,
+            "rendered line 4 is not shown: this state may declare secret resources, and it holds template output"
+        );
+        let (n, _) = rendered_note("secret = true", "a = \"{{ x }}\"", 4, "b = \"s3\"");
+        assert!(!n.contains("s3"), "{n}");
     }
 }

@@ -15,10 +15,83 @@
 //! would do; the tagged source has the same number of lines as the original,
 //! so minijinja's own error lines and columns are source lines and columns.
 //!
+//! Rendering is bounded ([`FUEL`], [`MAX_OUTPUT_BYTES`]): no template can
+//! make a compile hang or grow without limit; reaching a limit is a
+//! [`RenderError::Output`] or minijinja's `OutOfFuel`, both located.
+//!
 //! This module knows templates and lines, nothing about TOML or resources.
 
 use crate::diag::{FileId, SourceFile, Sources, Span};
 use std::ops::Range;
+
+/// The work one render may do, in minijinja fuel: about one unit per
+/// instruction executed and per 64 bytes of data created (output, strings,
+/// lists). A state that renders 2,000 resources uses ~17,000: two million
+/// leave a hundredfold headroom, and bound a render at well under a second
+/// of work and ~122 MiB of data created (fuel counts every allocation,
+/// freed or not).
+pub const FUEL: u64 = 2_000_000;
+
+/// The most text one render may produce (16 MiB, the size of the largest
+/// file a tree may hold).
+pub const MAX_OUTPUT_BYTES: usize = 16 << 20;
+
+/// Why a render failed.
+#[derive(Debug)]
+pub enum RenderError {
+    /// The template failed (an undefined variable, out of fuel …).
+    Template(minijinja::Error),
+    /// The output passed [`MAX_OUTPUT_BYTES`]; `last_line` is the last
+    /// source line whose output was complete, when the output says (states
+    /// carry line markers; file templates do not).
+    Output { last_line: Option<usize> },
+}
+
+/// Renders a template with the output capped at [`MAX_OUTPUT_BYTES`] (fuel
+/// is set on the environment).
+pub fn render_bounded(
+    t: &minijinja::Template<'_, '_>,
+    ctx: &serde_json::Value,
+) -> Result<String, RenderError> {
+    let mut out = Capped {
+        buf: Vec::new(),
+        over: false,
+    };
+    match t.render_captured_to(minijinja::value::Serde(ctx), &mut out) {
+        Ok(_) => Ok(String::from_utf8(out.buf).expect("minijinja writes str")),
+        Err(_) if out.over => {
+            let text = String::from_utf8_lossy(&out.buf);
+            let last_line = text.rfind(OPEN).and_then(|p| {
+                let tag = &text[p + OPEN.len_utf8()..];
+                let digits = tag.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+                tag[..digits].parse().ok()
+            });
+            Err(RenderError::Output { last_line })
+        }
+        Err(e) => Err(RenderError::Template(e)),
+    }
+}
+
+/// A writer that refuses to grow past [`MAX_OUTPUT_BYTES`].
+struct Capped {
+    buf: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + b.len() > MAX_OUTPUT_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
@@ -41,6 +114,18 @@ enum TagKind {
 /// Returns the source with an origin marker before each line end that lies
 /// in template text. Line count and in-line byte offsets are unchanged.
 pub fn tag_source(src: &str) -> String {
+    tag(src).0
+}
+
+/// Where a template ends inside a tag or a string in a tag, if it does:
+/// the offset where that tag or string opened, and which it is. minijinja
+/// reports such an error at the end of the file; the author needs the
+/// place it began.
+pub fn unclosed_at_end(src: &str) -> Option<(usize, &'static str)> {
+    tag(src).1
+}
+
+fn tag(src: &str) -> (String, Option<(usize, &'static str)>) {
     let mut out = String::with_capacity(src.len() + src.len() / 8);
     let bytes = src.as_bytes();
     let mut state = Lex::Text;
@@ -55,6 +140,7 @@ pub fn tag_source(src: &str) -> String {
     let mut trims_newline = false;
     let mut i = 0;
     let mut tag_start = 0usize;
+    let mut str_start = 0usize;
     while i < bytes.len() {
         let c = bytes[i];
         match state {
@@ -143,6 +229,7 @@ pub fn tag_source(src: &str) -> String {
                 }
                 if kind != TagKind::Comment && (c == b'"' || c == b'\'') {
                     state = Lex::Str(kind, c as char);
+                    str_start = i;
                 }
                 if c == b'\n' {
                     // The line ends inside a tag: no marker (it would become template code).
@@ -176,7 +263,14 @@ pub fn tag_source(src: &str) -> String {
     if matches!(state, Lex::Text | Lex::Raw) && !src.is_empty() && !src.ends_with('\n') {
         push_marker(&mut out, line, has_text, has_expr, has_block);
     }
-    out
+    let unclosed = match state {
+        Lex::Str(..) => Some((str_start, "string")),
+        Lex::Tag(TagKind::Comment) => Some((tag_start, "comment")),
+        Lex::Tag(_) => Some((tag_start, "tag")),
+        Lex::Raw => Some((tag_start, "raw block")),
+        Lex::Text => None,
+    };
+    (out, unclosed)
 }
 
 fn utf8_len(first: u8) -> usize {

@@ -28,6 +28,14 @@ pub enum AttrType {
     Mode,
     /// One of the given strings.
     Enum(&'static [&'static str]),
+    /// An absolute path on the host in normal form, like the name of a
+    /// `file`: starts with `/`, no `.`, `..` or empty parts, no trailing
+    /// `/`, no NUL. (`..` could lead out of `--root`; `/etc/./x` would be
+    /// another name for `/etc/x`.)
+    Path,
+    /// The text of a symbolic link: any path, relative or absolute, but not
+    /// empty and without NUL (the kernel could not store it).
+    LinkTarget,
     /// A table of string keys to any values.
     Table,
     /// A path under the tree's `templates/`, rendered at compile time with
@@ -59,6 +67,10 @@ impl AttrType {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            AttrType::Path => {
+                "an absolute path in normal form (no `.`, `..` or `//`, no trailing `/`)".into()
+            }
+            AttrType::LinkTarget => "a link target (a path, not empty)".into(),
             AttrType::Table => "a table".into(),
             AttrType::Template { .. } => "a template path (a string)".into(),
             AttrType::TreeFile { .. } => "a file path under files/ (a string)".into(),
@@ -90,6 +102,28 @@ impl AttrType {
                     return Err(format!("`{s}` is not {}", self.expected()));
                 }
             }
+            (AttrType::Path, Value::String(s)) => {
+                if crate::parse::is_normal_path(s) {
+                    true
+                } else if s.contains('\0') {
+                    return Err(format!("{} holds a NUL character", shown(s)));
+                } else if !s.starts_with('/') {
+                    return Err(format!("{} is not an absolute path", shown(s)));
+                } else {
+                    return Err(format!(
+                        "{} is not in normal form (expected no `.` or `..` parts, no `//` and no trailing `/`)",
+                        shown(s)
+                    ));
+                }
+            }
+            (AttrType::LinkTarget, Value::String(s)) => {
+                if s.contains('\0') {
+                    return Err(format!("{} holds a NUL character", shown(s)));
+                } else if s.is_empty() {
+                    return Err("a link target cannot be empty".into());
+                }
+                true
+            }
             (AttrType::Table, Value::Object(_)) => true,
             (AttrType::Template { .. } | AttrType::TreeFile { .. }, Value::String(_)) => true,
             _ => false,
@@ -104,6 +138,11 @@ impl AttrType {
             ))
         }
     }
+}
+
+/// A value for a message: quoted, with control characters (NUL …) escaped.
+fn shown(s: &str) -> String {
+    format!("`{}`", s.escape_debug())
 }
 
 /// Parses an octal mode string ("0644", "755").
@@ -195,9 +234,13 @@ pub struct KindSpec {
     /// The resource name must be an absolute path (file, directory, symlink).
     pub name_is_path: bool,
     /// Attributes whose values are never shown when the resource has
-    /// `secret = true` (plans, catalogs, logs and reports show a hash).
+    /// `secret = true` (plans, catalogs, logs, reports and diagnostics show
+    /// a hash or nothing). A kind with any must also take a `secret`
+    /// boolean attribute.
     pub secret_attrs: &'static [&'static str],
-    /// Cross-attribute rules (e.g. `content` and `template` exclude each other).
+    /// Cross-attribute rules (e.g. `content` and `template` exclude each
+    /// other). Their messages are shown as they are, so they must never
+    /// include the value of a secret attribute.
     pub check: fn(name: &str, attrs: &Attrs) -> Vec<Problem>,
     /// Automatic dependencies (a file after its parent directory …).
     pub auto_deps: fn(name: &str, attrs: &Attrs) -> Vec<AutoDep>,
@@ -302,5 +345,31 @@ mod tests {
             .check(&Value::String("gone".into()))
             .unwrap_err();
         assert_eq!(e, "`gone` is not one of \"present\", \"absent\"");
+    }
+
+    #[test]
+    fn paths_are_absolute_and_normal() {
+        let check = |s: &str| AttrType::Path.check(&Value::String(s.into()));
+        assert_eq!(check("/etc/x"), Ok(()));
+        assert_eq!(check("/"), Ok(()));
+        assert_eq!(
+            check("/tmp/../etc/x").unwrap_err(),
+            "`/tmp/../etc/x` is not in normal form (expected no `.` or `..` parts, no `//` and no trailing `/`)"
+        );
+        assert_eq!(
+            check("tmp/x").unwrap_err(),
+            "`tmp/x` is not an absolute path"
+        );
+        assert_eq!(
+            check("/a\0b").unwrap_err(),
+            "`/a\\0b` holds a NUL character"
+        );
+        for bad in ["/a/", "//a", "/a/./b", "/a/.."] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+        let link = |s: &str| AttrType::LinkTarget.check(&Value::String(s.into()));
+        assert_eq!(link("../x"), Ok(()));
+        assert!(link("").is_err());
+        assert!(link("a\0").is_err());
     }
 }

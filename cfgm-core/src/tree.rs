@@ -1,35 +1,60 @@
-//! Loading a states tree from a directory.
+//! Loading a states tree.
 //!
-//! This module owns the tree's on-disk format: `cfgm.toml`, `inventory.toml`,
+//! This module owns the tree's format: `cfgm.toml`, `inventory.toml`,
 //! `top.toml`, `data/` (layered: common, dc, role, host), `states/*.toml`,
-//! `templates/` and `files/`. It reads every file once into [`Sources`],
-//! parses the plain TOML files (with spans, so errors point into them),
-//! prepares the state and file templates in minijinja, and records every
-//! problem as a [`Diagnostic`] instead of stopping at the first.
+//! `templates/` and `files/`. It reads every file once, through the tree's
+//! [`TreeSource`] (a directory or, later, a git commit: one code path),
+//! into [`Sources`], parses the plain TOML files (with spans, so errors
+//! point into them), prepares the state and file templates in minijinja,
+//! and records every problem as a [`Diagnostic`] instead of stopping at the
+//! first.
 //!
-//! Reading the tree is the only I/O in cfgm-core; it never writes.
+//! Reading the tree is the only I/O in cfgm-core; it never writes. A tree is
+//! untrusted input: what it can make the loader read is confined by the
+//! source (see `source`), and what it can make the loader hold is bounded
+//! ([`MAX_TREE_BYTES`] in all).
 
 use crate::diag::{suggest, Diagnostic, FileId, Sources, Span};
 use crate::parse::toml_to_json;
-use crate::render::{tag_source, tagged_to_source};
+use crate::render::{
+    tag_source, tagged_to_source, unclosed_at_end, RenderError, FUEL, MAX_OUTPUT_BYTES,
+};
+use crate::source::{DirSource, SourceError, TreeSource, MAX_FILE_BYTES};
 use globset::{Glob, GlobMatcher};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use toml::Spanned;
 
+/// The most a tree may hold in all (256 MiB): every file a load and its
+/// compiles read, counted once.
+pub const MAX_TREE_BYTES: u64 = 256 << 20;
+
 /// `cfgm.toml`: settings of the tree.
+///
+/// Deliberately absent: anything that tells an agent where to write or
+/// what to run. The tree is untrusted input and the agent runs as root;
+/// its state directory comes from its own flags (`--state-dir`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TreeConfig {
     /// A name for the tree, shown in reports.
     #[serde(default)]
     pub name: Option<String>,
-    /// Where agents keep their state (lock, backups, last applied commit).
+}
+
+/// `cfgm.toml` as written: `state_dir` is recognised only to say why it
+/// is not a tree setting (it once was documented as one).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
     #[serde(default)]
-    pub state_dir: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    state_dir: Option<Spanned<toml::Value>>,
 }
 
 /// One inventory host.
@@ -138,7 +163,9 @@ pub struct TemplateFile {
 
 /// A loaded states tree.
 pub struct Tree {
-    pub root: PathBuf,
+    /// Where the tree's files come from: every read of the tree, at load
+    /// and at compile time (`files/`), goes through it.
+    pub source: Box<dyn TreeSource>,
     pub sources: Sources,
     pub config: TreeConfig,
     pub hosts: BTreeMap<String, Host>,
@@ -152,6 +179,10 @@ pub struct Tree {
     /// so naming them is not a second error.
     pub broken_states: BTreeSet<String>,
     pub templates: BTreeMap<String, TemplateFile>,
+    /// File templates that could not be loaded (already reported).
+    pub broken_templates: BTreeSet<String>,
+    /// Bytes read from the source so far, against [`MAX_TREE_BYTES`].
+    read_bytes: AtomicU64,
     pub(crate) states_env: Environment<'static>,
     pub(crate) files_env: Environment<'static>,
 }
@@ -159,7 +190,8 @@ pub struct Tree {
 impl std::fmt::Debug for Tree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tree")
-            .field("root", &self.root)
+            .field("hosts", &self.hosts.len())
+            .field("states", &self.states.len())
             .finish_non_exhaustive()
     }
 }
@@ -177,6 +209,7 @@ pub enum LoadError {
 fn new_env(states: bool) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(crate::render::FUEL));
     // File templates read like Ansible's: block tags do not leave blank
     // lines. States get the same effect from `render::untag`, which needs
     // every newline kept to map lines.
@@ -190,17 +223,32 @@ fn new_env(states: bool) -> Environment<'static> {
     env
 }
 
+/// What reading one tree file gave.
+enum Read {
+    Text(FileId, String),
+    /// No such file.
+    Missing,
+    /// Refused or unreadable; the problem is reported.
+    Failed,
+}
+
 impl Tree {
-    /// Reads a tree. Problems in its files come back as diagnostics; the
-    /// tree is still returned so one run can report them all.
+    /// Reads the tree in directory `root` (see [`DirSource`]). Problems in
+    /// its files come back as diagnostics; the tree is still returned so
+    /// one run can report them all.
     pub fn load(root: impl AsRef<Path>) -> Result<(Tree, Vec<Diagnostic>), LoadError> {
-        let root = root.as_ref().to_path_buf();
-        std::fs::read_dir(&root).map_err(|source| LoadError::NotATree {
-            path: root.clone(),
+        let root = root.as_ref();
+        let source = DirSource::open(root).map_err(|source| LoadError::NotATree {
+            path: root.to_path_buf(),
             source,
         })?;
+        Ok(Tree::load_from(Box::new(source)))
+    }
+
+    /// Reads a tree from any source: a directory, a commit.
+    pub fn load_from(source: Box<dyn TreeSource>) -> (Tree, Vec<Diagnostic>) {
         let mut t = Tree {
-            root: root.clone(),
+            source,
             sources: Sources::new(),
             config: TreeConfig::default(),
             hosts: BTreeMap::new(),
@@ -212,32 +260,79 @@ impl Tree {
             states: BTreeMap::new(),
             broken_states: BTreeSet::new(),
             templates: BTreeMap::new(),
+            broken_templates: BTreeSet::new(),
+            read_bytes: AtomicU64::new(0),
             states_env: new_env(true),
             files_env: new_env(false),
         };
         let mut diags = Vec::new();
-        if let Some((id, text)) = t.read_optional("cfgm.toml", &mut diags) {
-            if let Some(c) = t.parse_toml::<TreeConfig>(id, &text, &mut diags) {
-                t.config = c;
-            }
-        }
+        t.load_config(&mut diags);
         t.load_inventory(&mut diags);
         t.load_data(&mut diags);
         t.load_states(&mut diags);
         t.load_templates(&mut diags);
         t.load_top(&mut diags);
-        Ok((t, diags))
+        (t, diags)
+    }
+
+    /// The bytes of a tree file, through the source and within the limits
+    /// (per file, and [`MAX_TREE_BYTES`] for everything read).
+    pub fn read_bytes(&self, rel: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let Some(bytes) = self.source.read(rel)? else {
+            return Ok(None);
+        };
+        let n = bytes.len() as u64;
+        if n > MAX_FILE_BYTES {
+            return Err(SourceError::TooLarge {
+                path: rel.to_string(),
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        let total = self.read_bytes.fetch_add(n, Ordering::Relaxed) + n;
+        if total > MAX_TREE_BYTES {
+            return Err(SourceError::Limit {
+                path: rel.to_string(),
+                what: format!(
+                    "the tree holds more than {MAX_TREE_BYTES} bytes (the limit for a whole tree)"
+                ),
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    fn read(&self, rel: &str, diags: &mut Vec<Diagnostic>) -> Read {
+        match self.read_bytes(rel) {
+            Ok(Some(bytes)) => match String::from_utf8(bytes) {
+                Ok(text) => Read::Text(self.sources.add(rel, text.as_str()), text),
+                Err(e) => {
+                    diags.push(self.not_utf8(rel, e));
+                    Read::Failed
+                }
+            },
+            Ok(None) => Read::Missing,
+            Err(e) => {
+                diags.push(source_error(&e));
+                Read::Failed
+            }
+        }
+    }
+
+    /// Text that is not UTF-8, located at its first invalid byte (the file
+    /// is shown with U+FFFD in its place).
+    fn not_utf8(&self, rel: &str, e: std::string::FromUtf8Error) -> Diagnostic {
+        let at = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+        let end = at + text[at..].chars().next().map_or(0, char::len_utf8);
+        let id = self.sources.add(rel, text);
+        Diagnostic::error("utf8", format!("{rel}: not UTF-8 text"))
+            .primary(Span::new(id, at..end), "this byte is not UTF-8")
+            .note("every file of a tree is UTF-8 text (files/ too)")
     }
 
     fn read_optional(&self, rel: &str, diags: &mut Vec<Diagnostic>) -> Option<(FileId, String)> {
-        let path = self.root.join(rel);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Some((self.sources.add(rel, text.as_str()), text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                diags.push(Diagnostic::error("io", format!("{rel}: cannot read: {e}")));
-                None
-            }
+        match self.read(rel, diags) {
+            Read::Text(id, text) => Some((id, text)),
+            Read::Missing | Read::Failed => None,
         }
     }
 
@@ -247,14 +342,46 @@ impl Tree {
         what: &str,
         diags: &mut Vec<Diagnostic>,
     ) -> Option<(FileId, String)> {
-        let r = self.read_optional(rel, diags);
-        if r.is_none() && !self.root.join(rel).exists() {
+        match self.read(rel, diags) {
+            Read::Text(id, text) => Some((id, text)),
+            Read::Failed => None,
+            Read::Missing => {
+                diags.push(
+                    Diagnostic::error("missing-file", format!("{rel}: missing"))
+                        .note(format!("a states tree needs {rel} ({what})")),
+                );
+                None
+            }
+        }
+    }
+
+    /// Every file below `dir` with the extension (any when empty); what
+    /// the source refused to list is reported.
+    fn list(&self, dir: &str, ext: &str, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+        let listing = self.source.list(dir);
+        diags.extend(listing.problems.iter().map(source_error));
+        listing
+            .files
+            .into_iter()
+            .filter(|f| ext.is_empty() || f.ends_with(&format!(".{ext}")))
+            .collect()
+    }
+
+    fn load_config(&mut self, diags: &mut Vec<Diagnostic>) {
+        let Some((id, text)) = self.read_optional("cfgm.toml", diags) else {
+            return;
+        };
+        let Some(c) = self.parse_toml::<RawConfig>(id, &text, diags) else {
+            return;
+        };
+        if let Some(sd) = c.state_dir {
             diags.push(
-                Diagnostic::error("missing-file", format!("{rel}: missing"))
-                    .note(format!("a states tree needs {rel} ({what})")),
+                Diagnostic::error("tree-setting", "cfgm.toml: `state_dir` is not a tree setting")
+                    .primary(Span::new(id, sd.span()), "remove this setting")
+                    .note("a tree is untrusted input and cannot tell an agent, which runs as root, where to write; the agent's state directory is its own `--state-dir` (default ROOT/var/lib/cfgm)"),
             );
         }
-        r
+        self.config = TreeConfig { name: c.name };
     }
 
     fn parse_toml<T: serde::de::DeserializeOwned>(
@@ -304,7 +431,7 @@ impl Tree {
             }
         }
         for (dir, which) in [("dc", 0), ("role", 1), ("host", 2)] {
-            for rel in list_files(&self.root, &format!("data/{dir}"), "toml") {
+            for rel in self.list(&format!("data/{dir}"), "toml", diags) {
                 let Some((id, text)) = self.read_optional(&rel, diags) else {
                     continue;
                 };
@@ -326,11 +453,26 @@ impl Tree {
     }
 
     fn load_states(&mut self, diags: &mut Vec<Diagnostic>) {
-        for rel in list_files(&self.root, "states", "toml") {
-            let Some((id, text)) = self.read_optional(&rel, diags) else {
+        let listing = self.source.list("states");
+        for p in &listing.problems {
+            diags.push(source_error(p));
+            // A state that exists but cannot be read is not also missing.
+            if let Some(name) = state_name(p.path()) {
+                self.broken_states.insert(name.to_string());
+            }
+        }
+        for rel in listing.files {
+            let Some(name) = state_name(&rel).map(str::to_string) else {
                 continue;
             };
-            let name = rel["states/".len()..rel.len() - ".toml".len()].to_string();
+            let (id, text) = match self.read(&rel, diags) {
+                Read::Text(id, text) => (id, text),
+                Read::Missing => continue,
+                Read::Failed => {
+                    self.broken_states.insert(name);
+                    continue;
+                }
+            };
             let tagged = tag_source(&text);
             match self
                 .states_env
@@ -372,11 +514,23 @@ impl Tree {
     }
 
     fn load_templates(&mut self, diags: &mut Vec<Diagnostic>) {
-        for rel in list_files(&self.root, "templates", "") {
-            let Some((id, text)) = self.read_optional(&rel, diags) else {
-                continue;
-            };
+        let listing = self.source.list("templates");
+        for p in &listing.problems {
+            diags.push(source_error(p));
+            if let Some(path) = p.path().strip_prefix("templates/") {
+                self.broken_templates.insert(path.to_string());
+            }
+        }
+        for rel in listing.files {
             let path = rel["templates/".len()..].to_string();
+            let (id, text) = match self.read(&rel, diags) {
+                Read::Text(id, text) => (id, text),
+                Read::Missing => continue,
+                Read::Failed => {
+                    self.broken_templates.insert(path);
+                    continue;
+                }
+            };
             match self
                 .files_env
                 .add_template_owned(path.clone(), text.clone())
@@ -396,7 +550,10 @@ impl Tree {
                         },
                     );
                 }
-                Err(e) => diags.push(template_error(&self.sources, id, &text, &e, None)),
+                Err(e) => {
+                    diags.push(template_error(&self.sources, id, &text, &e, None));
+                    self.broken_templates.insert(path);
+                }
             }
         }
     }
@@ -521,11 +678,11 @@ impl Tree {
         }
     }
 
-    /// What the tree is: the git commit it is checked out at (read from
-    /// `.git`, no git library needed for this), else `blake3:` + a hash of
-    /// every file the compiler read.
+    /// What the tree is: what its source says (the commit of a git
+    /// checkout or of the commit it was read from), else `blake3:` + a
+    /// hash of every file the compiler read.
     pub fn tree_id(&self) -> String {
-        if let Some(c) = git_head(&self.root) {
+        if let Some(c) = self.source.id() {
             return c;
         }
         let mut h = blake3::Hasher::new();
@@ -598,23 +755,29 @@ pub fn missing_state(tree: &Tree, name: &str, span: Span, by: &str) -> Diagnosti
     .note(format!("expected a file states/{name}.toml"))
 }
 
-/// The commit a git checkout's HEAD points at, if `root/.git` is readable.
-fn git_head(root: &Path) -> Option<String> {
-    let git = root.join(".git");
-    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
-    let head = head.trim();
-    let Some(r) = head.strip_prefix("ref: ") else {
-        return Some(head.to_string());
-    };
-    if let Ok(c) = std::fs::read_to_string(git.join(r)) {
-        return Some(c.trim().to_string());
+/// A problem of the source, as a diagnostic. It names the tree path and
+/// never shows content: for a link out, what lies behind it is not the
+/// tree's to show.
+pub fn source_error(e: &SourceError) -> Diagnostic {
+    let d = Diagnostic::error(e.code(), e.to_string());
+    match e {
+        SourceError::Escape { .. } => d.note(
+            "a tree is a closed world: a symlink in it must stay inside it (a relative target that does not climb out of the root)",
+        ),
+        SourceError::Loop { back_to: Some(_), .. } => {
+            d.note("remove the link, or point it at a directory that is not above it")
+        }
+        SourceError::Loop { back_to: None, .. } => {
+            d.note("make the chain of links end at a file or a directory")
+        }
+        SourceError::NotRegular { .. } => d.note("a tree holds regular files and directories only"),
+        _ => d,
     }
-    let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
-    packed
-        .lines()
-        .find(|l| l.ends_with(&format!(" {r}")))
-        .and_then(|l| l.split_whitespace().next())
-        .map(str::to_string)
+}
+
+/// The state a path under `states/` holds: `states/web.toml` → `web`.
+fn state_name(rel: &str) -> Option<&str> {
+    rel.strip_prefix("states/")?.strip_suffix(".toml")
 }
 
 /// The context paths a template reads, for sharing renders between hosts.
@@ -689,30 +852,6 @@ pub fn deep_merge(base: &mut Value, over: &Value) {
     }
 }
 
-/// Files under `root/dir` (recursively) with the extension (any when empty),
-/// as sorted paths relative to root with `/` separators.
-fn list_files(root: &Path, dir: &str, ext: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.join(dir)];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if ext.is_empty() || p.extension().is_some_and(|x| x == ext) {
-                if let Ok(rel) = p.strip_prefix(root) {
-                    out.push(rel.to_string_lossy().replace('\\', "/"));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A TOML error in a plain (untemplated) file.
 pub fn toml_error(file: FileId, e: &toml::de::Error) -> Diagnostic {
     let msg = e.message().trim();
@@ -725,6 +864,47 @@ pub fn toml_error(file: FileId, e: &toml::de::Error) -> Diagnostic {
     d
 }
 
+/// A bounded render's failure as a diagnostic in the template source.
+pub fn render_error(
+    sources: &Sources,
+    file: FileId,
+    tagged: &str,
+    e: &RenderError,
+    ctx: Option<&Value>,
+) -> Diagnostic {
+    match e {
+        RenderError::Template(e) => template_error(sources, file, tagged, e, ctx),
+        RenderError::Output { last_line } => {
+            let limit = format!("{} MiB", MAX_OUTPUT_BYTES >> 20);
+            let d = Diagnostic::error(
+                "template-limit",
+                format!("{}: the rendered output passed {limit}", sources.name(file)),
+            );
+            // The output ends with the marker of the last line it completed;
+            // the limit was passed writing what came next, usually the next
+            // line (in a loop: the body after the `for` line).
+            let line = last_line.and_then(|l| {
+                sources
+                    .line_range(file, l + 1)
+                    .or_else(|| sources.line_range(file, l))
+            });
+            let d = match line {
+                Some(r) => d.primary(
+                    Span::new(file, r),
+                    format!("the output passed {limit} around here"),
+                ),
+                None => d.primary(
+                    Span::new(file, 0..0),
+                    format!("this template's output passed {limit}"),
+                ),
+            };
+            d.note(format!(
+                "one render may produce at most {limit} ({MAX_OUTPUT_BYTES} bytes), the size of the largest file a tree may hold"
+            ))
+        }
+    }
+}
+
 /// A minijinja error as a diagnostic in the template source. `ctx` is the
 /// render context, used to name the missing part of an undefined path.
 pub fn template_error(
@@ -734,6 +914,7 @@ pub fn template_error(
     e: &minijinja::Error,
     ctx: Option<&Value>,
 ) -> Diagnostic {
+    let text = sources.text(file);
     let span = match e.range() {
         Some(r) => tagged_to_source(tagged, sources, file, r),
         None => match e.line().and_then(|l| sources.line_range(file, l)) {
@@ -742,7 +923,36 @@ pub fn template_error(
         },
     };
     let detail = e.detail().map(str::to_string);
-    let text = sources.text(file);
+    if e.kind() == minijinja::ErrorKind::SyntaxError && span.range.start >= text.trim_end().len() {
+        // minijinja meets an unclosed string or tag at the end of the
+        // file (a line that does not exist); point where it opened.
+        if let Some((at, what)) = unclosed_at_end(&text) {
+            let len = if what == "string" { 1 } else { 2 };
+            return Diagnostic::error(
+                "template-syntax",
+                format!("template syntax error: unterminated {what}"),
+            )
+            .primary(
+                Span::new(file, at..at + len),
+                format!("this {what} is never closed"),
+            )
+            .note(format!(
+                "minijinja: {}",
+                detail.unwrap_or_else(|| "unexpected end of input".into())
+            ));
+        }
+    }
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        return Diagnostic::error(
+            "template-limit",
+            format!("{}: the template does too much work", sources.name(file)),
+        )
+        .primary(span, "the work limit was reached here")
+        .note(format!(
+            "one render may execute about {FUEL} instructions and create about {} MiB of data (minijinja fuel {FUEL}); a loop over a huge range or a value built up without end passes it",
+            (FUEL * 64) >> 20
+        ));
+    }
     // minijinja may point at the failing part of a path (`.app.port`): widen
     // the span to the whole dotted name the author wrote (`data.app.port`).
     let mut span = span;

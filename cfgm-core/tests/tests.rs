@@ -196,6 +196,80 @@ fn an_escaped_multibyte_character_in_a_template_string_loads() {
     assert!(diags.is_empty(), "{diags:?}");
 }
 
+/// A tree held in memory: what a source from a git commit will look like
+/// to the loader. Loading and compiling take the same path as a directory.
+struct MemSource(std::collections::BTreeMap<&'static str, &'static str>);
+
+impl cfgm_core::TreeSource for MemSource {
+    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, cfgm_core::source::SourceError> {
+        Ok(self.0.get(rel).map(|t| t.as_bytes().to_vec()))
+    }
+
+    fn list(&self, dir: &str) -> cfgm_core::source::Listing {
+        let prefix = format!("{dir}/");
+        cfgm_core::source::Listing {
+            files: self
+                .0
+                .keys()
+                .filter(|k| k.starts_with(&prefix))
+                .map(|k| k.to_string())
+                .collect(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn id(&self) -> Option<String> {
+        Some("0123456789abcdef0123456789abcdef01234567".into())
+    }
+}
+
+#[test]
+fn a_tree_loads_from_any_source() {
+    let src = MemSource(
+        [
+            ("inventory.toml", "[hosts.a]\ndc = \"x\"\nrole = \"r\"\n"),
+            ("top.toml", "\"*\" = [\"s\"]\n"),
+            ("data/dc/x.toml", "v = \"7\"\n"),
+            (
+                "states/s.toml",
+                "[file.\"/etc/x\"]\ntemplate = \"x.j2\"\n[pkg.p]\nversion = \"{{ data.v }}\"\n",
+            ),
+            ("templates/x.j2", "dc={{ host.dc }}\n"),
+        ]
+        .into(),
+    );
+    let (tree, diags) = Tree::load_from(Box::new(src));
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(tree.tree_id(), "0123456789abcdef0123456789abcdef01234567");
+    let reg = registry();
+    let c = Compiler::new(&tree, &reg)
+        .compile_host("a", None)
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let get = |k: &str, n: &str| c.get(&ResourceId::new(k, n)).unwrap().attrs.clone();
+    assert_eq!(get("file", "/etc/x")["content"], "dc=x\n");
+    assert_eq!(get("pkg", "p")["version"], "7");
+}
+
+/// A symlink inside the tree is fine, to a file or a directory, and what
+/// it names is read as if it were there.
+#[test]
+fn symlinks_inside_the_tree_are_followed() {
+    let d = tempfile::tempdir().unwrap();
+    write_tree(d.path(), &[("real", "[pkg.a]\nversion = \"1\"\n")]);
+    std::fs::write(
+        d.path().join("top.toml"),
+        "\"*\" = [\"alias\", \"more/b\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.path().join("shared")).unwrap();
+    std::fs::write(d.path().join("shared/b.toml"), "[pkg.b]\n").unwrap();
+    std::os::unix::fs::symlink("real.toml", d.path().join("states/alias.toml")).unwrap();
+    std::os::unix::fs::symlink("../shared", d.path().join("states/more")).unwrap();
+    let c = compile(d.path(), "a");
+    assert!(c.get(&ResourceId::new("pkg", "a")).is_some());
+    assert!(c.get(&ResourceId::new("pkg", "b")).is_some());
+}
+
 /// One generated resource: kind, name, attributes, requisites on earlier ones.
 #[derive(Clone, Debug)]
 struct Gen {

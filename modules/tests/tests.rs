@@ -211,7 +211,11 @@ fn desired_matches_spec() -> Result<(), String> {
     use serde_json::{json, Value};
     fn sample(ty: AttrType) -> Value {
         match ty {
-            AttrType::Str | AttrType::Template { .. } | AttrType::TreeFile { .. } => json!("x"),
+            AttrType::Str
+            | AttrType::LinkTarget
+            | AttrType::Template { .. }
+            | AttrType::TreeFile { .. } => json!("x"),
+            AttrType::Path => json!("/x"),
             AttrType::Int => json!(1),
             AttrType::Bool => json!(true),
             AttrType::StrList => json!(["x"]),

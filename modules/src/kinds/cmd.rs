@@ -15,7 +15,7 @@ pub static SPEC: KindSpec = KindSpec {
     doc: "A shell command, guarded by creates/unless/onlyif, or run only on refresh.",
     attrs: &[
         AttrSpec::req("run", AttrType::Str, "the command, run by /bin/sh -c"),
-        AttrSpec::opt("creates", AttrType::Str, "skip when this path exists"),
+        AttrSpec::opt("creates", AttrType::Path, "skip when this path exists"),
         AttrSpec::opt("unless", AttrType::Str, "skip when this command succeeds"),
         AttrSpec::opt(
             "onlyif",
@@ -27,7 +27,7 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Bool,
             "run only when a watched resource changed",
         ),
-        AttrSpec::opt("cwd", AttrType::Str, "working directory"),
+        AttrSpec::opt("cwd", AttrType::Path, "working directory"),
         AttrSpec::opt("user", AttrType::Str, "run as this user"),
         AttrSpec::opt("env", AttrType::Table, "extra environment variables"),
         AttrSpec::opt(
@@ -35,9 +35,14 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Int,
             "seconds before the command is killed (default 300)",
         ),
+        AttrSpec::opt(
+            "secret",
+            AttrType::Bool,
+            "never show the commands or the environment (plans show a hash)",
+        ),
     ],
     name_is_path: false,
-    secret_attrs: &[],
+    secret_attrs: &["run", "unless", "onlyif", "env"],
     check,
     auto_deps: no_auto_deps,
 };
@@ -144,9 +149,38 @@ pub struct Desired {
     pub env: Option<Map<String, Value>>,
     #[serde(default)]
     pub timeout: Option<u64>,
+    #[serde(default)]
+    pub secret: Option<bool>,
 }
 
 impl Desired {
+    fn secret(&self) -> bool {
+        self.secret == Some(true)
+    }
+
+    /// A command's failure as shown: a secret command's text, environment
+    /// and output (which may echo them) are not.
+    fn shown(&self, e: ModuleError) -> ModuleError {
+        match e {
+            ModuleError::Command { status, .. } if self.secret() => ModuleError::Other(format!(
+                "the command failed ({status}); its text and output are not shown (secret = true)"
+            )),
+            ModuleError::Other(_) if self.secret() => ModuleError::Other(
+                "the command could not run; its text is not shown (secret = true)".into(),
+            ),
+            e => e,
+        }
+    }
+
+    /// How a guard is named in a reason: by its text, or only by its role
+    /// when the resource is secret.
+    fn named(&self, script: &str) -> String {
+        match self.secret() {
+            true => String::new(),
+            false => format!(" `{script}`"),
+        }
+    }
+
     fn refresh_only(&self) -> bool {
         self.refresh_only == Some(true)
     }
@@ -186,7 +220,8 @@ impl Desired {
     /// Runs a guard; whether it exited 0.
     fn guard(&self, host: &HostRead, script: &str) -> Result<bool, ModuleError> {
         let argv = self.argv(script);
-        let out = run_with_timeout(self.command(host, &argv), &argv, self.timeout())?;
+        let out = run_with_timeout(self.command(host, &argv), &argv, self.timeout())
+            .map_err(|e| self.shown(e))?;
         Ok(out.status.success())
     }
 }
@@ -203,7 +238,8 @@ pub struct Cmd;
 impl Cmd {
     fn run(host: &Host, d: &Desired) -> Result<(), ModuleError> {
         let argv = d.argv(&d.run);
-        host.run_cmd(d.command(host, &argv), &argv, d.timeout())?;
+        host.run_cmd(d.command(host, &argv), &argv, d.timeout())
+            .map_err(|e| d.shown(e))?;
         Ok(())
     }
 }
@@ -221,22 +257,24 @@ fn guards(host: &HostRead, d: &Desired) -> Result<Observed, ModuleError> {
         reasons.push(format!("{p} does not exist"));
     }
     if let Some(u) = &d.unless {
+        let u_shown = d.named(u);
         if d.guard(host, u)? {
             return Ok(Observed {
                 would_run: false,
-                reason: format!("unless `{u}` succeeded"),
+                reason: format!("unless{u_shown} succeeded"),
             });
         }
-        reasons.push(format!("unless `{u}` failed"));
+        reasons.push(format!("unless{u_shown} failed"));
     }
     if let Some(g) = &d.onlyif {
+        let g_shown = d.named(g);
         if !d.guard(host, g)? {
             return Ok(Observed {
                 would_run: false,
-                reason: format!("onlyif `{g}` failed"),
+                reason: format!("onlyif{g_shown} failed"),
             });
         }
-        reasons.push(format!("onlyif `{g}` succeeded"));
+        reasons.push(format!("onlyif{g_shown} succeeded"));
     }
     if reasons.is_empty() {
         reasons.push("no guard".into());
@@ -272,7 +310,12 @@ impl Module for Cmd {
         if d.refresh_only() || !o.would_run {
             return vec![];
         }
-        vec![Change::new("run", o.reason.clone(), d.run.clone())]
+        let run = Value::String(d.run.clone());
+        let to = match d.secret() {
+            true => Value::String(cfgm_core::catalog::secret_text(&run)),
+            false => run,
+        };
+        vec![Change::new("run", o.reason.clone(), to)]
     }
 
     fn apply(
@@ -348,5 +391,28 @@ mod tests {
         let unknown =
             serde_json::from_value::<Desired>(serde_json::json!({"run": "x", "shell": "zsh"}));
         assert!(unknown.is_err(), "unknown attributes are rejected");
+    }
+
+    #[test]
+    fn a_secret_command_is_never_shown() {
+        let d: Desired = serde_json::from_value(serde_json::json!({
+            "run": "rotate --token S3CRET", "unless": "check S3CRET", "secret": true
+        }))
+        .unwrap();
+        let o = Observed {
+            would_run: true,
+            reason: "unless failed".into(),
+        };
+        let c = serde_json::to_string(&Cmd::diff("c", &d, &o)).unwrap();
+        assert!(
+            !c.contains("S3CRET") && c.contains("(secret, blake3 "),
+            "{c}"
+        );
+        let e = d.shown(ModuleError::Command {
+            argv: "/bin/sh -c rotate --token S3CRET".into(),
+            status: "exit status: 1".into(),
+            stderr: "bad token S3CRET".into(),
+        });
+        assert!(!e.to_string().contains("S3CRET"), "{e}");
     }
 }

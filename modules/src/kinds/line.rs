@@ -16,7 +16,7 @@ pub static SPEC: KindSpec = KindSpec {
     kind: "line",
     doc: "A line in a file: present (replacing the line `match` finds) or absent.",
     attrs: &[
-        AttrSpec::req("path", AttrType::Str, "the file to edit"),
+        AttrSpec::req("path", AttrType::Path, "the file to edit"),
         AttrSpec::req("line", AttrType::Str, "the whole line"),
         AttrSpec::opt(
             "match",
@@ -28,20 +28,21 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Enum(&["present", "absent"]),
             "\"present\" (default) or \"absent\"",
         ),
+        AttrSpec::opt(
+            "secret",
+            AttrType::Bool,
+            "never show the line or the pattern (plans show a hash)",
+        ),
     ],
     name_is_path: false,
-    secret_attrs: &[],
+    secret_attrs: &["line", "match"],
     check,
     auto_deps,
 };
 
 fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
+    // `path` is absolute and in normal form by its type.
     let mut out = Vec::new();
-    if let Some(Value::String(p)) = attrs.get("path") {
-        if !p.starts_with('/') {
-            out.push(Problem::attr("path", "expected an absolute path"));
-        }
-    }
     if let Some(Value::String(l)) = attrs.get("line") {
         if l.contains('\n') {
             out.push(Problem::attr("line", "a line cannot contain a newline"));
@@ -77,9 +78,15 @@ pub struct Desired {
     pub pattern: Option<String>,
     #[serde(default)]
     pub ensure: crate::Ensure,
+    #[serde(default)]
+    pub secret: Option<bool>,
 }
 
 impl Desired {
+    fn secret(&self) -> bool {
+        self.secret == Some(true)
+    }
+
     fn regex(&self) -> Result<Option<regex::Regex>, ModuleError> {
         self.pattern
             .as_deref()
@@ -90,6 +97,7 @@ impl Desired {
                     let e = e.to_string();
                     let what = e.lines().last().unwrap_or("");
                     let what = what.trim_start_matches("error: ");
+                    let p = if self.secret() { "(secret)" } else { p };
                     ModuleError::Invalid(format!("match: bad regular expression `{p}`: {what}"))
                 })
             })
@@ -170,7 +178,12 @@ impl Module for Line {
             return if d.ensure.absent() {
                 vec![]
             } else {
-                vec![Change::new("line", Value::Null, d.line.clone())]
+                let line = Value::String(d.line.clone());
+                let line = match d.secret() {
+                    true => Value::String(cfgm_core::catalog::secret_text(&line)),
+                    false => line,
+                };
+                vec![Change::new("line", Value::Null, line)]
             };
         }
         let old = o.content.as_deref().unwrap_or("");
@@ -188,6 +201,15 @@ impl Module for Line {
                 .unwrap_or(Value::Null);
             (replaced, Value::String(d.line.clone()))
         };
+        if d.secret() {
+            // A hash of each side, and no diff: the file around the line
+            // may hold the secret too.
+            let hide = |v: Value| match v {
+                Value::Null => v,
+                v => Value::String(cfgm_core::catalog::secret_text(&v)),
+            };
+            return vec![Change::new("line", hide(from), hide(to))];
+        }
         vec![Change::new("line", from, to).with_diff(Some(unified_diff(&d.path, old, &new)))]
     }
 
@@ -240,6 +262,7 @@ mod tests {
             line: line.into(),
             pattern: pattern.map(str::to_string),
             ensure: crate::Ensure(absent.then(|| "absent".to_string())),
+            secret: None,
         }
     }
 
@@ -248,6 +271,23 @@ mod tests {
         assert_eq!(edit(d, re.as_ref(), old), new, "{d:?} on {old:?}");
         // A second edit changes nothing.
         assert_eq!(edit(d, re.as_ref(), new), new, "{d:?} twice");
+    }
+
+    #[test]
+    fn a_secret_line_is_never_shown() {
+        let mut d = d("token = S3CRET", Some("^token"), false);
+        d.secret = Some(true);
+        for old in [None, Some("a\ntoken = OLD-S3CRET\n")] {
+            let o = Observed {
+                exists: old.is_some(),
+                content: old.map(str::to_string),
+            };
+            let c = serde_json::to_string(&Line::diff("l", &d, &o)).unwrap();
+            assert!(
+                !c.contains("S3CRET") && c.contains("(secret, blake3 "),
+                "{c}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Enum(&["present", "absent"]),
             "\"present\" (default) or \"absent\"",
         ),
-        AttrSpec::req("target", AttrType::Str, "where the link points"),
+        AttrSpec::req("target", AttrType::LinkTarget, "where the link points"),
     ],
     name_is_path: true,
     secret_attrs: &[],

@@ -28,8 +28,12 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::StrList,
             "supplementary groups (exactly these)",
         ),
-        AttrSpec::opt("shell", AttrType::Str, "login shell, e.g. \"/bin/bash\""),
-        AttrSpec::opt("home", AttrType::Str, "home directory (default /home/NAME)"),
+        AttrSpec::opt("shell", AttrType::Path, "login shell, e.g. \"/bin/bash\""),
+        AttrSpec::opt(
+            "home",
+            AttrType::Path,
+            "home directory (default /home/NAME)",
+        ),
         AttrSpec::opt("comment", AttrType::Str, "the GECOS field"),
         AttrSpec::opt(
             "system",
