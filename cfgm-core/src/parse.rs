@@ -393,8 +393,9 @@ fn parse_resource(
         spans: BTreeMap::new(),
         requisites: Vec::new(),
     };
-    // Whether an attribute was dropped for its type (see the rules below).
-    let mut mistyped = false;
+    // Attributes dropped for their type, with the value as written (see
+    // the cross-attribute rules below).
+    let mut mistyped: Attrs = Attrs::new();
     for (akey, aval) in table.iter() {
         let a = akey.get_ref().as_ref();
         if let Some(req) = REQUISITES.iter().find(|r| **r == a) {
@@ -443,7 +444,7 @@ fn parse_resource(
                 aval.span(),
                 msg,
             ));
-            mistyped = true;
+            mistyped.insert(a.to_string(), value);
             continue;
         }
         res.attrs.insert(a.to_string(), value);
@@ -468,13 +469,19 @@ fn parse_resource(
             ));
         }
     }
-    // Cross-attribute rules judge the attributes as written: with one of
-    // them dropped for its type, they would report a consequence (a `cmd`
-    // "without creates" whose `creates` was only misspelt as a path).
-    let problems = if mistyped {
-        Vec::new()
-    } else {
+    // Cross-attribute rules judge the attributes as written, mistyped ones
+    // included: without them they would report a consequence (a `cmd`
+    // "without creates" whose `creates` was only misspelt as a path). What
+    // they say of a mistyped attribute itself was already said.
+    let problems: Vec<_> = if mistyped.is_empty() {
         (spec.check)(&name, &res.attrs)
+    } else {
+        let mut written = res.attrs.clone();
+        written.extend(mistyped.clone());
+        (spec.check)(&name, &written)
+            .into_iter()
+            .filter(|p| !p.attr.as_ref().is_some_and(|a| mistyped.contains_key(a)))
+            .collect()
     };
     for p in problems {
         let range = p
