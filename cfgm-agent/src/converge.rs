@@ -10,19 +10,70 @@
 //! root) are a [`RunError`] and never replace the kept report.
 
 use crate::debts::FileLedger;
+use crate::git::CommitFiles;
 use crate::lock::RunLock;
 use cfgm_core::engine::{self, EventSink, Options};
+use cfgm_core::source::{Listing, SourceError, TreeSource};
 use cfgm_core::{Compiler, Mode, Report, RunStatus, Tree};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+/// Where the states tree comes from.
+#[derive(Clone, Debug)]
+pub enum TreeInput {
+    /// A directory (an author's checkout, a test tree).
+    Dir(PathBuf),
+    /// A commit's files, read from git objects (never checked out).
+    Commit {
+        files: Arc<CommitFiles>,
+        commit: String,
+    },
+}
+
+impl TreeInput {
+    /// Loads the tree; `Err` when there is no tree at all.
+    pub fn load(&self) -> Result<(Tree, Vec<cfgm_core::Diagnostic>), RunError> {
+        match self {
+            TreeInput::Dir(d) => Tree::load(d).map_err(|e| RunError::Refused(e.to_string())),
+            TreeInput::Commit { files, commit } => Ok(Tree::load_from(Box::new(CommitSource {
+                files: files.clone(),
+                commit: commit.clone(),
+            }))),
+        }
+    }
+}
+
+/// A commit's files as a tree source: what `read_tree` let through (links
+/// resolved inside the tree, sizes bounded) is all there is.
+pub struct CommitSource {
+    pub files: Arc<CommitFiles>,
+    pub commit: String,
+}
+
+impl TreeSource for CommitSource {
+    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        Ok(self.files.read(rel))
+    }
+
+    fn list(&self, dir: &str) -> Listing {
+        Listing {
+            files: self.files.list(dir),
+            problems: Vec::new(),
+        }
+    }
+
+    fn id(&self) -> Option<String> {
+        Some(self.commit.clone())
+    }
+}
+
 /// What one run works on.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The states tree (a directory, normally a git checkout).
-    pub tree: PathBuf,
+    /// The states tree.
+    pub tree: TreeInput,
     /// The inventory host to converge as (default: the hostname under `root`).
     pub host: Option<String>,
     /// The host's root filesystem ("/" for this machine).
@@ -34,6 +85,12 @@ pub struct Config {
     pub mode: Mode,
     /// How many independent resources converge at once.
     pub parallel: usize,
+    /// The caller already holds the run lock (the daemon holds it for a
+    /// whole cycle: pull, converge, report).
+    pub locked: bool,
+    /// Keep the report in the state directory (an apply); the daemon keeps
+    /// it itself, with the pull added.
+    pub keep_report: bool,
 }
 
 /// A run that could not be this host's run; the kept report is untouched.
@@ -109,7 +166,7 @@ pub fn converge_once(
         Some(h) => h.clone(),
         None => hostname(&root)?,
     };
-    let (tree, mut diags) = Tree::load(&cfg.tree).map_err(|e| RunError::Refused(e.to_string()))?;
+    let (tree, mut diags) = cfg.tree.load()?;
     // An unknown host is a wrong request, not this host's run.
     if let Err(d) = tree.host(&host_name) {
         let mut msg = d.message.clone();
@@ -136,10 +193,10 @@ pub fn converge_once(
                 diags.len(),
                 if diags.len() == 1 { "" } else { "s" }
             ));
-            if cfg.mode == Mode::Apply {
+            if cfg.mode == Mode::Apply && cfg.keep_report {
                 // Monitoring must not keep seeing the last good run; a
                 // concurrent run owns the report, so only under the lock.
-                let _lock = RunLock::acquire(&cfg.state_dir)?;
+                let _lock = lock(cfg)?;
                 crate::state::save_report(&cfg.state_dir, &to_json(&report));
             }
             return Ok(Outcome {
@@ -150,7 +207,7 @@ pub fn converge_once(
         }
     };
 
-    let _lock = RunLock::acquire(&cfg.state_dir)?;
+    let _lock = lock(cfg)?;
     let host = cfgm_modules::Host::new(&root, &cfg.state_dir)
         .map_err(|e| RunError::Refused(format!("root {}: {e}", root.display())))?;
     let providers = cfgm_modules::providers(&host);
@@ -176,13 +233,24 @@ pub fn converge_once(
         ledger
             .settle(&report.owed_refresh)
             .map_err(|e| RunError::Io(format!("record owed refreshes: {e}")))?;
-        crate::state::save_report(&cfg.state_dir, &to_json(&report));
+        if cfg.keep_report {
+            crate::state::save_report(&cfg.state_dir, &to_json(&report));
+        }
     }
     Ok(Outcome {
         report,
         tree,
         diagnostics: resource_diags,
     })
+}
+
+/// The run lock, unless the caller holds it.
+fn lock(cfg: &Config) -> Result<Option<RunLock>, RunError> {
+    if cfg.locked {
+        Ok(None)
+    } else {
+        RunLock::acquire(&cfg.state_dir).map(Some)
+    }
 }
 
 /// The report as kept and printed: with the run's peak memory.

@@ -242,6 +242,23 @@ impl Root {
 /// Gathers the facts of the host whose root filesystem is `root` ("/" for
 /// this machine), with the agent state in `state_dir` (the last report and
 /// applied commit).
+/// What templates see as `facts`: the system facts (`facts.os.id`,
+/// `facts.kernel`, …) and `facts.pkgs`, each installed package's version
+/// by name. `cfgm plan` builds the same value from a facts document, so a
+/// plan renders templates as the agent does.
+pub fn template_facts(f: &Facts) -> serde_json::Value {
+    let mut v = serde_json::to_value(&f.system).unwrap_or_else(|_| serde_json::json!({}));
+    let pkgs: serde_json::Map<String, serde_json::Value> = f
+        .packages
+        .iter()
+        .map(|p| (p.name.clone(), serde_json::Value::String(p.version.clone())))
+        .collect();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("pkgs".into(), serde_json::Value::Object(pkgs));
+    }
+    v
+}
+
 pub fn gather(root: &Path, state_dir: &Path) -> Facts {
     let mut r = Root::open(root);
     let system = system(&mut r);

@@ -274,9 +274,7 @@ impl Puller {
                 .ok()
                 .and_then(|o| o.peel_to_commit().ok())
                 .map(|c| c.id())
-                .filter(|c| {
-                    *c == tip || self.repo.graph_descendant_of(tip, *c).unwrap_or(false)
-                });
+                .filter(|c| *c == tip || self.repo.graph_descendant_of(tip, *c).unwrap_or(false));
             match found {
                 Some(c) => break c,
                 None if self.can_deepen(depth) => {

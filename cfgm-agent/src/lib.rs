@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod converge;
+pub mod daemon;
 pub mod debts;
 pub mod facts;
 pub mod git;

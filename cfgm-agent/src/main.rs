@@ -21,9 +21,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile this host's catalog from a states tree and converge the host to it.
+    /// Compile this host's catalog from a states tree (or a commit) and converge the host to it.
     #[command(after_help = cfgm_core::exit::HELP)]
     Apply(commands::apply::Args),
+    /// The daemon: pull the signed states repository, converge, report; again every interval.
+    #[command(after_help = cfgm_core::exit::HELP)]
+    Run(commands::run::Args),
+    /// What this host is: system facts, inventories, the last run's observed resources.
+    #[command(after_help = cfgm_core::exit::HELP)]
+    Facts(commands::facts::Args),
+    /// Install the agent as a systemd service (binary, configuration, unit) and start it.
+    #[command(after_help = cfgm_core::exit::HELP)]
+    Install(commands::install::Args),
+}
+
+/// Logs go to stderr (journald picks them up under systemd): one line per
+/// run at info, per resource at debug (`RUST_LOG=debug`).
+fn logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 fn main() -> ExitCode {
@@ -39,8 +61,12 @@ fn main() -> ExitCode {
             });
         }
     };
+    logging();
     let result = match cli.command {
         Command::Apply(a) => commands::apply::run(a),
+        Command::Run(a) => commands::run::run(a),
+        Command::Facts(a) => commands::facts::run(a),
+        Command::Install(a) => commands::install::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -12,7 +12,7 @@
 //! commit is an info metric (`cfgm_applied_commit_info{commit,catalog} 1`),
 //! so a new commit replaces one series instead of labelling every metric.
 
-use crate::git::PullVerdict;
+use cfgm_core::report::PullInfo;
 use cfgm_core::{Outcome, Report, RunStatus};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -43,8 +43,8 @@ pub struct Snapshot<'a> {
     pub report: Option<&'a Report>,
     /// When the last run ended (Unix seconds).
     pub run_ended: Option<f64>,
-    /// The last pull's verdict, if the agent pulls.
-    pub pull: Option<&'a PullVerdict>,
+    /// The last pull, if the agent pulls.
+    pub pull: Option<&'a PullInfo>,
     /// The commit and catalog the host is converged to.
     pub applied: Option<(&'a str, &'a str)>,
     pub counters: &'a Counters,
@@ -162,21 +162,17 @@ pub fn render(s: &Snapshot) -> String {
             "gauge",
             "Whether the last fetch of the states repository failed (1), so the host keeps its last good commit.",
         );
-        let _ = writeln!(
-            out,
-            "cfgm_source_stale {}",
-            u8::from(matches!(p, PullVerdict::Stale { .. }))
-        );
+        let _ = writeln!(out, "cfgm_source_stale {}", u8::from(p.verdict == "stale"));
         head(
             &mut out,
             "cfgm_source_refused",
             "gauge",
-            "Whether the last fetched tip was refused (1): untrusted signature or rollback.",
+            "Whether the last fetched tip was refused (1): untrusted signature, rollback, or a tree that does not compile.",
         );
         let _ = writeln!(
             out,
             "cfgm_source_refused {}",
-            u8::from(matches!(p, PullVerdict::Refused { .. }))
+            u8::from(p.verdict == "refused")
         );
     }
     let c = s.counters;
@@ -215,6 +211,7 @@ pub fn write_textfile(path: &Path, text: &str) -> std::io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;

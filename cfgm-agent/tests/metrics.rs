@@ -22,10 +22,15 @@ fn report() -> Report {
 fn sample() -> String {
     let r = report();
     let oid = git2::Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap();
-    let pull = PullVerdict::Refused {
+    let verdict = PullVerdict::Refused {
         commit: oid,
         refusal: Refusal::Signature(Verdict::Unsigned),
         last_good: Some(oid),
+    };
+    let pull = cfgm_core::report::PullInfo {
+        verdict: verdict.code().into(),
+        reason: verdict.reason(),
+        ..Default::default()
     };
     let counters = Counters {
         runs: 12,
@@ -43,7 +48,7 @@ fn sample() -> String {
 }
 
 /// `promtool check metrics` on the text: (exit code, output).
-fn promtool(text: &str) -> Option<(i32, String)> {
+pub(crate) fn promtool(text: &str) -> Option<(i32, String)> {
     let mut child = match Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -150,8 +155,13 @@ fn textfile_is_replaced_atomically() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, vec!["cfgm.prom"], "no temporary left behind");
-    // A directory that does not exist is an error, not a panic.
-    assert!(write_textfile(&t.path().join("no/such/cfgm.prom"), "x").is_err());
+    // A directory that does not exist yet is made (node exporter's
+    // textfile directory may come later than the agent).
+    write_textfile(&t.path().join("new/dir/cfgm.prom"), "x\n").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("new/dir/cfgm.prom")).unwrap(),
+        "x\n"
+    );
 }
 
 fn get(addr: std::net::SocketAddr, req: &str) -> String {

@@ -3,6 +3,7 @@
 //! the library's building blocks of the daemon in the modules below.
 
 mod config;
+mod daemon;
 mod facts;
 mod git;
 mod metrics;
@@ -11,6 +12,13 @@ mod signing;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+
+/// How many reports the agent's history under `state` holds.
+pub(crate) fn daemon_history(state: &Path) -> usize {
+    std::fs::read_dir(state.join("reports/history"))
+        .map(|rd| rd.count())
+        .unwrap_or(0)
+}
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -407,13 +415,18 @@ fn sigkill_at_random_points_never_leaves_a_torn_file() {
     crash_tree(&trees[1], 'B', FILES);
     let expect = |v: char, i: usize| format!("{v}{i:03}-").repeat(32 * 1024 / 5);
 
-    // How long a full rewrite takes: kills land anywhere inside it.
+    // How long a full rewrite takes: kills land anywhere inside it. The
+    // shortest of three, so that a slow moment while measuring (other
+    // tests run beside this one) does not put most kills after the end.
     let (out, _) = apply(&trees[0], &root, &st, &[]);
     assert!(out.status.success());
-    let t0 = Instant::now();
-    let (out, _) = apply(&trees[1], &root, &st, &[]);
-    assert!(out.status.success());
-    let full = t0.elapsed().as_millis().max(20) as u64;
+    let mut full = u64::MAX;
+    for k in 1..=3 {
+        let t0 = Instant::now();
+        let (out, _) = apply(&trees[k % 2], &root, &st, &[]);
+        assert!(out.status.success());
+        full = full.min(t0.elapsed().as_millis().max(20) as u64);
+    }
 
     let seed = std::env::var("CFGM_CRASH_SEED")
         .ok()

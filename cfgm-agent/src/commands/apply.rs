@@ -1,7 +1,7 @@
 //! `cfgm-agent apply`: converge this host to its catalog once, print the
 //! report.
 
-use cfgm_agent::converge::{converge_once, to_json, Config};
+use cfgm_agent::converge::{converge_once, to_json, Config, TreeInput};
 use cfgm_agent::RunError;
 use cfgm_core::Mode;
 use std::io::IsTerminal;
@@ -37,6 +37,13 @@ pub struct Args {
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, default_value = "auto", value_name = "WHEN")]
     color: String,
+    /// Converge to this commit of the configured repository (fetched and
+    /// verified like the daemon does) instead of a tree directory.
+    #[arg(long, value_name = "REV", conflicts_with = "tree")]
+    commit: Option<String>,
+    /// The agent's configuration (with --commit).
+    #[arg(long, default_value = cfgm_agent::config::DEFAULT_PATH, value_name = "FILE")]
+    config: PathBuf,
 }
 
 /// Runs the command; the exit code follows `cfgm_core::exit`.
@@ -49,6 +56,9 @@ pub fn run(a: Args) -> Result<u8, RunError> {
                 && std::io::stdout().is_terminal()
         }
     };
+    if let Some(rev) = &a.commit {
+        return apply_commit(&a, rev, color);
+    }
     let facts = match &a.facts {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -65,35 +75,74 @@ pub fn run(a: Args) -> Result<u8, RunError> {
         .clone()
         .unwrap_or_else(|| a.root.join("var/lib/cfgm"));
     let cfg = Config {
-        tree: a.tree,
+        tree: TreeInput::Dir(a.tree),
         host: a.host,
         root: a.root,
         state_dir,
         facts,
         mode: if a.dry_run { Mode::DryRun } else { Mode::Apply },
         parallel: a.parallel,
+        locked: false,
+        keep_report: true,
     };
     let out = converge_once(&cfg, None, None)?;
-    let report = &out.report;
-    if a.json {
-        println!("{:#}", to_json(report));
-    } else {
-        for d in &out.diagnostics {
-            eprint!("{}", d.render(&out.tree.sources, color));
-            eprintln!();
-        }
-        if report.status == cfgm_core::RunStatus::NotCompiled {
-            eprintln!(
-                "cfgm-agent: error: {}: {}",
-                report.host,
-                report
-                    .reason
-                    .as_deref()
-                    .unwrap_or("catalog does not compile")
-            );
-        } else {
-            print!("{}", report.to_text(color));
-        }
+    print_report(
+        &out.report,
+        &out.diagnostics,
+        &out.tree.sources,
+        a.json,
+        color,
+    );
+    Ok(out.report.status.exit_code())
+}
+
+/// `--commit REV`: pull that commit of the configured repository, verify
+/// it, converge it; a refused commit changes nothing and exits 3.
+fn apply_commit(a: &Args, rev: &str, color: bool) -> Result<u8, RunError> {
+    let mut cfg = super::run::load_config(&a.config)?;
+    if let Some(h) = &a.host {
+        cfg.host = Some(h.clone());
     }
-    Ok(report.status.exit_code())
+    if let Some(s) = &a.state_dir {
+        cfg.state_dir = s.clone();
+    }
+    let mut daemon = cfgm_agent::daemon::Daemon::new(cfg, &a.root, None)?;
+    let mode = if a.dry_run { Mode::DryRun } else { Mode::Apply };
+    let report = daemon.cycle(Some(rev), mode, None, None)?;
+    let sources = cfgm_core::Sources::new();
+    print_report(&report, &[], &sources, a.json, color);
+    let accepted = report
+        .pull
+        .as_ref()
+        .is_some_and(|p| matches!(p.verdict.as_str(), "fresh" | "unchanged"));
+    Ok(if accepted {
+        report.status.exit_code()
+    } else {
+        cfgm_core::exit::REFUSED
+    })
+}
+
+fn print_report(
+    report: &cfgm_core::Report,
+    diagnostics: &[cfgm_core::Diagnostic],
+    sources: &cfgm_core::Sources,
+    json: bool,
+    color: bool,
+) {
+    if json {
+        println!("{:#}", to_json(report));
+        return;
+    }
+    for d in diagnostics {
+        eprint!("{}", d.render(sources, color));
+        eprintln!();
+    }
+    match report.status {
+        cfgm_core::RunStatus::NotCompiled | cfgm_core::RunStatus::Refused => eprintln!(
+            "cfgm-agent: error: {}: {}",
+            report.host,
+            report.reason.as_deref().unwrap_or("nothing was applied")
+        ),
+        _ => print!("{}", report.to_text(color)),
+    }
 }

@@ -1,3 +1,6 @@
 //! One file per agent command: parse its arguments, call the library, render.
 
 pub mod apply;
+pub mod facts;
+pub mod install;
+pub mod run;
