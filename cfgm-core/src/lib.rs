@@ -25,6 +25,7 @@ pub mod provider;
 pub mod render;
 pub mod report;
 pub mod schema;
+pub mod select;
 pub mod source;
 pub mod tree;
 
@@ -35,5 +36,6 @@ pub use plan::{Change, Mode};
 pub use provider::{ModuleError, Provider, Providers};
 pub use report::{Outcome, Report, RunStatus};
 pub use schema::{KindSpec, Registry};
+pub use select::Selector;
 pub use source::{DirSource, TreeSource};
 pub use tree::Tree;

@@ -19,8 +19,8 @@ use crate::parse::toml_to_json;
 use crate::render::{
     tag_source, tagged_to_source, unclosed_at_end, RenderError, FUEL, MAX_OUTPUT_BYTES,
 };
+use crate::select::{SelectError, Selector, Term};
 use crate::source::{DirSource, SourceError, TreeSource, MAX_FILE_BYTES};
-use globset::{Glob, GlobMatcher};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -104,28 +104,6 @@ struct RawHost {
     vars: toml::Table,
 }
 
-/// One term of a top.toml target.
-#[derive(Clone, Debug)]
-pub enum Term {
-    All,
-    Role(String),
-    Dc(String),
-    Tag(String),
-    Name(GlobMatcher),
-}
-
-impl Term {
-    fn matches(&self, h: &Host) -> bool {
-        match self {
-            Term::All => true,
-            Term::Role(r) => &h.role == r,
-            Term::Dc(d) => &h.dc == d,
-            Term::Tag(t) => h.tags.iter().any(|x| x == t),
-            Term::Name(g) => g.is_match(&h.name),
-        }
-    }
-}
-
 /// One line of top.toml: a target (all terms must match) and its states.
 #[derive(Clone, Debug)]
 pub struct TopRule {
@@ -139,6 +117,14 @@ impl TopRule {
     pub fn matches(&self, h: &Host) -> bool {
         self.terms.iter().all(|t| t.matches(h))
     }
+}
+
+/// A top.toml target that does not select: the selector's error at the
+/// target's span.
+fn top_error(e: SelectError, span: &Span) -> Diagnostic {
+    Diagnostic::error("top", format!("top.toml: {}", e.message))
+        .primary(span.clone(), e.label)
+        .note(crate::select::SYNTAX)
 }
 
 /// A state file, ready to render.
@@ -607,74 +593,9 @@ impl Tree {
     }
 
     fn parse_term(&self, term: &str, span: &Span) -> Result<Term, Diagnostic> {
-        if term == "*" {
-            return Ok(Term::All);
-        }
-        let (prefix, value) = match term.split_once(':') {
-            Some((p, v)) => (p.trim(), v.trim()),
-            None => ("name", term),
-        };
-        let bad = |msg: String, label: String| {
-            Diagnostic::error("top", msg).primary(span.clone(), label).note(
-                "a target is `*`, `role:NAME`, `dc:NAME`, `tag:NAME`, `name:GLOB` or a host-name glob; join terms with `&`",
-            )
-        };
-        match prefix {
-            "role" => {
-                if !self.hosts.values().any(|h| h.role == value) {
-                    let roles: BTreeSet<&str> =
-                        self.hosts.values().map(|h| h.role.as_str()).collect();
-                    let hint = suggest(value, roles.iter().copied())
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    return Err(bad(
-                        format!("top.toml: no host in the inventory has role `{value}`"),
-                        format!("unknown role{hint}"),
-                    ));
-                }
-                Ok(Term::Role(value.to_string()))
-            }
-            "dc" => {
-                if !self.hosts.values().any(|h| h.dc == value) {
-                    let dcs: BTreeSet<&str> = self.hosts.values().map(|h| h.dc.as_str()).collect();
-                    let hint = suggest(value, dcs.iter().copied())
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    return Err(bad(
-                        format!("top.toml: no host in the inventory is in datacenter `{value}`"),
-                        format!("unknown datacenter{hint}"),
-                    ));
-                }
-                Ok(Term::Dc(value.to_string()))
-            }
-            "tag" => Ok(Term::Tag(value.to_string())),
-            "name" => {
-                let is_glob = value.contains(['*', '?', '[', '{']);
-                if !is_glob && !self.hosts.contains_key(value) {
-                    let hint = suggest(value, self.hosts.keys().map(String::as_str))
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    return Err(bad(
-                        format!("top.toml: host `{value}` is not in the inventory"),
-                        format!("unknown host{hint}"),
-                    ));
-                }
-                Glob::new(value)
-                    .map(|g| Term::Name(g.compile_matcher()))
-                    .map_err(|e| {
-                        bad(
-                            format!("top.toml: bad host-name glob `{value}`"),
-                            e.kind().to_string(),
-                        )
-                    })
-            }
-            other => Err(bad(
-                format!("top.toml: unknown target kind `{other}`"),
-                match suggest(other, ["role", "dc", "tag", "name"]) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => "expected role, dc, tag or name".into(),
-                },
-            )),
+        match Selector::parse(term, &self.hosts) {
+            Ok(mut sel) => Ok(sel.terms.remove(0)),
+            Err(mut e) => Err(top_error(e.remove(0), span)),
         }
     }
 

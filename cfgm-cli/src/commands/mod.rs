@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod graph;
+pub mod hosts;
 pub mod validate;
 
 use crate::ui::{diags_json, Ui};
