@@ -17,19 +17,18 @@
 //! This module never touches the host: it reads only the loaded [`Tree`]
 //! (and `files/`, through the tree's source).
 
-use crate::catalog::{Catalog, DepKind, Origin, Resource, ResourceId};
+use crate::catalog::{Catalog, Origin, Resource};
 use crate::diag::{suggest, Diagnostic, SourceFile, Sources};
+use crate::graph::{build_graph, GraphOutcome};
 use crate::parse::{parse_state, ParsedResource, ParsedState};
+use crate::render::render_error;
 use crate::render::{render_bounded, untag, RenderError};
 use crate::schema::{AttrType, Registry};
 use crate::source::{is_tree_path, SourceError};
-use crate::tree::{missing_state, render_error, source_error, Host, Tree};
-use petgraph::graph::{DiGraph, NodeIndex};
+use crate::tree::{missing_state, source_error, Host, Tree};
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
 use serde_json::Value;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,24 +40,14 @@ type Key = [u8; 32];
 /// carry the error), and every problem found.
 type Compiled = Arc<(Option<Catalog>, Vec<Diagnostic>)>;
 
+/// File contents by (node, attribute): rendered, read, or why not.
+type Rendered = HashMap<(usize, &'static str), Arc<Result<String, Diagnostic>>>;
+
 /// A state to load, and the include (state and range) that named it.
 type Pending = (String, Option<(Arc<ParsedState>, Range<usize>)>);
 
 struct StateOutcome {
     parsed: Option<Arc<ParsedState>>,
-    diags: Vec<Diagnostic>,
-}
-
-/// A resource in the graph, in apply order.
-struct Node {
-    state: usize,
-    res: usize,
-    deps: BTreeMap<ResourceId, DepKind>,
-}
-
-struct GraphOutcome {
-    states: Vec<Arc<ParsedState>>,
-    nodes: Vec<Node>,
     diags: Vec<Diagnostic>,
 }
 
@@ -188,8 +177,44 @@ impl<'a> Compiler<'a> {
     fn compile(&self, host: &Host, facts: Option<&Value>, share: bool) -> Compiled {
         let ctx = self.context(host, facts);
         let mut diags = Vec::new();
-        // States from top.toml, then their includes, each once; one level
-        // of includes at a time, the states of a level rendered in parallel.
+        let Some(mut parsed) = self.parsed_states(host, &ctx, &mut diags) else {
+            return Arc::new((None, diags));
+        };
+        parsed.sort_by_key(|a| a.0);
+        let mut h = blake3::Hasher::new();
+        for (k, _) in &parsed {
+            h.update(k);
+        }
+        let gkey: Key = h.finalize().into();
+        let graph = self.graph(gkey, parsed.into_iter().map(|(_, p)| p).collect());
+        // Parse problems and graph problems are reported together, so one
+        // run shows a typo in one file and a dangling requisite in another.
+        diags.extend(graph.diags.iter().cloned());
+        if !diags.is_empty() {
+            return Arc::new((None, diags));
+        }
+        let (ckey, rendered) = self.file_contents(&graph, gkey, &ctx, &mut diags);
+        if let Some(c) = self.catalogs.lock().expect("cache").get(&ckey) {
+            return c.clone();
+        }
+        let resources = self.resources(&graph, &rendered);
+        let c = Arc::new((Some(Catalog::new(String::new(), resources)), diags));
+        if share {
+            self.catalogs.lock().expect("cache").insert(ckey, c.clone());
+        }
+        c
+    }
+
+    /// The host's states from top.toml, then their includes, each once;
+    /// one level of includes at a time, the states of a level rendered in
+    /// parallel. `None` when a state did not render or parse (then graph
+    /// checks would only report its resources as missing).
+    fn parsed_states(
+        &self,
+        host: &Host,
+        ctx: &Value,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<(Key, Arc<ParsedState>)>> {
         let mut level: Vec<Pending> = self
             .tree
             .states_for(host)
@@ -198,8 +223,6 @@ impl<'a> Compiler<'a> {
             .collect();
         let mut seen = BTreeSet::new();
         let mut parsed: Vec<(Key, Arc<ParsedState>)> = Vec::new();
-        // Whether every state rendered; if one did not, graph checks would
-        // report its resources as missing.
         let mut complete = true;
         while !level.is_empty() {
             let mut todo: Vec<(String, Key)> = Vec::new();
@@ -209,8 +232,7 @@ impl<'a> Compiler<'a> {
                 }
                 let Some(sf) = self.tree.states.get(&name) else {
                     if self.tree.broken_states.contains(&name) {
-                        // Its template error was reported when the tree loaded;
-                        // without it the graph would only add noise.
+                        // Its template error was reported when the tree loaded.
                         complete = false;
                     } else if let Some((st, range)) = by {
                         let span = st.span(self.sources(), range);
@@ -220,15 +242,15 @@ impl<'a> Compiler<'a> {
                     // A missing state named in top.toml was reported when the tree loaded.
                     continue;
                 };
-                let key = vars_key(&["state", &name], &sf.vars, &ctx);
+                let key = vars_key(&["state", &name], &sf.vars, ctx);
                 todo.push((name, key));
             }
             let outcomes: Vec<Arc<StateOutcome>> = if todo.len() > 1 {
                 todo.par_iter()
-                    .map(|(n, k)| self.state(*k, n, &ctx))
+                    .map(|(n, k)| self.state(*k, n, ctx))
                     .collect()
             } else {
-                todo.iter().map(|(n, k)| self.state(*k, n, &ctx)).collect()
+                todo.iter().map(|(n, k)| self.state(*k, n, ctx)).collect()
             };
             for ((_, key), outcome) in todo.into_iter().zip(outcomes) {
                 diags.extend(outcome.diags.iter().cloned());
@@ -243,27 +265,22 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
-        if !complete {
-            return Arc::new((None, diags));
-        }
-        parsed.sort_by_key(|a| a.0);
-        let mut h = blake3::Hasher::new();
-        for (k, _) in &parsed {
-            h.update(k);
-        }
-        let gkey: Key = h.finalize().into();
-        let graph = self.graph(gkey, parsed.into_iter().map(|(_, p)| p).collect());
-        // Parse problems and graph problems are reported together, so one
-        // run shows a typo in one file and a dangling requisite in another.
-        diags.extend(graph.diags.iter().cloned());
-        if !diags.is_empty() {
-            return Arc::new((None, diags));
-        }
-        // File templates: keyed by the paths each template reads.
+        complete.then_some(parsed)
+    }
+
+    /// File contents from templates (keyed by the paths each reads) and
+    /// from `files/`, per (node, attribute); and the catalog's cache key,
+    /// which covers the graph and every content.
+    fn file_contents(
+        &self,
+        graph: &GraphOutcome,
+        gkey: Key,
+        ctx: &Value,
+        diags: &mut Vec<Diagnostic>,
+    ) -> (Key, Rendered) {
         let mut ckey = blake3::Hasher::new();
         ckey.update(&gkey);
-        let mut rendered: HashMap<(usize, &'static str), Arc<Result<String, Diagnostic>>> =
-            HashMap::new();
+        let mut rendered: Rendered = HashMap::new();
         for (i, node) in graph.nodes.iter().enumerate() {
             let st = &graph.states[node.state];
             let r = &st.resources[node.res];
@@ -279,7 +296,7 @@ impl<'a> Compiler<'a> {
                 };
                 let out = match a.ty {
                     AttrType::Template { .. } => {
-                        let (k, out) = self.template(st, r, path, at.val.clone(), &ctx);
+                        let (k, out) = self.template(st, r, path, at.val.clone(), ctx);
                         ckey.update(&k);
                         out
                     }
@@ -300,10 +317,12 @@ impl<'a> Compiler<'a> {
                 rendered.insert((i, a.name), out);
             }
         }
-        let ckey: Key = ckey.finalize().into();
-        if let Some(c) = self.catalogs.lock().expect("cache").get(&ckey) {
-            return c.clone();
-        }
+        (ckey.finalize().into(), rendered)
+    }
+
+    /// The catalog's resources, in graph order, with file contents in
+    /// place, secrets marked and origins mapped back to the source.
+    fn resources(&self, graph: &GraphOutcome, rendered: &Rendered) -> Vec<Resource> {
         // Each state's source file, fetched once: resources are built in
         // parallel and must not contend on the source database's lock.
         let files: Vec<Option<Arc<SourceFile>>> = graph
@@ -311,7 +330,7 @@ impl<'a> Compiler<'a> {
             .iter()
             .map(|st| self.sources().get(st.rendered.map.file))
             .collect();
-        let resources = graph
+        graph
             .nodes
             .par_iter()
             .enumerate()
@@ -370,12 +389,7 @@ impl<'a> Compiler<'a> {
                     error,
                 }
             })
-            .collect();
-        let c = Arc::new((Some(Catalog::new(String::new(), resources)), diags));
-        if share {
-            self.catalogs.lock().expect("cache").insert(ckey, c.clone());
-        }
-        c
+            .collect()
     }
 
     fn state(&self, key: Key, name: &str, ctx: &Value) -> Arc<StateOutcome> {
@@ -582,317 +596,4 @@ fn vars_key(tag: &[&str], vars: &[String], ctx: &Value) -> Key {
         h.update(&[0]);
     }
     h.finalize().into()
-}
-
-/// Where an edge comes from, for cycle messages.
-#[derive(Clone)]
-struct Why {
-    kind: DepKind,
-    state: usize,
-    range: Range<usize>,
-}
-
-fn precedence(k: DepKind) -> u8 {
-    match k {
-        DepKind::Watch => 3,
-        DepKind::Require => 2,
-        DepKind::Before => 1,
-        DepKind::Auto => 0,
-    }
-}
-
-fn build_graph(
-    sources: &Sources,
-    registry: &Registry,
-    states: Vec<Arc<ParsedState>>,
-) -> GraphOutcome {
-    let mut diags = Vec::new();
-    // Resources sorted by id (stable: the first declaration wins, equal
-    // re-declarations merge). Borrowed, not cloned: a catalog can hold
-    // 10,000 resources.
-    let mut all: Vec<(&ResourceId, usize, usize)> = states
-        .iter()
-        .enumerate()
-        .flat_map(|(si, st)| {
-            st.resources
-                .iter()
-                .enumerate()
-                .map(move |(ri, r)| (&r.id, si, ri))
-        })
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(b.0));
-    // Unique ids in order, each with its (state, resource) of first declaration.
-    let mut ids: Vec<&ResourceId> = Vec::with_capacity(all.len());
-    let mut at: Vec<(usize, usize)> = Vec::with_capacity(all.len());
-    for &(id, si, ri) in &all {
-        if ids.last() != Some(&id) {
-            ids.push(id);
-            at.push((si, ri));
-            continue;
-        }
-        let (fs, fr) = *at.last().expect("pushed with its id");
-        let st = &states[si];
-        let r = &st.resources[ri];
-        let first = &states[fs].resources[fr];
-        if let Some(diff) = conflict(first, r) {
-            diags.push(
-                Diagnostic::error(
-                    "duplicate",
-                    format!("{} is declared twice with different attributes", r.id),
-                )
-                .primary(st.span(sources, r.range.clone()), "declared again here")
-                .secondary(
-                    states[fs].span(sources, first.range.clone()),
-                    "first declared here",
-                )
-                .note(format!("they differ in: {diff}"))
-                .note("declare a resource once, or give both declarations the same attributes"),
-            );
-        }
-    }
-    let pos: FxHashMap<&ResourceId, usize> =
-        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    // Per resource: what it comes after (by index into `ids`), and why.
-    let mut deps: Vec<BTreeMap<usize, Why>> = vec![BTreeMap::new(); ids.len()];
-    let add = |deps: &mut Vec<BTreeMap<usize, Why>>, at: usize, on: usize, why: Why| {
-        let e = deps[at].entry(on).or_insert_with(|| why.clone());
-        if precedence(why.kind) > precedence(e.kind) {
-            *e = why;
-        }
-    };
-    for (i, &id) in ids.iter().enumerate() {
-        let (si, ri) = at[i];
-        let st = &states[si];
-        let r = &st.resources[ri];
-        for req in &r.requisites {
-            let Some(&t) = pos.get(&req.target) else {
-                let same_kind = ids
-                    .iter()
-                    .filter(|x| x.kind == req.target.kind)
-                    .map(|x| x.as_ref_string())
-                    .collect::<Vec<_>>();
-                let all = ids.iter().map(|x| x.as_ref_string()).collect::<Vec<_>>();
-                let want = req.target.as_ref_string();
-                let hint = suggest(&want, same_kind.iter().map(String::as_str))
-                    .or_else(|| suggest(&want, all.iter().map(String::as_str)));
-                let label = match hint {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => "no such resource".into(),
-                };
-                diags.push(
-                    st.diag(
-                        sources,
-                        "missing-requisite",
-                        format!(
-                            "{}: `{}` names {}, which this host's catalog does not declare",
-                            r.id, req.kind, req.target
-                        ),
-                        req.range.clone(),
-                        label,
-                    )
-                    .note("a requisite must name a resource of the same host, as \"kind:name\""),
-                );
-                continue;
-            };
-            let why = |kind| Why {
-                kind,
-                state: si,
-                range: req.range.clone(),
-            };
-            match req.kind {
-                "require" => add(&mut deps, i, t, why(DepKind::Require)),
-                "watch" => add(&mut deps, i, t, why(DepKind::Watch)),
-                _ => add(&mut deps, t, i, why(DepKind::Before)),
-            }
-        }
-        if let Some(spec) = registry.get(&id.kind) {
-            for auto in (spec.auto_deps)(&id.name, &r.attrs) {
-                if let Some(&c) = auto
-                    .candidates
-                    .iter()
-                    .filter(|c| *c != id)
-                    .find_map(|c| pos.get(c))
-                {
-                    add(
-                        &mut deps,
-                        i,
-                        c,
-                        Why {
-                            kind: DepKind::Auto,
-                            state: si,
-                            range: r.range.clone(),
-                        },
-                    );
-                }
-            }
-        }
-    }
-    if !diags.is_empty() {
-        return GraphOutcome {
-            states,
-            nodes: Vec::new(),
-            diags,
-        };
-    }
-    // The DAG: an edge from a dependency to its dependent.
-    let mut g: DiGraph<usize, ()> = DiGraph::with_capacity(ids.len(), ids.len() * 2);
-    let nodes: Vec<NodeIndex> = (0..ids.len()).map(|i| g.add_node(i)).collect();
-    for (i, d) in deps.iter().enumerate() {
-        for &on in d.keys() {
-            g.add_edge(nodes[on], nodes[i], ());
-        }
-    }
-    // A quick depth-first check first; the components (every cycle, each
-    // reported once) only when there is one.
-    if petgraph::algo::is_cyclic_directed(&g) {
-        for scc in petgraph::algo::tarjan_scc(&g) {
-            let cyclic = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
-            if cyclic {
-                diags.push(cycle_diag(sources, &states, &ids, &deps, &scc));
-            }
-        }
-    }
-    if !diags.is_empty() {
-        return GraphOutcome {
-            states,
-            nodes: Vec::new(),
-            diags,
-        };
-    }
-    // Kahn's algorithm, always taking the smallest ready id: deterministic
-    // and independent of declaration order.
-    let mut indeg: Vec<usize> = deps.iter().map(|d| d.len()).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
-    for (i, d) in deps.iter().enumerate() {
-        for &on in d.keys() {
-            dependents[on].push(i);
-        }
-    }
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..ids.len())
-        .filter(|&i| indeg[i] == 0)
-        .map(Reverse)
-        .collect();
-    let mut order = Vec::with_capacity(ids.len());
-    while let Some(Reverse(i)) = ready.pop() {
-        order.push(i);
-        for &j in &dependents[i] {
-            indeg[j] -= 1;
-            if indeg[j] == 0 {
-                ready.push(Reverse(j));
-            }
-        }
-    }
-    let nodes = order
-        .into_iter()
-        .map(|i| {
-            let (state, res) = at[i];
-            Node {
-                state,
-                res,
-                deps: deps[i]
-                    .iter()
-                    .map(|(&k, w)| ((*ids[k]).clone(), w.kind))
-                    .collect(),
-            }
-        })
-        .collect();
-    GraphOutcome {
-        states,
-        nodes,
-        diags,
-    }
-}
-
-/// Which attributes or requisites differ between two declarations, if any.
-fn conflict(a: &ParsedResource, b: &ParsedResource) -> Option<String> {
-    let mut diff = Vec::new();
-    let keys: BTreeSet<&String> = a.attrs.keys().chain(b.attrs.keys()).collect();
-    for k in keys {
-        if a.attrs.get(k) != b.attrs.get(k) {
-            diff.push(format!("`{k}`"));
-        }
-    }
-    let reqs = |r: &ParsedResource| {
-        r.requisites
-            .iter()
-            .map(|q| (q.kind, q.target.clone()))
-            .collect::<BTreeSet<_>>()
-    };
-    if reqs(a) != reqs(b) {
-        diff.push("requisites".into());
-    }
-    (!diff.is_empty()).then(|| diff.join(", "))
-}
-
-fn cycle_diag(
-    sources: &Sources,
-    states: &[Arc<ParsedState>],
-    ids: &[&ResourceId],
-    deps: &[BTreeMap<usize, Why>],
-    scc: &[NodeIndex],
-) -> Diagnostic {
-    // Walk the cycle from its smallest member, following "must come after"
-    // edges inside the component (breadth-first, so the cycle is shortest).
-    let members: BTreeSet<usize> = scc.iter().map(|n| n.index()).collect();
-    let start = *members.iter().next().expect("non-empty component");
-    let mut prev: HashMap<usize, usize> = HashMap::new();
-    let mut queue = std::collections::VecDeque::from([start]);
-    let mut found = false;
-    'bfs: while let Some(u) = queue.pop_front() {
-        // Successors of u: resources that depend on u.
-        for (v, d) in deps.iter().enumerate() {
-            if !members.contains(&v) || !d.contains_key(&u) {
-                continue;
-            }
-            if v == start {
-                prev.insert(start, u);
-                found = true;
-                break 'bfs;
-            }
-            if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(v) {
-                e.insert(u);
-                queue.push_back(v);
-            }
-        }
-    }
-    let mut cycle = vec![start];
-    if found {
-        let mut cur = prev[&start];
-        while cur != start {
-            cycle.push(cur);
-            cur = prev[&cur];
-        }
-        cycle[1..].reverse();
-    }
-    let path = cycle
-        .iter()
-        .chain(std::iter::once(&start))
-        .map(|&i| ids[i].to_string())
-        .collect::<Vec<_>>()
-        .join(" → ");
-    let mut d = Diagnostic::error("cycle", format!("dependency cycle: {path}"));
-    for (k, &i) in cycle.iter().enumerate() {
-        let next = cycle[(k + 1) % cycle.len()];
-        let why = &deps[next][&i];
-        let st = &states[why.state];
-        let span = st.span(sources, why.range.clone());
-        let msg = match why.kind {
-            DepKind::Require => format!("{} requires {}", ids[next], ids[i]),
-            DepKind::Watch => format!("{} watches {}", ids[next], ids[i]),
-            DepKind::Before => format!("{} must come before {}", ids[i], ids[next]),
-            DepKind::Auto => format!("{} comes after {} (automatic)", ids[next], ids[i]),
-        };
-        d = if k == 0 {
-            d.primary(span, msg)
-        } else {
-            d.secondary(span, msg)
-        };
-    }
-    let on = match cycle.len() {
-        1 => "1 resource is on the cycle (it depends on itself)".to_string(),
-        n => format!("{n} resources are on the cycle"),
-    };
-    d.note(format!(
-        "{on}; `a → b` means a must be applied before b — remove one of these requisites"
-    ))
 }
