@@ -493,97 +493,6 @@ pub fn tagged_to_source(
     Span::new(file, s..(s + len).min(src.end).max(s))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use minijinja::Environment;
-
-    fn run(src: &str, ctx: serde_json::Value) -> Rendered {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .keep_trailing_newline(true)
-                .build()
-                .unwrap(),
-        );
-        let tagged = tag_source(src);
-        env.add_template_owned("t", tagged).unwrap();
-        let out = env
-            .get_template("t")
-            .unwrap()
-            .render(minijinja::value::Serde(ctx))
-            .unwrap();
-        untag(FileId(0), &out)
-    }
-
-    #[test]
-    fn plain_text_maps_line_by_line() {
-        let r = run("a = 1\nb = 2\n", serde_json::json!({}));
-        assert_eq!(r.text, "a = 1\nb = 2\n");
-        assert_eq!(r.map.origin, vec![1, 2]);
-    }
-
-    #[test]
-    fn loop_body_lines_point_at_the_body() {
-        let src = "x = 1\n{% for i in [1, 2] %}\n[pkg.p{{ i }}]\nversion = \"{{ i }}\"\n{% endfor %}\ny = 2\n";
-        let r = run(src, serde_json::json!({}));
-        assert_eq!(
-            r.text,
-            "x = 1\n[pkg.p1]\nversion = \"1\"\n[pkg.p2]\nversion = \"2\"\ny = 2\n"
-        );
-        assert_eq!(r.map.origin, vec![1, 3, 4, 3, 4, 6]);
-    }
-
-    #[test]
-    fn false_if_drops_lines_and_keeps_origins() {
-        let src = "{% if false %}\na = 1\n{% endif %}\nb = 2\n";
-        let r = run(src, serde_json::json!({}));
-        assert_eq!(r.text, "b = 2\n");
-        assert_eq!(r.map.origin, vec![4]);
-    }
-
-    #[test]
-    fn multiline_tags_and_strings_are_not_tagged_inside() {
-        let src = "{% set xs = [\n  \"a%}\",\n  'b'] %}\nv = {{ xs | tojson }}\n";
-        let r = run(src, serde_json::json!({}));
-        assert_eq!(r.text, "v = [\"a%}\", \"b\"]\n");
-        assert_eq!(r.map.origin, vec![4]);
-    }
-
-    #[test]
-    fn raw_blocks_pass_through() {
-        let src = "{% raw %}\na = \"{{ x }}\"\n{% endraw %}\n";
-        let r = run(src, serde_json::json!({}));
-        assert_eq!(r.text, "a = \"{{ x }}\"\n");
-        assert_eq!(r.map.origin, vec![2]);
-    }
-
-    #[test]
-    fn value_with_newlines_points_at_expression() {
-        let src = "a = 1\nb = \"\"\"\n{{ v }}\n\"\"\"\n";
-        let r = run(src, serde_json::json!({"v": "l1\nl2"}));
-        assert_eq!(r.text, "a = 1\nb = \"\"\"\nl1\nl2\n\"\"\"\n");
-        assert_eq!(r.map.origin, vec![1, 2, 3, 3, 4]);
-    }
-
-    /// Regression: `-%}` at a line end must eat the newline as in Jinja.
-    #[test]
-    fn whitespace_control_eats_the_newline() {
-        let src = "motd = \"{% for t in tags -%}\n{{ t }}\n{%- endfor %}\"\nx = 1\n";
-        let r = run(src, serde_json::json!({"tags": ["a", "b"]}));
-        assert_eq!(r.text, "motd = \"ab\"\nx = 1\n");
-        assert_eq!(r.map.origin, vec![3, 4]);
-    }
-
-    #[test]
-    fn no_trailing_newline() {
-        let r = run("a = 1", serde_json::json!({}));
-        assert_eq!(r.text, "a = 1");
-        assert_eq!(r.map.origin, vec![1]);
-    }
-}
-
 // ---- template analysis and errors ----------------------------------------
 
 /// The context paths a template reads, for sharing renders between hosts.
@@ -817,4 +726,95 @@ fn undefined_hint(expr: &str, ctx: Option<&Value>) -> (String, Option<String>) {
         }
     }
     ("undefined".into(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::Environment;
+
+    fn run(src: &str, ctx: serde_json::Value) -> Rendered {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .build()
+                .unwrap(),
+        );
+        let tagged = tag_source(src);
+        env.add_template_owned("t", tagged).unwrap();
+        let out = env
+            .get_template("t")
+            .unwrap()
+            .render(minijinja::value::Serde(ctx))
+            .unwrap();
+        untag(FileId(0), &out)
+    }
+
+    #[test]
+    fn plain_text_maps_line_by_line() {
+        let r = run("a = 1\nb = 2\n", serde_json::json!({}));
+        assert_eq!(r.text, "a = 1\nb = 2\n");
+        assert_eq!(r.map.origin, vec![1, 2]);
+    }
+
+    #[test]
+    fn loop_body_lines_point_at_the_body() {
+        let src = "x = 1\n{% for i in [1, 2] %}\n[pkg.p{{ i }}]\nversion = \"{{ i }}\"\n{% endfor %}\ny = 2\n";
+        let r = run(src, serde_json::json!({}));
+        assert_eq!(
+            r.text,
+            "x = 1\n[pkg.p1]\nversion = \"1\"\n[pkg.p2]\nversion = \"2\"\ny = 2\n"
+        );
+        assert_eq!(r.map.origin, vec![1, 3, 4, 3, 4, 6]);
+    }
+
+    #[test]
+    fn false_if_drops_lines_and_keeps_origins() {
+        let src = "{% if false %}\na = 1\n{% endif %}\nb = 2\n";
+        let r = run(src, serde_json::json!({}));
+        assert_eq!(r.text, "b = 2\n");
+        assert_eq!(r.map.origin, vec![4]);
+    }
+
+    #[test]
+    fn multiline_tags_and_strings_are_not_tagged_inside() {
+        let src = "{% set xs = [\n  \"a%}\",\n  'b'] %}\nv = {{ xs | tojson }}\n";
+        let r = run(src, serde_json::json!({}));
+        assert_eq!(r.text, "v = [\"a%}\", \"b\"]\n");
+        assert_eq!(r.map.origin, vec![4]);
+    }
+
+    #[test]
+    fn raw_blocks_pass_through() {
+        let src = "{% raw %}\na = \"{{ x }}\"\n{% endraw %}\n";
+        let r = run(src, serde_json::json!({}));
+        assert_eq!(r.text, "a = \"{{ x }}\"\n");
+        assert_eq!(r.map.origin, vec![2]);
+    }
+
+    #[test]
+    fn value_with_newlines_points_at_expression() {
+        let src = "a = 1\nb = \"\"\"\n{{ v }}\n\"\"\"\n";
+        let r = run(src, serde_json::json!({"v": "l1\nl2"}));
+        assert_eq!(r.text, "a = 1\nb = \"\"\"\nl1\nl2\n\"\"\"\n");
+        assert_eq!(r.map.origin, vec![1, 2, 3, 3, 4]);
+    }
+
+    /// Regression: `-%}` at a line end must eat the newline as in Jinja.
+    #[test]
+    fn whitespace_control_eats_the_newline() {
+        let src = "motd = \"{% for t in tags -%}\n{{ t }}\n{%- endfor %}\"\nx = 1\n";
+        let r = run(src, serde_json::json!({"tags": ["a", "b"]}));
+        assert_eq!(r.text, "motd = \"ab\"\nx = 1\n");
+        assert_eq!(r.map.origin, vec![3, 4]);
+    }
+
+    #[test]
+    fn no_trailing_newline() {
+        let r = run("a = 1", serde_json::json!({}));
+        assert_eq!(r.text, "a = 1");
+        assert_eq!(r.map.origin, vec![1]);
+    }
 }
