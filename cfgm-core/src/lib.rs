@@ -19,6 +19,7 @@ pub mod compile;
 pub mod diag;
 pub mod engine;
 pub mod exit;
+pub mod facts;
 pub(crate) mod graph;
 pub mod parse;
 pub mod plan;
