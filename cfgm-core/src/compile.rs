@@ -38,7 +38,7 @@ type Key = [u8; 32];
 /// A host's compile outcome, shared by every host with the same inputs: the
 /// catalog when its graph compiled (resources whose file template failed
 /// carry the error), and every problem found.
-type Compiled = Arc<(Option<Catalog>, Vec<Diagnostic>)>;
+pub type Compiled = Arc<(Option<Catalog>, Vec<Diagnostic>)>;
 
 /// File contents by (node, attribute): rendered, read, or why not.
 type Rendered = HashMap<(usize, &'static str), Arc<Result<String, Diagnostic>>>;
@@ -55,11 +55,54 @@ struct StateOutcome {
 pub struct Compiler<'a> {
     pub tree: &'a Tree,
     pub registry: &'a Registry,
-    states: Mutex<HashMap<Key, Arc<StateOutcome>>>,
-    graphs: Mutex<HashMap<Key, Arc<GraphOutcome>>>,
-    files: Mutex<HashMap<Key, Arc<Result<String, Diagnostic>>>>,
-    catalogs: Mutex<HashMap<Key, Compiled>>,
+    states: Mutex<Bounded<Arc<StateOutcome>>>,
+    graphs: Mutex<Bounded<Arc<GraphOutcome>>>,
+    files: Mutex<Bounded<Arc<Result<String, Diagnostic>>>>,
+    catalogs: Mutex<Bounded<Compiled>>,
 }
+
+/// A cache that keeps at most `cap` entries, dropping the oldest first.
+/// Hosts are compiled in inventory order and those that share work tend to
+/// come together, so a bounded cache keeps almost all of the sharing while
+/// memory stays flat in the number of hosts (100,000 hosts whose catalogs
+/// all differ must not keep 100,000 catalogs alive).
+struct Bounded<V> {
+    map: HashMap<Key, V>,
+    order: std::collections::VecDeque<Key>,
+    cap: usize,
+}
+
+impl<V: Clone> Bounded<V> {
+    fn new(cap: usize) -> Self {
+        Bounded {
+            map: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn get(&self, k: &Key) -> Option<V> {
+        self.map.get(k).cloned()
+    }
+
+    fn insert(&mut self, k: Key, v: V) {
+        if self.map.insert(k, v).is_none() {
+            self.order.push_back(k);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// How many entries each cache keeps (see [`Bounded`]): parsed states and
+/// file contents are small and shared widely, graphs and catalogs large.
+const STATES_KEPT: usize = 4096;
+const GRAPHS_KEPT: usize = 512;
+const FILES_KEPT: usize = 4096;
+const CATALOGS_KEPT: usize = 256;
 
 /// The outcome of `validate`: every host compiled.
 #[derive(Debug)]
@@ -68,10 +111,85 @@ pub struct Validation {
     pub failed_hosts: Vec<String>,
     /// Distinct catalog ids, with how many hosts have each.
     pub catalogs: BTreeMap<String, usize>,
+    /// Each host's catalog id (hosts whose catalog compiled).
+    pub host_catalogs: BTreeMap<String, String>,
     /// Resources over all hosts.
     pub resources: usize,
     pub diags: Vec<Diagnostic>,
     pub elapsed: Duration,
+}
+
+/// What `validate` keeps of the hosts compiled so far.
+#[derive(Default)]
+struct Summary {
+    failed_hosts: Vec<String>,
+    catalogs: BTreeMap<String, usize>,
+    host_catalogs: BTreeMap<String, String>,
+    resources: usize,
+    diags: Vec<Diagnostic>,
+    /// The problems already kept, by what makes them the same problem.
+    seen: std::collections::HashSet<DiagKey>,
+}
+
+type DiagKey = (String, Vec<(u32, usize, usize)>);
+
+impl Summary {
+    fn add(&mut self, host: &str, r: &Compiled) {
+        match r.as_ref() {
+            (Some(c), d) if d.is_empty() => {
+                *self.catalogs.entry(c.id.0.clone()).or_default() += 1;
+                self.host_catalogs.insert(host.to_string(), c.id.0.clone());
+                self.resources += c.resources.len();
+            }
+            (_, d) => {
+                self.failed_hosts.push(host.to_string());
+                for diag in d {
+                    // Hosts sharing a failed state fail the same way: keep it once.
+                    if self.seen.insert(diag_key(diag)) {
+                        self.diags.push(diag.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn merge(mut self, other: Summary) -> Summary {
+        self.failed_hosts.extend(other.failed_hosts);
+        for (k, n) in other.catalogs {
+            *self.catalogs.entry(k).or_default() += n;
+        }
+        self.host_catalogs.extend(other.host_catalogs);
+        self.resources += other.resources;
+        for d in other.diags {
+            if self.seen.insert(diag_key(&d)) {
+                self.diags.push(d);
+            }
+        }
+        self
+    }
+
+    fn into_validation(mut self, hosts: usize) -> Validation {
+        self.failed_hosts.sort();
+        Validation {
+            hosts,
+            failed_hosts: self.failed_hosts,
+            catalogs: self.catalogs,
+            host_catalogs: self.host_catalogs,
+            resources: self.resources,
+            diags: self.diags,
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+fn diag_key(d: &Diagnostic) -> DiagKey {
+    (
+        d.message.clone(),
+        d.labels
+            .iter()
+            .map(|l| (l.span.file.0, l.span.range.start, l.span.range.end))
+            .collect(),
+    )
 }
 
 impl<'a> Compiler<'a> {
@@ -79,10 +197,10 @@ impl<'a> Compiler<'a> {
         Self {
             tree,
             registry,
-            states: Mutex::default(),
-            graphs: Mutex::default(),
-            files: Mutex::default(),
-            catalogs: Mutex::default(),
+            states: Mutex::new(Bounded::new(STATES_KEPT)),
+            graphs: Mutex::new(Bounded::new(GRAPHS_KEPT)),
+            files: Mutex::new(Bounded::new(FILES_KEPT)),
+            catalogs: Mutex::new(Bounded::new(CATALOGS_KEPT)),
         }
     }
 
@@ -135,41 +253,31 @@ impl<'a> Compiler<'a> {
         (catalog, diags)
     }
 
-    /// Compiles every inventory host in parallel.
+    /// Compiles every inventory host in parallel. Memory stays flat in the
+    /// number of hosts: each host's result is reduced to the summary as it
+    /// finishes (its catalog id and size, or its problems, kept once).
     pub fn validate(&self) -> Validation {
         let t0 = Instant::now();
         let hosts: Vec<&Host> = self.tree.hosts.values().collect();
-        let results: Vec<(String, Compiled)> = hosts
+        let mut v = hosts
             .par_iter()
-            .map(|h| (h.name.clone(), self.compile(h, None, true)))
-            .collect();
-        let mut v = Validation {
-            hosts: hosts.len(),
-            failed_hosts: Vec::new(),
-            catalogs: BTreeMap::new(),
-            resources: 0,
-            diags: Vec::new(),
-            elapsed: Duration::ZERO,
-        };
-        let mut seen_err: BTreeSet<usize> = BTreeSet::new();
-        for (name, r) in &results {
-            match r.as_ref() {
-                (Some(c), d) if d.is_empty() => {
-                    *v.catalogs.entry(c.id.0.clone()).or_default() += 1;
-                    v.resources += c.resources.len();
-                }
-                (_, d) => {
-                    v.failed_hosts.push(name.clone());
-                    // Hosts sharing a failed compile share the Arc: report it once.
-                    if seen_err.insert(Arc::as_ptr(r) as usize) {
-                        v.diags.extend(d.iter().cloned());
-                    }
-                }
-            }
-        }
+            .fold(Summary::default, |mut acc, h| {
+                let r = self.compile(h, None, true);
+                acc.add(&h.name, &r);
+                acc
+            })
+            .reduce(Summary::default, Summary::merge)
+            .into_validation(hosts.len());
         crate::diag::sort_dedup(self.sources(), &mut v.diags);
         v.elapsed = t0.elapsed();
         v
+    }
+
+    /// Compiles a host for a fleet-wide command (validate, plan, diff):
+    /// the result is shared with other hosts that compile to the same
+    /// inputs, while the bounded caches keep it.
+    pub fn compile_shared(&self, host: &Host, facts: Option<&Value>) -> Compiled {
+        self.compile(host, facts, true)
     }
 
     /// Compiles a host; `share` keeps the catalog for other hosts that
@@ -195,7 +303,7 @@ impl<'a> Compiler<'a> {
         }
         let (ckey, rendered) = self.file_contents(&graph, gkey, &ctx, &mut diags);
         if let Some(c) = self.catalogs.lock().expect("cache").get(&ckey) {
-            return c.clone();
+            return c;
         }
         let resources = self.resources(&graph, &rendered);
         let c = Arc::new((Some(Catalog::new(String::new(), resources)), diags));
