@@ -140,6 +140,8 @@ fn fleet_tree(dir: &Path, hosts: usize, roles: usize, dcs: usize, distinct: bool
 fn validate(tree: &Path) -> (f64, i64, serde_json::Value) {
     let bin = env!("CARGO_BIN_EXE_cfgm");
     let t = Instant::now();
+    // Reaped by wait4 below (for its rusage), not by Child::wait.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(bin)
         .args(["validate", "--json", "--tree"])
         .arg(tree)
