@@ -36,10 +36,10 @@ impl TreeInput {
     pub fn load(&self) -> Result<(Tree, Vec<cfgm_core::Diagnostic>), RunError> {
         match self {
             TreeInput::Dir(d) => Tree::load(d).map_err(|e| RunError::Refused(e.to_string())),
-            TreeInput::Commit { files, commit } => Ok(Tree::load_from(Box::new(GitSource {
-                files: files.clone(),
-                commit: commit.clone(),
-            }))),
+            TreeInput::Commit { files, commit } => Ok(Tree::load_from(Box::new(GitSource::new(
+                files.clone(),
+                commit.clone(),
+            )))),
         }
     }
 }

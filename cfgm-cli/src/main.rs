@@ -44,6 +44,9 @@ enum Command {
     /// Show one host's dependency graph as Graphviz dot or JSON.
     #[command(after_help = EXIT_CODES)]
     Graph(commands::graph::Args),
+    /// What a commit range changes in every host's catalog (no facts needed): added, removed, modified.
+    #[command(after_help = EXIT_CODES)]
+    Diff(commands::diff::Args),
     /// List the inventory's hosts, or those a selector picks (`--select role:edge&dc:ams01`).
     #[command(after_help = EXIT_CODES)]
     Hosts(commands::hosts::Args),
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Catalog(a) => commands::catalog::run(&ui, &cli.tree, a),
         Command::Graph(a) => commands::graph::run(&ui, &cli.tree, a),
         Command::Hosts(a) => commands::hosts::run(&ui, &cli.tree, a),
+        Command::Diff(a) => commands::diff::run(&ui, &cli.tree, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -111,6 +111,18 @@ pub fn read_tree(
     commit: Oid,
     limits: &Limits,
 ) -> Result<CommitFiles, TreeError> {
+    read_subtree(repo, commit, "", limits)
+}
+
+/// Like [`read_tree`], of the directory `subdir` of the commit (`""`: the
+/// whole tree); paths are relative to it, and a symlink that leaves it
+/// leaves the tree.
+pub fn read_subtree(
+    repo: &Repository,
+    commit: Oid,
+    subdir: &str,
+    limits: &Limits,
+) -> Result<CommitFiles, TreeError> {
     let git = |what: &str| {
         let what = what.to_string();
         move |e: git2::Error| TreeError::Git {
@@ -118,11 +130,21 @@ pub fn read_tree(
             message: e.message().to_string(),
         }
     };
-    let tree = repo
+    let mut tree = repo
         .find_commit(commit)
         .map_err(git(&format!("commit {commit}")))?
         .tree()
         .map_err(git(&format!("tree of {commit}")))?;
+    let subdir = subdir.trim_matches('/');
+    if !subdir.is_empty() {
+        let entry = tree
+            .get_path(std::path::Path::new(subdir))
+            .map_err(git(&format!("{subdir} in {commit}")))?;
+        tree = entry
+            .to_object(repo)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(git(&format!("{subdir} in {commit} (not a directory)")))?;
+    }
     let mut blobs: BTreeMap<String, Oid> = BTreeMap::new();
     let mut dirs: BTreeSet<String> = BTreeSet::new();
     let mut links: BTreeMap<String, Oid> = BTreeMap::new();
@@ -293,9 +315,15 @@ pub struct GitSource {
 }
 
 impl GitSource {
+    /// A source over a commit's files, the tree at the repository's root.
+    pub fn new(files: Arc<CommitFiles>, commit: String) -> GitSource {
+        GitSource { files, commit }
+    }
+
     /// Reads `rev` (anything `git rev-parse` takes) of the repository at
-    /// `repo` into a source.
-    pub fn open(repo: &std::path::Path, rev: &str) -> Result<GitSource, TreeError> {
+    /// `repo` into a source; the tree is the directory `subdir` of it
+    /// (`""` for the root).
+    pub fn open(repo: &std::path::Path, rev: &str, subdir: &str) -> Result<GitSource, TreeError> {
         let git = |what: String| {
             move |e: git2::Error| TreeError::Git {
                 what,
@@ -308,11 +336,8 @@ impl GitSource {
             .and_then(|o| o.peel_to_commit())
             .map_err(git(format!("revision `{rev}`")))?
             .id();
-        let files = read_tree(&r, commit, &Limits::default())?;
-        Ok(GitSource {
-            files: Arc::new(files),
-            commit: commit.to_string(),
-        })
+        let files = read_subtree(&r, commit, subdir, &Limits::default())?;
+        Ok(GitSource::new(Arc::new(files), commit.to_string()))
     }
 }
 

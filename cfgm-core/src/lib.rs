@@ -20,6 +20,7 @@ pub mod diag;
 pub mod engine;
 pub mod exit;
 pub mod facts;
+pub mod fleet;
 pub mod gitsource;
 pub(crate) mod graph;
 pub mod parse;

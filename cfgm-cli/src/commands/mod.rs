@@ -1,6 +1,8 @@
 //! One file per command: parse its arguments, call cfgm-core, render.
 
 pub mod catalog;
+pub mod diff;
+pub mod fleet_out;
 pub mod graph;
 pub mod hosts;
 pub mod validate;
