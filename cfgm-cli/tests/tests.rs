@@ -14,6 +14,8 @@
 //!
 //! Re-bless after an intended change: `CFGM_BLESS=1 cargo test -p cfgm-cli`.
 
+mod fleet;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

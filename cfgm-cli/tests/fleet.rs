@@ -1,0 +1,250 @@
+//! Fleet commands over real git repositories made by the test: `cfgm diff`
+//! (two commits) and the JSON shape plans and diffs share.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=cfgm test",
+            "-c",
+            "user.email=test@cfgm.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const INVENTORY: &str = r#"
+[hosts.edge1]
+dc = "ams01"
+role = "edge"
+[hosts.edge2]
+dc = "lhr01"
+role = "edge"
+[hosts.db1]
+dc = "ams01"
+role = "db"
+"#;
+
+const TOP: &str = "\"*\" = [\"base\"]\n\"role:edge\" = [\"web\"]\n\"role:db\" = [\"db\"]\n";
+
+/// A repository with the tree under `states/`, two commits: the first and
+/// one that changes a data value only edge hosts read, adds a package on
+/// db hosts, and drops a file from every host.
+fn repo(dir: &Path) -> (String, String) {
+    let t = dir.join("states");
+    write(&t.join("inventory.toml"), INVENTORY);
+    write(&t.join("top.toml"), TOP);
+    write(&t.join("data/common.toml"), "[web]\nworkers = 4\n");
+    write(
+        &t.join("states/base.toml"),
+        "[file.\"/etc/motd\"]\ncontent = \"welcome\\n\"\n\n[file.\"/etc/old\"]\ncontent = \"old\\n\"\n",
+    );
+    write(
+        &t.join("states/web.toml"),
+        "[file.\"/etc/web.conf\"]\ncontent = \"workers = {{ data.web.workers }}\\nport = 80\\n\"\n",
+    );
+    write(&t.join("states/db.toml"), "[pkg.postgresql]\n");
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "one"]);
+    let one = git(dir, &["rev-parse", "HEAD"]);
+    write(&t.join("data/common.toml"), "[web]\nworkers = 8\n");
+    write(
+        &t.join("states/base.toml"),
+        "[file.\"/etc/motd\"]\ncontent = \"welcome\\n\"\n",
+    );
+    write(
+        &t.join("states/db.toml"),
+        "[pkg.postgresql]\n\n[pkg.pgbouncer]\n",
+    );
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "two"]);
+    let two = git(dir, &["rev-parse", "HEAD"]);
+    (one, two)
+}
+
+fn cfgm(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cfgm"))
+        .arg("--tree")
+        .arg(dir)
+        .args(["--color", "never"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn changes_of(group: &Value) -> Vec<String> {
+    group["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let attrs: Vec<&str> = c["changes"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x["attr"].as_str().unwrap()).collect())
+                .unwrap_or_default();
+            format!(
+                "{} {}[{}] {}",
+                c["action"].as_str().unwrap(),
+                c["id"]["kind"].as_str().unwrap(),
+                c["id"]["name"].as_str().unwrap(),
+                attrs.join(",")
+            )
+        })
+        .collect()
+}
+
+/// `cfgm diff` over two commits reports exactly the resources that changed,
+/// hosts with the same changes in one group, straight from git objects.
+#[test]
+fn diff_reports_exactly_what_a_commit_range_changes_grouped() {
+    let d = tempfile::tempdir().unwrap();
+    let (one, two) = repo(d.path());
+    let (code, out, err) = cfgm(
+        d.path(),
+        &[
+            "diff",
+            "--subdir",
+            "states",
+            "--from",
+            &one,
+            "--to",
+            &two,
+            "--json",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(code, Some(2), "changes pending: {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["kind"], "diff");
+    assert_eq!(v["compared"]["from"], one);
+    assert_eq!(v["summary"]["hosts"], 3);
+    assert_eq!(v["summary"]["changed"], 3);
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{v:#}");
+    // Largest group first: both edge hosts, in two datacenters.
+    assert_eq!(groups[0]["hosts"], serde_json::json!(["edge1", "edge2"]));
+    assert_eq!(
+        changes_of(&groups[0]),
+        [
+            "modify file[/etc/web.conf] content",
+            "remove file[/etc/old] content"
+        ]
+    );
+    let diff = groups[0]["changes"][0]["changes"][0]["diff"]
+        .as_str()
+        .unwrap();
+    assert!(diff.contains("-workers = 4\n+workers = 8\n"), "{diff}");
+    assert_eq!(groups[1]["hosts"], serde_json::json!(["db1"]));
+    assert_eq!(
+        changes_of(&groups[1]),
+        ["add pkg[pgbouncer] ", "remove file[/etc/old] content"]
+    );
+    let hosts = v["hosts"].as_array().unwrap();
+    assert_eq!(hosts[0]["name"], "db1");
+    assert_eq!(hosts[0]["group"], 1);
+    assert_eq!(v["summary"]["by_dc"]["ams01"]["hosts"], 2);
+
+    // The same range for one selector; nothing changes from a commit to itself.
+    let (code, out, _) = cfgm(
+        d.path(),
+        &[
+            "diff", "--subdir", "states", "--from", &one, "--to", &two, "--select", "role:db",
+            "--json",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["hosts"], 1);
+    let (code, out, _) = cfgm(
+        d.path(),
+        &[
+            "diff",
+            "--subdir",
+            "states",
+            "--from",
+            &two,
+            "--to",
+            &two,
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("0 changed, 3 unchanged"), "{out}");
+
+    // For people: the group once, with its hosts and a unified diff.
+    let (_, text, _) = cfgm(
+        d.path(),
+        &["diff", "--subdir", "states", "--from", &one, "--to", &two],
+    );
+    assert!(text.contains("── group 1 · 2 hosts: edge[1-2]"), "{text}");
+    assert!(text.contains("+workers = 8"), "{text}");
+    // For CI: annotations at the line that declares each resource.
+    let (_, gh, _) = cfgm(
+        d.path(),
+        &[
+            "diff", "--subdir", "states", "--from", &one, "--to", &two, "--format", "github",
+        ],
+    );
+    assert!(
+        gh.contains(
+            "::notice file=states/states/web.toml,line=1,col=7,title=file[/etc/web.conf]::"
+        ),
+        "{gh}"
+    );
+}
+
+/// Bad revisions and selectors are clear errors, exit 1.
+#[test]
+fn diff_bad_input_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let (one, _) = repo(d.path());
+    let (code, _, err) = cfgm(
+        d.path(),
+        &["diff", "--subdir", "states", "--from", &one, "--to", "nope"],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("revision `nope`"), "{err}");
+    let (code, _, err) = cfgm(
+        d.path(),
+        &[
+            "diff",
+            "--subdir",
+            "states",
+            "--from",
+            &one,
+            "--to",
+            &one,
+            "--select",
+            "dc:amst01",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("did you mean `ams01`?"), "{err}");
+}
