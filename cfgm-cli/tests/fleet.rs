@@ -141,6 +141,7 @@ fn diff_reports_exactly_what_a_commit_range_changes_grouped() {
     );
     assert_eq!(code, Some(2), "changes pending: {err}");
     let v: Value = serde_json::from_str(&out).unwrap();
+    check_schema(&v);
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["kind"], "diff");
     assert_eq!(v["compared"]["from"], one);
@@ -247,4 +248,39 @@ fn diff_bad_input_is_a_clear_error() {
     );
     assert_eq!(code, Some(1));
     assert!(err.contains("did you mean `ams01`?"), "{err}");
+}
+
+/// Checks a document against the repository's JSON Schema of plans and
+/// diffs; panics with every violation.
+pub fn check_schema(doc: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../cfgm-core/schema/fleet-changes.schema.json")
+        .canonicalize()
+        .unwrap();
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    let url = format!("file://{}", path.display());
+    compiler.add_resource(&url, schema).unwrap();
+    let idx = compiler.compile(&url, &mut schemas).unwrap();
+    if let Err(e) = schemas.validate(doc, idx) {
+        panic!("does not follow the schema: {e:#}\n{doc:#}");
+    }
+}
+
+#[test]
+fn the_schema_rejects_what_it_should() {
+    let d = tempfile::tempdir().unwrap();
+    let (one, two) = repo(d.path());
+    let (_, out, _) = cfgm(
+        d.path(),
+        &[
+            "diff", "--subdir", "states", "--from", &one, "--to", &two, "--json",
+        ],
+    );
+    let mut v: Value = serde_json::from_str(&out).unwrap();
+    check_schema(&v);
+    v["groups"][0]["changes"][0]["action"] = "explode".into();
+    let bad = std::panic::catch_unwind(|| check_schema(&v));
+    assert!(bad.is_err(), "an unknown action passed the schema");
 }

@@ -5,7 +5,7 @@
 //! and resource changes, hosts with identical change sets folded into one
 //! [`Group`] (a change to 5,000 hosts reads as one block), and a summary per
 //! datacenter and role. The shape is versioned ([`SCHEMA_VERSION`], with a
-//! JSON Schema in `docs/fleet-changes.schema.json`) so CI can read it.
+//! JSON Schema in `cfgm-core/schema/fleet-changes.schema.json`) so CI can read it.
 //!
 //! Building a [`FleetChanges`] is streaming: hosts are added as they
 //! finish, and only one copy of each distinct change set is kept, so memory
