@@ -47,6 +47,9 @@ enum Command {
     /// What a commit range changes in every host's catalog (no facts needed): added, removed, modified.
     #[command(after_help = EXIT_CODES)]
     Diff(commands::diff::Args),
+    /// Hosts' facts: `cfgm facts fetch --select SEL --out DIR` copies them over SSH.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Facts(commands::facts::Facts),
     /// List the inventory's hosts, or those a selector picks (`--select role:edge&dc:ams01`).
     #[command(after_help = EXIT_CODES)]
     Hosts(commands::hosts::Args),
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Graph(a) => commands::graph::run(&ui, &cli.tree, a),
         Command::Hosts(a) => commands::hosts::run(&ui, &cli.tree, a),
         Command::Diff(a) => commands::diff::run(&ui, &cli.tree, a),
+        Command::Facts(f) => commands::facts::run(&ui, &cli.tree, f),
     };
     match result {
         Ok(code) => ExitCode::from(code),

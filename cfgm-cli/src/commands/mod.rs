@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod diff;
+pub mod facts;
 pub mod fleet_out;
 pub mod graph;
 pub mod hosts;
