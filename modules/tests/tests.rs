@@ -46,7 +46,8 @@
 
 mod container;
 
-use cfgm_core::engine::{self, Mode, Options};
+use cfgm_core::engine::{self, Options};
+use cfgm_core::Mode;
 use cfgm_core::{Catalog, Compiler, Outcome, Report, Tree};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::fs::MetadataExt;

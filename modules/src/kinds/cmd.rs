@@ -113,13 +113,16 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{run_with_timeout, Host, HostRead};
-use crate::module::Module;
-use cfgm_core::engine::RunCtx;
+use crate::module::{KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use std::process::Command;
 use std::time::Duration;
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<Cmd>();
 
 /// How long a command (or a guard) may run when `timeout` is not given.
 const DEFAULT_TIMEOUT: u64 = 300;
@@ -198,7 +201,23 @@ pub struct Observed {
     pub reason: String,
 }
 
+#[derive(Default)]
 pub struct Cmd;
+
+/// How a command "differs": it is due to run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CmdChange {
+    /// Run it; `reason` says what the guards said.
+    Run { reason: String, run: String },
+}
+
+impl KindChange for CmdChange {
+    fn show(&self) -> Change {
+        match self {
+            CmdChange::Run { reason, run } => Change::new("run", reason.as_str(), run.as_str()),
+        }
+    }
+}
 
 impl Cmd {
     fn run(host: &Host, d: &Desired) -> Result<(), ModuleError> {
@@ -248,8 +267,10 @@ fn guards(host: &HostRead, d: &Desired) -> Result<Observed, ModuleError> {
 }
 
 impl Module for Cmd {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = CmdChange;
 
     fn observe(
         &self,
@@ -268,11 +289,14 @@ impl Module for Cmd {
         guards(host, d)
     }
 
-    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<CmdChange> {
         if d.refresh_only() || !o.would_run {
             return vec![];
         }
-        vec![Change::new("run", o.reason.clone(), d.run.clone())]
+        vec![CmdChange::Run {
+            reason: o.reason.clone(),
+            run: d.run.clone(),
+        }]
     }
 
     fn apply(
@@ -280,10 +304,14 @@ impl Module for Cmd {
         host: &Host,
         _name: &str,
         d: &Desired,
-        _: &[Change],
+        changes: &[CmdChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
-        Cmd::run(host, d)
+        // One run, whatever the guards said (the command is `d.run`).
+        match changes.first() {
+            Some(CmdChange::Run { .. }) => Cmd::run(host, d),
+            None => Ok(()),
+        }
     }
 
     /// A `refresh_only` command runs when a watched resource changed (and

@@ -63,10 +63,13 @@ fn auto_deps(_name: &str, attrs: &Attrs) -> Vec<AutoDep> {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{Host, HostRead};
-use crate::module::{unified_diff, Module};
-use cfgm_core::engine::RunCtx;
+use crate::module::{unified_diff, KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<Line>();
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,7 +108,39 @@ pub struct Observed {
     pub content: Option<String>,
 }
 
+#[derive(Default)]
 pub struct Line;
+
+/// How a file differs from having (or not having) the line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LineChange {
+    /// The file is missing: the line cannot be added (apply says so).
+    NoFile { line: String },
+    /// The line is added, replacing the line `match` found if any.
+    Add {
+        line: String,
+        replaces: Option<String>,
+        diff: String,
+    },
+    /// The line (and lines `match` finds) are removed.
+    Remove { line: String, diff: String },
+}
+
+impl KindChange for LineChange {
+    fn show(&self) -> Change {
+        match self {
+            LineChange::NoFile { line } => Change::new("line", Value::Null, line.as_str()),
+            LineChange::Add {
+                line,
+                replaces,
+                diff,
+            } => Change::new("line", replaces.clone(), line.as_str()).with_diff(Some(diff.clone())),
+            LineChange::Remove { line, diff } => {
+                Change::new("line", line.as_str(), Value::Null).with_diff(Some(diff.clone()))
+            }
+        }
+    }
+}
 
 /// Held while a file is read, edited and written back.
 static EDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -141,8 +176,10 @@ fn edit(d: &Desired, re: Option<&regex::Regex>, text: &str) -> String {
 }
 
 impl Module for Line {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = LineChange;
 
     fn observe(
         &self,
@@ -163,14 +200,16 @@ impl Module for Line {
         })
     }
 
-    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<LineChange> {
         // The regex was checked by observe; an invalid one matches nothing here.
         let re = d.regex().ok().flatten();
         if !o.exists {
             return if d.ensure.absent() {
                 vec![]
             } else {
-                vec![Change::new("line", Value::Null, d.line.clone())]
+                vec![LineChange::NoFile {
+                    line: d.line.clone(),
+                }]
             };
         }
         let old = o.content.as_deref().unwrap_or("");
@@ -178,25 +217,34 @@ impl Module for Line {
         if new == old {
             return vec![];
         }
-        let (from, to) = if d.ensure.absent() {
-            (Value::String(d.line.clone()), Value::Null)
-        } else {
-            let replaced = re
-                .as_ref()
-                .and_then(|r| old.lines().find(|l| r.is_match(l)))
-                .map(|l| Value::String(l.to_string()))
-                .unwrap_or(Value::Null);
-            (replaced, Value::String(d.line.clone()))
-        };
-        vec![Change::new("line", from, to).with_diff(Some(unified_diff(&d.path, old, &new)))]
+        let diff = unified_diff(&d.path, old, &new);
+        if d.ensure.absent() {
+            return vec![LineChange::Remove {
+                line: d.line.clone(),
+                diff,
+            }];
+        }
+        let replaces = re
+            .as_ref()
+            .and_then(|r| old.lines().find(|l| r.is_match(l)))
+            .map(str::to_string);
+        vec![LineChange::Add {
+            line: d.line.clone(),
+            replaces,
+            diff,
+        }]
     }
 
+    /// The edit is made again from the file as it is now, under the lock
+    /// that serialises edits of one file: another line resource may have
+    /// changed it since it was observed, and the observed text must not
+    /// overwrite that. Every change comes to the same: `edit`.
     fn apply(
         &self,
         host: &Host,
         _name: &str,
         d: &Desired,
-        _: &[Change],
+        _: &[LineChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
         let re = d.regex()?;
@@ -276,7 +324,10 @@ mod tests {
     #[test]
     fn a_missing_file_is_a_change_for_present_only() {
         let o = Observed::default();
-        assert_eq!(Line::diff("n", &d("b", None, false), &o).len(), 1);
+        assert_eq!(
+            Line::diff("n", &d("b", None, false), &o),
+            [LineChange::NoFile { line: "b".into() }]
+        );
         assert!(Line::diff("n", &d("b", None, true), &o).is_empty());
     }
 }
