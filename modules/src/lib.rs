@@ -165,6 +165,82 @@ pub(crate) fn is_absent(attrs: &cfgm_core::schema::Attrs) -> bool {
     attrs.get("ensure").and_then(Value::as_str) == Some("absent")
 }
 
+/// Helpers of the unit tests: the diff tables and the root-only tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use cfgm_core::catalog::Origin;
+    use std::io::Write;
+
+    /// Checks a kind's host-free diff against a table: a resource `name`
+    /// with the `desired` attributes, the `observed` state (as the kind's
+    /// observe serialises it), and the changes expected, one line each:
+    /// `attr: from → to`, JSON values, ` (diff)` when a unified diff comes
+    /// with the change. Goes through `cfgm_modules::diff`, as plans do.
+    /// Reports every row that differs, then fails.
+    pub fn diff_table(kind: &str, rows: &[(&str, Value, Value, &[&str])]) {
+        let mut bad = Vec::new();
+        for (i, (name, desired, observed, want)) in rows.iter().enumerate() {
+            let r = resource(kind, name, desired);
+            let got: Vec<String> = match diff(&r, observed) {
+                None => vec![format!("no kind `{kind}`")],
+                Some(Err(e)) => vec![format!("error: {e}")],
+                Some(Ok(changes)) => changes.iter().map(line).collect(),
+            };
+            if got != *want {
+                bad.push(format!(
+                    "row {i}: {kind}[{name}] {desired} observed {observed}\n  want {want:#?}\n  got  {got:#?}"
+                ));
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    /// A compiled resource with these attributes.
+    pub fn resource(kind: &str, name: &str, attrs: &Value) -> Resource {
+        Resource {
+            id: ResourceId::new(kind, name),
+            attrs: serde_json::from_value(attrs.clone()).expect("attributes are a table"),
+            deps: Default::default(),
+            origin: Origin {
+                file: "t".into(),
+                line: 1,
+                column: 1,
+            },
+            hidden: vec![],
+            error: None,
+        }
+    }
+
+    /// A change as a table line.
+    pub fn line(c: &Change) -> String {
+        format!(
+            "{}: {} → {}{}",
+            c.attr,
+            c.from,
+            c.to,
+            if c.diff.is_some() { " (diff)" } else { "" }
+        )
+    }
+
+    /// Whether the test may run: it needs root (it chowns to root, or
+    /// follows only root's symlinks). Otherwise it says, by name, that it
+    /// is skipped (`make test` runs as root), unless
+    /// `CFGM_TEST_REQUIRE_ROOT` is set, which makes skipping a failure.
+    pub fn needs_root(test: &str) -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("CFGM_TEST_REQUIRE_ROOT").is_none(),
+            "{test} needs root (CFGM_TEST_REQUIRE_ROOT is set)"
+        );
+        // Past the test harness's capture, so that it shows.
+        let _ = writeln!(std::io::stderr(), "skipped (needs root): {test}");
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +270,48 @@ mod tests {
         ] {
             assert!(!is_plain_abs_path(bad), "{bad}");
         }
+    }
+
+    /// Every attribute a kind's spec declares deserialises into its
+    /// `Desired` (with a value of the attribute's type), and an undeclared
+    /// one is refused: the compiler's checks and the kind's behaviour agree
+    /// on what a resource may say.
+    #[test]
+    fn every_kinds_desired_takes_exactly_its_specs_attributes() {
+        use cfgm_core::schema::{AttrType, Attrs};
+        use serde_json::json;
+        fn sample(ty: AttrType) -> Value {
+            match ty {
+                AttrType::Str | AttrType::Template { .. } | AttrType::TreeFile { .. } => json!("x"),
+                AttrType::Int => json!(1),
+                AttrType::Bool => json!(true),
+                AttrType::StrList => json!(["x"]),
+                AttrType::Scalar => json!("1"),
+                AttrType::Mode => json!("0644"),
+                AttrType::Enum(v) => json!(v[0]),
+                AttrType::Table => json!({"k": "v"}),
+            }
+        }
+        let mut bad = Vec::new();
+        for k in KINDS {
+            let spec = k.spec();
+            let mut all: Attrs = spec
+                .attrs
+                .iter()
+                .map(|a| (a.name.to_string(), sample(a.ty)))
+                .collect();
+            if let Err(e) = k.accepts(&all) {
+                bad.push(format!("{}: the spec's attributes: {e}", spec.kind));
+            }
+            all.insert("no_such_attribute".into(), json!(true));
+            if k.accepts(&all).is_ok() {
+                bad.push(format!(
+                    "{}: an undeclared attribute is accepted",
+                    spec.kind
+                ));
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
     }
 
     #[test]

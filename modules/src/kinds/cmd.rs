@@ -339,10 +339,12 @@ impl Module for Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::diff_table;
+    use serde_json::json;
 
     #[test]
     fn argv_runs_as_the_user_in_the_directory() {
-        let d: Desired = serde_json::from_value(serde_json::json!({
+        let d: Desired = serde_json::from_value(json!({
             "run": "make install", "creates": "/x", "user": "build", "cwd": "/src"
         }))
         .unwrap();
@@ -364,17 +366,47 @@ mod tests {
         assert_eq!(d.timeout(), Duration::from_secs(DEFAULT_TIMEOUT));
     }
 
+    /// A command is due when its guards say so, and never by itself
+    /// when it runs only on refresh.
+    #[test]
+    fn diff() {
+        let due = json!({"would_run": true, "reason": "/x does not exist"});
+        diff_table(
+            "cmd",
+            &[
+                (
+                    "c",
+                    json!({"run": "make", "creates": "/x"}),
+                    due.clone(),
+                    &[r#"run: "/x does not exist" → "make""#],
+                ),
+                (
+                    "c",
+                    json!({"run": "make", "creates": "/x"}),
+                    json!({"would_run": false, "reason": "/x exists"}),
+                    &[],
+                ),
+                (
+                    "c",
+                    json!({"run": "make", "refresh_only": true}),
+                    due,
+                    &[],
+                ),
+            ],
+        );
+    }
+
     #[test]
     fn refresh_only_never_plans_a_run() {
         let d: Desired =
-            serde_json::from_value(serde_json::json!({"run": "x", "refresh_only": true})).unwrap();
+            serde_json::from_value(json!({"run": "x", "refresh_only": true})).unwrap();
         let o = Observed {
             would_run: true,
             reason: String::new(),
         };
         assert!(Cmd::diff("c", &d, &o).is_empty());
         let unknown =
-            serde_json::from_value::<Desired>(serde_json::json!({"run": "x", "shell": "zsh"}));
+            serde_json::from_value::<Desired>(json!({"run": "x", "shell": "zsh"}));
         assert!(unknown.is_err(), "unknown attributes are rejected");
     }
 }

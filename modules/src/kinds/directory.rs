@@ -248,3 +248,65 @@ impl Module for Directory {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::diff_table;
+    use serde_json::json;
+
+    #[test]
+    fn diff() {
+        let dir = json!({
+            "exists": true, "kind": "directory", "mode": "0755", "owner": "root", "group": "root",
+        });
+        diff_table(
+            "directory",
+            &[
+                (
+                    "/srv/app",
+                    json!({"mode": "0750", "owner": "app"}),
+                    json!({"exists": false}),
+                    &[
+                        r#"ensure: null → "present""#,
+                        r#"mode: null → "0750""#,
+                        r#"owner: null → "app""#,
+                    ],
+                ),
+                ("/srv/app", json!({"mode": "0755"}), dir.clone(), &[]),
+                (
+                    "/srv/app",
+                    json!({"mode": "0700", "group": "app"}),
+                    dir.clone(),
+                    &[r#"mode: "0755" → "0700""#, r#"group: "root" → "app""#],
+                ),
+                (
+                    "/srv/app",
+                    json!({"purge": true}),
+                    json!({
+                        "exists": true, "kind": "directory", "mode": "0755", "owner": "root",
+                        "group": "root", "unmanaged": ["/srv/app/old", "/srv/app/tmp"],
+                    }),
+                    &[r#"purge: ["/srv/app/old","/srv/app/tmp"] → []"#],
+                ),
+                (
+                    "/srv/app",
+                    json!({}),
+                    json!({"exists": true, "kind": "file", "mode": "0644"}),
+                    &[r#"type: "file" → "directory""#],
+                ),
+                (
+                    "/srv/app",
+                    json!({"ensure": "absent"}),
+                    dir,
+                    &[r#"ensure: "directory" → "absent""#],
+                ),
+                (
+                    "/srv/app",
+                    json!({"ensure": "absent"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+            ],
+        );
+    }
+}

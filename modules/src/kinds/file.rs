@@ -450,3 +450,115 @@ impl Module for File {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{diff_table, resource};
+    use serde_json::json;
+
+    fn b3(s: &str) -> String {
+        blake3::hash(s.as_bytes()).to_hex().to_string()
+    }
+
+    /// What observe says of a regular file with this content.
+    fn file(content: &str, mode: &str) -> serde_json::Value {
+        json!({
+            "exists": true, "kind": "file", "hash": b3(content), "size": content.len(),
+            "content": content, "mode": mode, "owner": "root", "group": "root",
+        })
+    }
+
+    #[test]
+    fn diff() {
+        let absent = json!({"exists": false});
+        diff_table(
+            "file",
+            &[
+                (
+                    "/etc/motd",
+                    json!({"content": "hi\n", "mode": "0644", "owner": "root"}),
+                    absent.clone(),
+                    &[
+                        r#"ensure: null → "present""#,
+                        r#"content: null → "3 bytes, blake3 0b8b60248fad" (diff)"#,
+                        r#"mode: null → "0644""#,
+                        r#"owner: null → "root""#,
+                    ],
+                ),
+                // No content given: an empty file.
+                (
+                    "/etc/motd",
+                    json!({}),
+                    absent.clone(),
+                    &[
+                        r#"ensure: null → "present""#,
+                        r#"content: null → "0 bytes, blake3 af1349b9f5f9" (diff)"#,
+                    ],
+                ),
+                (
+                    "/etc/motd",
+                    json!({"content": "hi\n", "mode": "644", "owner": "root", "group": "root"}),
+                    file("hi\n", "0644"),
+                    &[],
+                ),
+                (
+                    "/etc/motd",
+                    json!({"content": "hi\n", "mode": "0600"}),
+                    file("old\n", "0644"),
+                    &[
+                        r#"content: "4 bytes, blake3 87b86a9f9e06" → "3 bytes, blake3 0b8b60248fad" (diff)"#,
+                        r#"mode: "0644" → "0600""#,
+                    ],
+                ),
+                // Content left alone when not given; ownership only.
+                (
+                    "/etc/motd",
+                    json!({"owner": "alice", "group": "staff"}),
+                    file("old\n", "0644"),
+                    &[r#"owner: "root" → "alice""#, r#"group: "root" → "staff""#],
+                ),
+                // A secret's content is compared by hash only: no diff.
+                (
+                    "/etc/key",
+                    json!({"content": "s3cret\n", "secret": true}),
+                    json!({"exists": true, "kind": "file", "hash": b3("old\n"), "size": 4}),
+                    &[r#"content: "4 bytes, blake3 87b86a9f9e06" → "7 bytes, blake3 7af8f243929a""#],
+                ),
+                (
+                    "/etc/motd",
+                    json!({"content": "hi\n"}),
+                    json!({"exists": true, "kind": "directory", "mode": "0755"}),
+                    &[
+                        r#"type: "directory" → "file""#,
+                        r#"content: null → "3 bytes, blake3 0b8b60248fad""#,
+                    ],
+                ),
+                (
+                    "/etc/motd",
+                    json!({"ensure": "absent"}),
+                    file("hi\n", "0644"),
+                    &[r#"ensure: "file" → "absent""#],
+                ),
+                ("/etc/motd", json!({"ensure": "absent"}), absent, &[]),
+                // A killed run's temporary file goes, whatever else.
+                (
+                    "/etc/motd",
+                    json!({"ensure": "absent"}),
+                    json!({"exists": false, "leftover": true}),
+                    &[r#"leftover: "/etc/.motd.cfgm-new" → null"#],
+                ),
+            ],
+        );
+    }
+
+    /// The content change carries a unified diff, like `git diff`.
+    #[test]
+    fn a_content_change_shows_a_unified_diff() {
+        let r = resource("file", "/etc/motd", &json!({"content": "one\ntwo\n"}));
+        let c = crate::diff(&r, &file("one\n2\n", "0644")).unwrap().unwrap();
+        assert_eq!(
+            c[0].diff.as_deref(),
+            Some("--- a/etc/motd\n+++ b/etc/motd\n@@ -1,2 +1,2 @@\n one\n-2\n+two\n")
+        );
+    }
+}

@@ -177,3 +177,40 @@ impl Module for Group {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::diff_table;
+    use serde_json::json;
+
+    #[test]
+    fn diff() {
+        let staff = json!({"exists": true, "gid": 50});
+        diff_table(
+            "group",
+            &[
+                (
+                    "staff",
+                    json!({"gid": 50}),
+                    json!({"exists": false}),
+                    &[r#"ensure: null → "present""#],
+                ),
+                ("staff", json!({"gid": 50}), staff.clone(), &[]),
+                ("staff", json!({}), staff.clone(), &[]),
+                ("staff", json!({"gid": 60}), staff.clone(), &["gid: 50 → 60"]),
+                (
+                    "staff",
+                    json!({"ensure": "absent"}),
+                    staff,
+                    &[r#"ensure: "present" → "absent""#],
+                ),
+                (
+                    "staff",
+                    json!({"ensure": "absent"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+            ],
+        );
+    }
+}

@@ -281,6 +281,8 @@ impl Module for Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::diff_table;
+    use serde_json::json;
 
     fn d(line: &str, pattern: Option<&str>, absent: bool) -> Desired {
         Desired {
@@ -319,6 +321,52 @@ mod tests {
         check(&d("b", Some("^c"), true), "a\nb\nc1\n", "a\n");
         check(&d("b", None, true), "a\n", "a\n");
         check(&d("b", None, true), "b\n", "");
+    }
+
+    #[test]
+    fn diff() {
+        let text = |t: &str| json!({"exists": true, "content": t});
+        diff_table(
+            "line",
+            &[
+                (
+                    "l",
+                    json!({"path": "/f", "line": "b"}),
+                    json!({"exists": false}),
+                    &[r#"line: null → "b""#],
+                ),
+                (
+                    "l",
+                    json!({"path": "/f", "line": "b", "ensure": "absent"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+                (
+                    "l",
+                    json!({"path": "/f", "line": "b"}),
+                    text("a\n"),
+                    &[r#"line: null → "b" (diff)"#],
+                ),
+                (
+                    "l",
+                    json!({"path": "/f", "line": "b"}),
+                    text("a\nb\n"),
+                    &[],
+                ),
+                (
+                    "l",
+                    json!({"path": "/f", "line": "x = 2", "match": "^x\\s*="}),
+                    text("x=1\ny\n"),
+                    &[r#"line: "x=1" → "x = 2" (diff)"#],
+                ),
+                (
+                    "l",
+                    json!({"path": "/f", "line": "b", "ensure": "absent"}),
+                    text("a\nb\n"),
+                    &[r#"line: "b" → null (diff)"#],
+                ),
+            ],
+        );
     }
 
     #[test]

@@ -347,33 +347,53 @@ impl Module for Pkg {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(ensure: Option<&str>, version: Option<&str>) -> Desired {
-        Desired {
-            ensure: crate::Ensure(ensure.map(str::to_string)),
-            version: version.map(str::to_string),
-        }
-    }
-
-    fn attrs(d: &Desired, have: Option<&str>) -> Vec<String> {
-        let o = Observed {
-            version: have.map(str::to_string),
-        };
-        Pkg::diff("p", d, &o)
-            .iter()
-            .map(|c| c.show().attr)
-            .collect()
-    }
+    use crate::testing::diff_table;
+    use serde_json::json;
 
     #[test]
     fn diff() {
-        assert_eq!(attrs(&d(None, None), None), ["ensure"]);
-        assert!(attrs(&d(None, None), Some("1.0")).is_empty());
-        assert!(attrs(&d(Some("installed"), Some("1:2.0-1")), Some("1:2.0-1")).is_empty());
-        assert_eq!(attrs(&d(None, Some("2.0")), Some("1.0")), ["version"]);
-        assert_eq!(attrs(&d(None, Some("2.0")), None), ["version"]);
-        assert_eq!(attrs(&d(Some("absent"), None), Some("1.0")), ["ensure"]);
-        assert!(attrs(&d(Some("absent"), None), None).is_empty());
-        assert_eq!(target("p", &d(None, Some("2.0"))), "p=2.0");
+        let none = json!({});
+        let v1 = json!({"version": "1.0"});
+        diff_table(
+            "pkg",
+            &[
+                ("p", json!({}), none.clone(), &[r#"ensure: null → "installed""#]),
+                ("p", json!({}), v1.clone(), &[]),
+                (
+                    "p",
+                    json!({"ensure": "installed", "version": "1:2.0-1"}),
+                    json!({"version": "1:2.0-1"}),
+                    &[],
+                ),
+                (
+                    "p",
+                    json!({"version": "2.0"}),
+                    v1.clone(),
+                    &[r#"version: "1.0" → "2.0""#],
+                ),
+                (
+                    "p",
+                    json!({"version": "2.0"}),
+                    none.clone(),
+                    &[r#"version: null → "2.0""#],
+                ),
+                (
+                    "p",
+                    json!({"ensure": "absent"}),
+                    v1,
+                    &[r#"ensure: "1.0" → "absent""#],
+                ),
+                ("p", json!({"ensure": "absent"}), none, &[]),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_pin_is_one_apt_argument() {
+        let d = Desired {
+            ensure: crate::Ensure(None),
+            version: Some("2.0".into()),
+        };
+        assert_eq!(target("p", &d), "p=2.0");
     }
 }

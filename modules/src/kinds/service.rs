@@ -360,6 +360,8 @@ impl Module for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::diff_table;
+    use serde_json::json;
 
     #[test]
     fn start_links() {
@@ -370,38 +372,37 @@ mod tests {
         assert!(!sysv_start_link("S01ssh", "sshd"));
     }
 
+    /// Only the attributes given are managed; `reload` is no state.
     #[test]
-    fn only_given_attributes_are_managed() {
-        let o = Observed {
-            provider: "sysvinit".into(),
-            exists: true,
-            running: true,
-            enabled: false,
+    fn diff() {
+        let o = |running: bool, enabled: bool| {
+            json!({"provider": "sysvinit", "exists": true, "running": running, "enabled": enabled})
         };
-        let none = Desired {
-            running: None,
-            enabled: None,
-            reload: Some(true),
-        };
-        assert!(Service::diff("s", &none, &o).is_empty());
-        let both = Desired {
-            running: Some(false),
-            enabled: Some(true),
-            reload: None,
-        };
-        let c = Service::diff("s", &both, &o);
-        assert_eq!(
-            c,
-            [
-                ServiceChange::Running {
-                    from: true,
-                    to: false
-                },
-                ServiceChange::Enabled {
-                    from: false,
-                    to: true
-                }
-            ]
+        diff_table(
+            "service",
+            &[
+                ("s", json!({"reload": true}), o(true, false), &[]),
+                (
+                    "s",
+                    json!({"running": false, "enabled": true}),
+                    o(true, false),
+                    &["running: true → false", "enabled: false → true"],
+                ),
+                ("s", json!({"running": true}), o(true, false), &[]),
+                (
+                    "s",
+                    json!({"enabled": false}),
+                    o(false, true),
+                    &["enabled: true → false"],
+                ),
+                // A service that does not exist is stopped and disabled.
+                (
+                    "s",
+                    json!({"running": true}),
+                    json!({"provider": "systemd", "exists": false, "running": false, "enabled": false}),
+                    &["running: false → true"],
+                ),
+            ],
         );
     }
 }

@@ -161,3 +161,50 @@ impl Module for Symlink {
         host.symlink(name, &d.target)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::diff_table;
+    use serde_json::json;
+
+    #[test]
+    fn diff() {
+        let link = json!({"exists": true, "kind": "symlink", "target": "/etc/b"});
+        diff_table(
+            "symlink",
+            &[
+                (
+                    "/etc/l",
+                    json!({"target": "/etc/a"}),
+                    json!({"exists": false}),
+                    &[r#"target: null → "/etc/a""#],
+                ),
+                ("/etc/l", json!({"target": "/etc/b"}), link.clone(), &[]),
+                (
+                    "/etc/l",
+                    json!({"target": "/etc/a"}),
+                    link.clone(),
+                    &[r#"target: "/etc/b" → "/etc/a""#],
+                ),
+                (
+                    "/etc/l",
+                    json!({"target": "/etc/a"}),
+                    json!({"exists": true, "kind": "file"}),
+                    &[r#"type: "file" → "symlink""#],
+                ),
+                (
+                    "/etc/l",
+                    json!({"target": "/etc/a", "ensure": "absent"}),
+                    link,
+                    &[r#"ensure: "symlink" → "absent""#],
+                ),
+                (
+                    "/etc/l",
+                    json!({"target": "/etc/a", "ensure": "absent"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+            ],
+        );
+    }
+}

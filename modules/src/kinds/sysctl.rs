@@ -244,6 +244,8 @@ impl Module for Sysctl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::diff_table;
+    use serde_json::json;
 
     fn d(v: Value, persist: Option<bool>) -> Desired {
         Desired { value: v, persist }
@@ -267,28 +269,46 @@ mod tests {
         );
     }
 
+    /// Values compare with whitespace normalised; the live value only
+    /// where /proc/sys is in reach; `persist = false` removes cfgm's file.
     #[test]
     fn diff() {
-        let o = Observed {
-            live_managed: true,
-            live: Some("10240 65000".into()),
-            persisted: Some("k = 10240 65000\n".into()),
-        };
-        assert!(Sysctl::diff("k", &d(Value::from("10240    65000"), None), &o).is_empty());
-        let c = Sysctl::diff("k", &d(Value::from("10240 65000"), Some(false)), &o);
-        assert_eq!(c.len(), 1);
-        let c = c[0].show();
-        assert_eq!((c.attr.as_str(), &c.to), ("persist", &Value::Null));
-        // The live value is not managed when /proc/sys is out of reach.
-        let o = Observed {
-            live_managed: false,
-            live: None,
-            persisted: None,
-        };
-        let c = Sysctl::diff("k", &d(Value::from(1), None), &o);
-        assert_eq!(
-            c.iter().map(|c| c.show().attr).collect::<Vec<_>>(),
-            ["persist"]
+        let o = json!({
+            "live_managed": true, "live": "10240 65000", "persisted": "k = 10240 65000\n",
+        });
+        diff_table(
+            "sysctl",
+            &[
+                ("k", json!({"value": "10240    65000"}), o.clone(), &[]),
+                (
+                    "k",
+                    json!({"value": "10240 65000", "persist": false}),
+                    o.clone(),
+                    &[r#"persist: "k = 10240 65000" → null"#],
+                ),
+                (
+                    "k",
+                    json!({"value": "1024 65000"}),
+                    o,
+                    &[
+                        r#"value: "10240 65000" → "1024 65000""#,
+                        r#"persist: "k = 10240 65000" → "k = 1024 65000""#,
+                    ],
+                ),
+                (
+                    "k",
+                    json!({"value": true}),
+                    json!({"live_managed": true, "live": "0"}),
+                    &[r#"value: "0" → "1""#, r#"persist: null → "k = 1""#],
+                ),
+                // The live value is not managed when /proc/sys is out of reach.
+                (
+                    "k",
+                    json!({"value": 1}),
+                    json!({"live_managed": false}),
+                    &[r#"persist: null → "k = 1""#],
+                ),
+            ],
         );
     }
 }

@@ -556,3 +556,94 @@ fn write_keys(host: &Host, name: &str, d: &Desired, keys: &[String]) -> Result<(
     }
     host.write_atomic(&file, content.as_bytes(), 0o600, uid, gid)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::diff_table;
+    use serde_json::json;
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ7 alice@laptop";
+
+    #[test]
+    fn diff() {
+        let alice = json!({
+            "exists": true, "uid": 1000, "group": "alice", "groups": ["adm"],
+            "shell": "/bin/sh", "home": "/home/alice", "comment": "",
+        });
+        let with_ssh = |keys: serde_json::Value, dir: &str, file: &str| {
+            let mut o = alice.clone();
+            o["ssh"] = json!({"keys": keys, "dir": dir, "file": file});
+            o
+        };
+        diff_table(
+            "user",
+            &[
+                // A new account gets its attributes from useradd: only the
+                // keys are a change of their own.
+                (
+                    "alice",
+                    json!({"uid": 1000, "shell": "/bin/bash", "ssh_keys": [KEY]}),
+                    json!({"exists": false, "groups": []}),
+                    &[
+                        r#"ensure: null → "present""#,
+                        &format!(r#"ssh_keys: null → ["{KEY}"]"#),
+                    ],
+                ),
+                (
+                    "alice",
+                    json!({"uid": 1000, "shell": "/bin/sh", "groups": ["adm"]}),
+                    alice.clone(),
+                    &[],
+                ),
+                (
+                    "alice",
+                    json!({
+                        "uid": 1001, "group": "staff", "groups": ["sudo", "adm", "sudo"],
+                        "shell": "/bin/bash", "home": "/srv/alice", "comment": "Alice",
+                    }),
+                    alice.clone(),
+                    &[
+                        r#"group: "alice" → "staff""#,
+                        r#"shell: "/bin/sh" → "/bin/bash""#,
+                        r#"home: "/home/alice" → "/srv/alice""#,
+                        r#"comment: "" → "Alice""#,
+                        "uid: 1000 → 1001",
+                        r#"groups: ["adm"] → ["adm","sudo"]"#,
+                    ],
+                ),
+                (
+                    "alice",
+                    json!({"ssh_keys": [KEY]}),
+                    with_ssh(json!(null), "0700 alice", "0600 alice"),
+                    &[&format!(r#"ssh_keys: null → ["{KEY}"]"#)],
+                ),
+                (
+                    "alice",
+                    json!({"ssh_keys": [KEY]}),
+                    with_ssh(json!([KEY]), "0700 alice", "0600 alice"),
+                    &[],
+                ),
+                (
+                    "alice",
+                    json!({"ssh_keys": [KEY]}),
+                    with_ssh(json!([KEY]), "0755 root", "0644 alice"),
+                    &[
+                        r#"ssh_keys_mode: "dir 0755 root, file 0644 alice" → "dir 0700 alice, file 0600 alice""#,
+                    ],
+                ),
+                (
+                    "alice",
+                    json!({"ensure": "absent"}),
+                    alice,
+                    &[r#"ensure: "present" → "absent""#],
+                ),
+                (
+                    "alice",
+                    json!({"ensure": "absent"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+            ],
+        );
+    }
+}
