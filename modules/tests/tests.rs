@@ -15,7 +15,10 @@
 //! - `expected-report` (optional, blessed): the dry run as people read it;
 //! - `secrets` (optional): strings no report may contain (the catalog's
 //!   secret attributes are always checked);
-//! - `netns` / `systemd` (markers): where the case runs, see below.
+//! - `netns` / `systemd` (markers): where the case runs, see below;
+//! - `root.sh` (optional, `systemd` cases): bash with `$ROOT`, run on this
+//!   machine before the root boots, to fetch what the container, which has
+//!   no network, needs (e.g. `apt-get install --download-only` in a chroot).
 //!
 //! For each case the runner mounts a fresh overlay over an unpacked Debian
 //! bookworm base, runs the setup, a dry run (the plan as expected, and the
