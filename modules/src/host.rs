@@ -6,7 +6,7 @@
 //! [`HostRead`] is what `observe` gets: it reads files and runs query
 //! commands, never changes anything. [`Host`] (which derefs to `HostRead`)
 //! is what `apply` and `refresh` get: atomic file writes with backups,
-//! directories, symlinks, modes and owners, and mutating commands.
+//! directories, symlinks, modes, owners and times, and mutating commands.
 //!
 //! **Paths resolve inside the root.** The root is opened once as a
 //! directory descriptor; every host path is resolved against it by the
@@ -898,6 +898,23 @@ impl Host {
         .map_err(sys_err("chown", p))
     }
 
+    /// Sets the modification (and access) time of a path to now, never
+    /// through a final symlink: for daemons that notice changes by a
+    /// directory's modification time.
+    pub fn touch(&self, p: &str) -> Result<(), ModuleError> {
+        let at = self.parent(p)?;
+        let now = rfs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rfs::UTIME_NOW,
+        };
+        let times = rfs::Timestamps {
+            last_access: now,
+            last_modification: now,
+        };
+        rfs::utimensat(&at.dir, at.name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(sys_err("touch", p))
+    }
+
     /// Removes a file or symlink (after backing a file up).
     pub fn remove_file(&self, p: &str) -> Result<(), ModuleError> {
         let Some(at) = self.parent_if_there(p)? else {
@@ -1353,6 +1370,27 @@ mod tests {
         host.write_atomic("/etc-link/ok", b"ok\n", 0o644, 0, 0)
             .unwrap();
         assert_eq!(std::fs::read(root.join("etc/ok")).unwrap(), b"ok\n");
+    }
+
+    #[test]
+    fn touch_makes_a_directory_newer_and_follows_no_final_symlink() {
+        let (_t, host, root, outside) = setup();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let mtime = |p: &Path| std::fs::symlink_metadata(p).unwrap().modified().unwrap();
+        std::fs::File::open(root.join("etc"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::File::open(&outside)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        host.touch("/etc").unwrap();
+        assert!(mtime(&root.join("etc")) > old);
+        // A link to the outside: the link itself is touched, never its target.
+        symlink(&outside, root.join("etc/out")).unwrap();
+        host.touch("/etc/out").unwrap();
+        assert_eq!(mtime(&outside), old);
     }
 
     #[test]
