@@ -49,6 +49,7 @@ kinds! {
     cmd,
     sysctl,
     line,
+    cron,
 }
 
 /// The entry of a kind, by name.
