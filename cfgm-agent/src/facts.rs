@@ -137,7 +137,7 @@ pub fn gather(root: &Path, state_dir: &Path) -> Facts {
     let services = services(&mut r);
     let users = users(&mut r);
     let groups = groups(&mut r);
-    let (applied, resources) = last_run(state_dir, &mut r.problems);
+    let (applied, resources, owed_refresh) = last_run(state_dir, &mut r.problems);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -159,6 +159,7 @@ pub fn gather(root: &Path, state_dir: &Path) -> Facts {
         users,
         groups,
         resources,
+        owed_refresh,
         problems: r.problems,
     }
 }
@@ -562,6 +563,7 @@ fn users(r: &mut Root) -> Vec<User> {
                 gid: f[3].parse().ok()?,
                 home: f[5].to_string(),
                 shell: f[6].to_string(),
+                comment: f[4].to_string(),
             })
         })
         .collect()
@@ -589,7 +591,9 @@ fn groups(r: &mut Root) -> Vec<Group> {
 }
 
 /// The last report's resources and what the host last applied.
-fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> (Applied, Vec<ObservedResource>) {
+type LastRun = (Applied, Vec<ObservedResource>, Vec<cfgm_core::ResourceId>);
+
+fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> LastRun {
     let mut applied = Applied {
         commit: crate::git::read_applied(state_dir).map(|c| c.to_string()),
         ..Applied::default()
@@ -597,19 +601,22 @@ fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> (Applied, Vec<Obser
     let path = state_dir.join("reports/last.json");
     let text = match std::fs::read(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (applied, Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (applied, Vec::new(), Vec::new())
+        }
         Err(e) => {
             problems.push(format!("{}: {e}", path.display()));
-            return (applied, Vec::new());
+            return (applied, Vec::new(), Vec::new());
         }
     };
     let report: cfgm_core::Report = match serde_json::from_slice(&text) {
         Ok(r) => r,
         Err(e) => {
             problems.push(format!("{}: {e}", path.display()));
-            return (applied, Vec::new());
+            return (applied, Vec::new(), Vec::new());
         }
     };
+    let owed = report.owed_refresh.clone();
     let nonempty = |s: String| (!s.is_empty()).then_some(s);
     applied.catalog_id = nonempty(report.catalog_id);
     applied.tree_id = nonempty(report.tree_id);
@@ -625,7 +632,7 @@ fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> (Applied, Vec<Obser
             observed: r.observed,
         })
         .collect();
-    (applied, resources)
+    (applied, resources, owed)
 }
 
 /// Interface addresses over rtnetlink: one `RTM_GETADDR` dump, parsed by

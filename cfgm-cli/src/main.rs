@@ -44,6 +44,9 @@ enum Command {
     /// Show one host's dependency graph as Graphviz dot or JSON.
     #[command(after_help = EXIT_CODES)]
     Graph(commands::graph::Args),
+    /// What the tree would change on each host, from the facts hosts reported (no host is contacted).
+    #[command(after_help = EXIT_CODES)]
+    Plan(commands::plan::Args),
     /// What a commit range changes in every host's catalog (no facts needed): added, removed, modified.
     #[command(after_help = EXIT_CODES)]
     Diff(commands::diff::Args),
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Graph(a) => commands::graph::run(&ui, &cli.tree, a),
         Command::Hosts(a) => commands::hosts::run(&ui, &cli.tree, a),
         Command::Diff(a) => commands::diff::run(&ui, &cli.tree, a),
+        Command::Plan(a) => commands::plan::run(&ui, &cli.tree, a),
         Command::Facts(f) => commands::facts::run(&ui, &cli.tree, f),
     };
     match result {

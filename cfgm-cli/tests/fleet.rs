@@ -284,3 +284,186 @@ fn the_schema_rejects_what_it_should() {
     let bad = std::panic::catch_unwind(|| check_schema(&v));
     assert!(bad.is_err(), "an unknown action passed the schema");
 }
+
+// ---- cfgm plan ---------------------------------------------------------
+
+const DPKG_STATUS: &str = "Package: curl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 7.88.1-10+deb12u5\n\nPackage: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n";
+
+fn plan_tree(dir: &Path, hosts: &[&str], state: &str) {
+    let inv: String = hosts
+        .iter()
+        .map(|h| format!("[hosts.{h}]\ndc = \"dc1\"\nrole = \"web\"\n"))
+        .collect();
+    write(&dir.join("inventory.toml"), &inv);
+    write(&dir.join("top.toml"), "\"*\" = [\"s\"]\n");
+    write(&dir.join("states/s.toml"), state);
+}
+
+const SECRET: &str = "hunter2-S3CRET";
+
+/// Converges a temp root to `state` with the agent's library, then gathers
+/// its facts as `cfgm-agent facts --json` would: a real facts document.
+fn real_facts(t: &Path, state: &str) -> Value {
+    let (tree, root, st) = (t.join("t1"), t.join("root"), t.join("state"));
+    plan_tree(&tree, &["h"], state);
+    write(&root.join("var/lib/dpkg/status"), DPKG_STATUS);
+    write(
+        &root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\n",
+    );
+    write(&root.join("etc/group"), "root:x:0:\n");
+    let cfg = cfgm_agent::Config {
+        tree: cfgm_agent::converge::TreeInput::Dir(tree),
+        host: Some("h".into()),
+        root: root.clone(),
+        state_dir: st.clone(),
+        facts: None,
+        mode: cfgm_core::Mode::Apply,
+        parallel: 2,
+        locked: false,
+        keep_report: true,
+    };
+    let out = cfgm_agent::converge_once(&cfg, None, None).unwrap();
+    assert!(out.report.ok(), "{:?}", out.report);
+    serde_json::to_value(cfgm_agent::facts::gather(&root, &st)).unwrap()
+}
+
+/// Plans over facts from a real agent run plus variations: unchanged,
+/// drifted file, removed package, new package, new file, no facts; a
+/// secret never shows.
+#[test]
+fn plan_from_facts_answers_exactly_or_says_unknown() {
+    let t = tempfile::tempdir().unwrap();
+    let applied = format!(
+        "[file.\"/etc/motd\"]\ncontent = \"hello\\n\"\n\n[file.\"/etc/app.key\"]\ncontent = \"{SECRET}\\n\"\nsecret = true\n"
+    );
+    let facts = real_facts(t.path(), &applied);
+    let dir = t.path().join("facts");
+    let save = |host: &str, v: &Value| write(&dir.join(format!("{host}.json")), &v.to_string());
+    save("same", &facts);
+    // Drift: the file changed on the host after the run.
+    let mut drift = facts.clone();
+    for r in drift["resources"].as_array_mut().unwrap() {
+        if r["id"]["name"] == "/etc/motd" {
+            r["observed"]["content"] = "hello, edited\n".into();
+            r["observed"]["hash"] = "0000".into();
+        }
+    }
+    save("drift", &drift);
+    // A package removed by hand.
+    let mut gone = facts.clone();
+    gone["packages"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|p| p["name"] != "curl");
+    save("gone", &gone);
+    // "nofacts" has none.
+
+    let tree = t.path().join("t2");
+    plan_tree(
+        &tree,
+        &["same", "drift", "gone", "nofacts"],
+        &format!(
+            "{applied}\n[pkg.curl]\n\n[pkg.jq]\n\n[file.\"/etc/new\"]\ncontent = \"new\\n\"\n"
+        ),
+    );
+    let args = [
+        "plan",
+        "--facts",
+        dir.to_str().unwrap(),
+        "--json",
+        "--detailed-exitcode",
+    ];
+    let (code, out, err) = cfgm(&tree, &args);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        !out.contains(SECRET) && !err.contains(SECRET),
+        "a secret in the plan"
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    check_schema(&v);
+    let host = |n: &str| {
+        v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let changes = |n: &str| -> Vec<String> {
+        let g = host(n)["group"].as_u64().unwrap() as usize;
+        changes_of(&v["groups"][g])
+    };
+    let base = [
+        "unknown file[/etc/new] ".to_string(),
+        "change pkg[jq] ensure".to_string(),
+    ];
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(changes("same")), sorted(base.to_vec()));
+    let mut want = base.to_vec();
+    want.push("change file[/etc/motd] content".into());
+    assert_eq!(sorted(changes("drift")), sorted(want));
+    let mut want = base.to_vec();
+    want.push("change pkg[curl] ensure".into());
+    assert_eq!(sorted(changes("gone")), sorted(want));
+    assert_eq!(host("nofacts")["status"], "no-facts");
+    // The drifted file's plan is a unified diff of the host's content.
+    let g = host("drift")["group"].as_u64().unwrap() as usize;
+    let motd = v["groups"][g]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"]["name"] == "/etc/motd")
+        .unwrap()
+        .clone();
+    let d = motd["changes"][0]["diff"].as_str().unwrap();
+    assert!(d.contains("-hello, edited\n+hello\n"), "{d}");
+    // For people, too, no secret.
+    let (_, text, _) = cfgm(&tree, &["plan", "--facts", dir.to_str().unwrap()]);
+    assert!(!text.contains(SECRET));
+    assert!(text.contains("1 without facts"), "{text}");
+
+    // Bad facts: corrupt, and from a newer schema; clear errors, exit 1.
+    write(&dir.join("nofacts.json"), "{ not json");
+    let (code, out, _) = cfgm(&tree, &["plan", "--facts", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("nofacts.json: not a facts document"), "{out}");
+    let mut newer = facts.clone();
+    newer["schema_version"] = 99.into();
+    save("nofacts", &newer);
+    let (code, out, _) = cfgm(&tree, &["plan", "--facts", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("schema_version 99; this cfgm reads up to 1"),
+        "{out}"
+    );
+    // An unknown selector key, a selector that matches nothing.
+    let (code, _, err) = cfgm(
+        &tree,
+        &[
+            "plan",
+            "--facts",
+            dir.to_str().unwrap(),
+            "--select",
+            "rack:r1",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("unknown selector kind `rack`"), "{err}");
+    let (code, _, err) = cfgm(
+        &tree,
+        &[
+            "plan",
+            "--facts",
+            dir.to_str().unwrap(),
+            "--select",
+            "name:zz*",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("matches no host"), "{err}");
+}

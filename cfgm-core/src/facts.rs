@@ -27,6 +27,10 @@ pub struct Facts {
     pub groups: Vec<Group>,
     /// Every resource of the last run's catalog with what was observed.
     pub resources: Vec<ObservedResource>,
+    /// Resources that owe a refresh (an earlier run's watched change whose
+    /// refresh did not happen): the next run performs it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owed_refresh: Vec<crate::ResourceId>,
     /// What could not be read (`path: why`).
     pub problems: Vec<String>,
 }
@@ -105,6 +109,9 @@ pub struct User {
     pub gid: u32,
     pub home: String,
     pub shell: String,
+    /// The GECOS field (the `user` kind's `comment`).
+    #[serde(default)]
+    pub comment: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -121,7 +128,6 @@ pub struct ObservedResource {
     pub observed: Option<serde_json::Value>,
 }
 
-/// Files of the host, each opened inside the root.
 /// What templates see as `facts`: the system facts (`facts.os.id`,
 /// `facts.kernel`, …) and `facts.pkgs`, each installed package's version
 /// by name. `cfgm plan` builds the same value from a facts document, so a

@@ -85,6 +85,15 @@ pub fn diff(r: &Resource, observed: &Value) -> Option<Result<Vec<Change>, Module
     kind(&r.id.kind).map(|k| k.diff(r, observed))
 }
 
+/// What `observe` would return for `r`, answered from a host's facts
+/// (`None`: the kind is unknown, or the facts cannot tell).
+pub fn observe_facts(
+    r: &Resource,
+    facts: &cfgm_core::facts::Facts,
+) -> Option<Result<Value, ModuleError>> {
+    kind(&r.id.kind).and_then(|k| k.observe_facts(r, facts))
+}
+
 /// Every kind's host-free diff, as the planner takes it:
 /// `cfgm_core::plan::plan_catalog(&catalog, &cfgm_modules::Kinds, …)`.
 #[derive(Clone, Copy, Debug, Default)]

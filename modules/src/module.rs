@@ -54,6 +54,19 @@ pub trait Module: Send + Sync + Default + 'static {
     ) -> Result<Self::Observed, ModuleError>;
 
     /// The changes from `o` to `d`. Pure: no host access.
+    /// What `observe` would return, answered from a host's facts instead
+    /// of the host (`cfgm plan`): the kinds whose state the facts'
+    /// inventories hold (packages, services, users, groups) answer for a
+    /// resource the last run did not observe. `None` when the facts cannot
+    /// tell exactly; the plan then says "unknown". Pure.
+    fn observe_facts(
+        _name: &str,
+        _d: &Self::Desired,
+        _facts: &cfgm_core::facts::Facts,
+    ) -> Option<Self::Observed> {
+        None
+    }
+
     fn diff(name: &str, d: &Self::Desired, o: &Self::Observed) -> Vec<Self::Change>;
 
     /// Makes the changes `diff` returned.
@@ -131,6 +144,7 @@ pub struct KindDef {
     plan: fn(&Resource, &Value) -> Result<Planned, ModuleError>,
     bind: fn(&Host) -> Box<dyn Provider>,
     accepts: fn(&Attrs) -> Result<(), ModuleError>,
+    from_facts: fn(&Resource, &cfgm_core::facts::Facts) -> Option<Result<Value, ModuleError>>,
 }
 
 impl KindDef {
@@ -141,7 +155,18 @@ impl KindDef {
             plan: plan::<M>,
             bind: bind::<M>,
             accepts: accepts::<M>,
+            from_facts: from_facts::<M>,
         }
+    }
+
+    /// What `observe` would see, from a host's facts (see
+    /// [`Module::observe_facts`]), as the kind serialises it.
+    pub fn observe_facts(
+        &self,
+        r: &Resource,
+        facts: &cfgm_core::facts::Facts,
+    ) -> Option<Result<Value, ModuleError>> {
+        (self.from_facts)(r, facts)
     }
 
     pub fn spec(&self) -> &'static KindSpec {
@@ -201,6 +226,18 @@ pub fn plan<M: Module>(r: &Resource, observed: &Value) -> Result<Planned, Module
     }
     let shown = typed.iter().map(KindChange::show).collect();
     Ok(Planned::new(shown, typed))
+}
+
+fn from_facts<M: Module>(
+    r: &Resource,
+    facts: &cfgm_core::facts::Facts,
+) -> Option<Result<Value, ModuleError>> {
+    let d = match desired::<M>(&r.attrs) {
+        Ok(d) => d,
+        Err(e) => return Some(Err(e)),
+    };
+    let o = M::observe_facts(&r.id.name, &d, facts)?;
+    Some(serde_json::to_value(o).map_err(|e| ModuleError::Other(format!("observed state: {e}"))))
 }
 
 fn bind<M: Module>(host: &Host) -> Box<dyn Provider> {

@@ -6,6 +6,7 @@ pub mod facts;
 pub mod fleet_out;
 pub mod graph;
 pub mod hosts;
+pub mod plan;
 pub mod validate;
 
 use crate::ui::{diags_json, Ui};

@@ -106,6 +106,17 @@ impl Module for Group {
     type Observed = Observed;
     type Change = GroupChange;
 
+    /// From the facts' group database.
+    fn observe_facts(name: &str, _: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+        Some(match facts.groups.iter().find(|g| g.name == name) {
+            None => Observed::default(),
+            Some(g) => Observed {
+                exists: true,
+                gid: Some(g.gid),
+            },
+        })
+    }
+
     fn observe(
         &self,
         host: &HostRead,

@@ -242,6 +242,21 @@ impl Module for Pkg {
     type Observed = Observed;
     type Change = PkgChange;
 
+    /// From the facts' package inventory (the dpkg status database): an
+    /// installed package has its version, any other is absent.
+    fn observe_facts(name: &str, _: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+        let (base, arch) = match name.split_once(':') {
+            Some((b, a)) => (b, Some(a)),
+            None => (name, None),
+        };
+        let version = facts
+            .packages
+            .iter()
+            .find(|p| p.name == base && arch.is_none_or(|a| p.arch == a))
+            .map(|p| p.version.clone());
+        Some(Observed { version })
+    }
+
     fn observe(
         &self,
         host: &HostRead,

@@ -256,6 +256,37 @@ impl Module for Service {
     type Observed = Observed;
     type Change = ServiceChange;
 
+    /// From the facts' unit inventory, on a host whose facts were gathered
+    /// under systemd (they then carry each unit's active state): whether
+    /// the unit exists, is active, starts at boot. Anything else (sysvinit,
+    /// a unit whose state was not read) is unknown until apply.
+    fn observe_facts(name: &str, d: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+        if !facts.services.iter().any(|s| s.active.is_some()) {
+            return None;
+        }
+        let unit = unit(name);
+        let Some(s) = facts.services.iter().find(|s| s.name == unit) else {
+            return Some(Observed {
+                provider: "systemd".into(),
+                ..Observed::default()
+            });
+        };
+        if d.enabled == Some(true) && s.enabled == "static" {
+            // observe fails for this (a static unit cannot be enabled):
+            // the plan cannot promise a change.
+            return None;
+        }
+        Some(Observed {
+            provider: "systemd".into(),
+            exists: true,
+            running: s.active.as_deref() == Some("active"),
+            enabled: matches!(
+                s.enabled.as_str(),
+                "enabled" | "enabled-runtime" | "alias" | "indirect"
+            ),
+        })
+    }
+
     fn observe(
         &self,
         host: &HostRead,

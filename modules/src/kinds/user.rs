@@ -286,6 +286,42 @@ impl Module for User {
     type Observed = Observed;
     type Change = UserChange;
 
+    /// From the facts' passwd and group databases. Authorized keys are not
+    /// in the facts: an existing user whose `ssh_keys` are managed is
+    /// unknown until apply.
+    fn observe_facts(name: &str, d: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+        let Some(u) = facts.users.iter().find(|u| u.name == name) else {
+            return Some(Observed::default());
+        };
+        if d.ssh_keys.is_some() {
+            return None;
+        }
+        let mut groups: Vec<String> = facts
+            .groups
+            .iter()
+            .filter(|g| g.members.iter().any(|m| m == name))
+            .map(|g| g.name.clone())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        let group = facts
+            .groups
+            .iter()
+            .find(|g| g.gid == u.gid)
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| u.gid.to_string());
+        Some(Observed {
+            exists: true,
+            uid: Some(u.uid),
+            group: Some(group),
+            groups,
+            shell: Some(u.shell.clone()),
+            home: Some(u.home.clone()),
+            comment: Some(u.comment.clone()),
+            ssh: None,
+        })
+    }
+
     fn observe(
         &self,
         host: &HostRead,
