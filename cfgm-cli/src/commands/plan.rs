@@ -12,7 +12,6 @@ use rayon::prelude::*;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -51,16 +50,21 @@ fn read_facts(dir: &Path, host: &str) -> Result<Option<Facts>, String> {
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     // The version first: a newer document may not parse as this one.
-    let v: Value = serde_json::from_slice(&bytes)
+    #[derive(serde::Deserialize)]
+    struct Version {
+        #[serde(default)]
+        schema_version: u64,
+    }
+    let v: Version = serde_json::from_slice(&bytes)
         .map_err(|e| format!("{}: not a facts document: {e}", path.display()))?;
-    let version = v["schema_version"].as_u64().unwrap_or(0);
-    if version == 0 || version > SCHEMA_VERSION as u64 {
+    if v.schema_version == 0 || v.schema_version > SCHEMA_VERSION as u64 {
         return Err(format!(
-            "{}: facts schema_version {version}; this cfgm reads up to {SCHEMA_VERSION} (upgrade cfgm)",
-            path.display()
+            "{}: facts schema_version {}; this cfgm reads up to {SCHEMA_VERSION} (upgrade cfgm)",
+            path.display(),
+            v.schema_version
         ));
     }
-    serde_json::from_value(v)
+    serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| format!("{}: not a facts document: {e}", path.display()))
 }
@@ -103,9 +107,6 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
     for d in &tree_diags {
         b.diagnostic(d.to_json(&tree.sources));
     }
-    // Each distinct (catalog, observed states, owed refreshes) is planned
-    // once; the cache is bounded so memory stays flat in the hosts.
-    let plans: Mutex<HashMap<blake3::Hash, Vec<ResourceChange>>> = Mutex::default();
     let plan_host = |h: &cfgm_core::tree::Host| -> Outcome {
         let facts = match read_facts(&args.facts, &h.name) {
             Ok(Some(f)) => f,
@@ -148,46 +149,32 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
             .iter()
             .filter_map(|r| r.observed.as_ref().map(|o| (&r.id, o)))
             .collect();
-        let mut observed: HashMap<ResourceId, Value> = HashMap::new();
+        // Answers from the inventories are made here; the last run's are
+        // borrowed from the facts.
+        let mut made: HashMap<&ResourceId, Value> = HashMap::new();
         for r in &catalog.resources {
             match cfgm_modules::observe_facts(r, &facts) {
                 Some(Ok(v)) => {
-                    observed.insert(r.id.clone(), v);
+                    made.insert(&r.id, v);
                 }
                 // (A resource whose attributes the kind refuses stays
                 // unobserved: the plan shows it unknown, apply fails it.)
-                Some(Err(_)) => {}
-                None => {
-                    if let Some(o) = last.get(&r.id) {
-                        observed.insert(r.id.clone(), (*o).clone());
-                    }
+                Some(Err(_)) => {
+                    made.insert(&r.id, Value::Null);
                 }
+                None => {}
             }
         }
+        let observed = |id: &ResourceId| -> Option<&Value> {
+            match made.get(id) {
+                Some(Value::Null) => None,
+                Some(v) => Some(v),
+                None => last.get(id).copied(),
+            }
+        };
         let owed: BTreeSet<ResourceId> = facts.owed_refresh.iter().cloned().collect();
-        let mut key = blake3::Hasher::new();
-        key.update(catalog.id.0.as_bytes());
-        for r in &catalog.resources {
-            if let Some(o) = observed.get(&r.id) {
-                key.update(r.id.to_string().as_bytes());
-                let _ = serde_json::to_writer(&mut key, o);
-            }
-        }
-        for o in &owed {
-            key.update(o.to_string().as_bytes());
-        }
-        let key = key.finalize();
-        if let Some(p) = plans.lock().expect("plans").get(&key) {
-            return Outcome::Planned(p.clone());
-        }
-        let planned = plan_catalog(catalog, &cfgm_modules::Kinds, |id| observed.get(id), &owed);
-        let changes = plan_changes(catalog, planned);
-        let mut cache = plans.lock().expect("plans");
-        if cache.len() > 4096 {
-            cache.clear();
-        }
-        cache.insert(key, changes.clone());
-        Outcome::Planned(changes)
+        let planned = plan_catalog(catalog, &cfgm_modules::Kinds, observed, &owed);
+        Outcome::Planned(plan_changes(catalog, planned))
     };
     // Hosts stream through: planned in parallel by chunks, each reduced
     // to its change set before the next chunk.
