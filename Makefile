@@ -28,6 +28,7 @@ bench: deps
 	$(CARGO) bench -p cfgm-cli --bench compile
 	$(CARGO) bench -p cfgm-agent --bench apply
 	$(CARGO) bench -p cfgm-agent --bench agent
+	$(CARGO) bench -p cfgm-agent --bench idle
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -344,6 +344,7 @@ impl Daemon {
     /// until SIGTERM/SIGINT. `once`: one cycle. Returns the exit code.
     pub fn run(&mut self, once: bool, signals: &Signals) -> u8 {
         let sink: Arc<dyn EventSink> = Arc::new(LogSink);
+        crate::memory::no_huge_pages();
         loop {
             signals.now.store(false, Ordering::SeqCst);
             let code = match self.cycle(
@@ -365,6 +366,8 @@ impl Daemon {
             if once {
                 return code;
             }
+            // Asleep until the next run: give back what this one used.
+            crate::memory::release();
             let wait = self.cfg.interval + splay(self.cfg.splay);
             tracing::debug!("next run in {:.0} s", wait.as_secs_f64());
             let until = Instant::now() + wait;

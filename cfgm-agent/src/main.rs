@@ -12,6 +12,13 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's arena size, set before anything is allocated (Rust's runtime
+/// allocates before `main`; constructors in `.init_array` run before it):
+/// see cfgm_agent::memory.
+#[used]
+#[link_section = ".init_array"]
+static SMALL_ARENAS: extern "C" fn() = cfgm_agent::memory::small_arenas;
+
 #[derive(Parser)]
 #[command(name = "cfgm-agent", version, about = "The cfgm host agent: compile this host's catalog and converge it.", after_help = cfgm_core::exit::HELP)]
 struct Cli {
