@@ -764,6 +764,8 @@ mod tests {
         std::fs::write(
             &script,
             "#!/bin/sh\necho \"$1\" >> \"$FLEET_STATE/calls\"\n\
+             [ \"$1\" = commit ] || [ \"$1\" = install-agent ] && echo \"$*\" >> \"$FLEET_STATE/args\"\n\
+             [ \"$1\" = commit ] && echo 0123abcd\n\
              [ \"$1\" = up ] && cat > \"$FLEET_STATE/inventory.toml\" <<EOF\n\
              [fleet]\ngit_url = \"git://controller/states\"\n\
              [hosts.b1]\ndc = \"lis01\"\naddress = \"10.77.2.11\"\ndc_net = 2\n\
@@ -816,6 +818,36 @@ mod tests {
         fleet.down().unwrap();
         drop(fleet);
         assert_eq!(calls(dir.path()), "up\ndown\n");
+    }
+
+    #[test]
+    fn commits_and_agent_installs_go_through_the_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::up(fake_fleet(dir.path())).unwrap();
+        assert_eq!(fleet.commit("a message").unwrap(), "0123abcd");
+        let tree = dir.path().join("tree");
+        assert_eq!(fleet.commit_untrusted(&tree, "evil").unwrap(), "0123abcd");
+        fleet.install_agents(&["a1", "b1"]).unwrap();
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert_eq!(
+            args,
+            format!(
+                "commit -m a message\ncommit --untrusted --tree {} -m evil\ninstall-agent a1 b1\n",
+                tree.display()
+            )
+        );
+        assert_eq!(
+            fleet.allowed_signers(),
+            dir.path().join("signing/allowed_signers")
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "is not a host of this fleet")]
+    fn http_get_dials_only_hosts_of_the_fleet() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::up(fake_fleet(dir.path())).unwrap();
+        let _ = fleet.http_get("10.77.9.9", 80, "/");
     }
 
     #[test]
