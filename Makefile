@@ -5,7 +5,7 @@ CARGO ?= cargo
 STATES ?= states
 CFGM := target/debug/cfgm
 
-.PHONY: all deps build test unit-test fleet-test bench lint demo demo-down clean
+.PHONY: all deps build test unit-test module-test fleet-test bench lint demo demo-down clean
 
 all: build
 
@@ -15,11 +15,22 @@ deps:
 build: deps
 	$(CARGO) build --workspace
 
-# Unit, golden and property tests, then the fleet tests on real hosts.
-test: unit-test fleet-test
+# Lint, unit, golden and property tests, the resource kinds on a real
+# Debian root, then the fleet tests on real hosts. Runs as root: a test that
+# needs root fails here rather than skip (CFGM_TEST_REQUIRE_ROOT).
+test: export CFGM_TEST_REQUIRE_ROOT = 1
+test: lint unit-test module-test fleet-test
 
+# Everything but the module cases and the fleet; as a plain user, the few
+# tests that need root say `skipped (needs root): NAME`.
 unit-test: build
-	$(CARGO) test --workspace --exclude cfgm-testing
+	$(CARGO) test --workspace --exclude cfgm-testing --exclude cfgm-modules
+	$(CARGO) test -p cfgm-modules --lib
+
+# The resource kinds against a real Debian root: overlays, chroot,
+# namespaces and booted containers, so root only.
+module-test: build
+	CFGM_TEST_REQUIRE_ROOT=1 $(CARGO) test -p cfgm-modules --test tests
 
 fleet-test: build
 	testing/fleet-test

@@ -6,7 +6,8 @@
 //! < 100 ms), each timed in-process (engine only, compile excluded) and as
 //! the whole `cfgm-agent apply` process. Prints peak memory of the process.
 
-use cfgm_core::engine::{self, Mode, Options};
+use cfgm_core::engine::{self, Options};
+use cfgm_core::Mode;
 use cfgm_core::{Compiler, Tree};
 use std::fmt::Write as _;
 use std::path::Path;

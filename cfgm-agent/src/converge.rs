@@ -10,10 +10,9 @@
 //! root) are a [`RunError`] and never replace the kept report.
 
 use crate::debts::FileLedger;
-use crate::git::CommitFiles;
 use crate::lock::RunLock;
 use cfgm_core::engine::{self, EventSink, Options};
-use cfgm_core::source::{Listing, SourceError, TreeSource};
+use cfgm_core::gitsource::{CommitFiles, GitSource};
 use cfgm_core::{Compiler, Mode, Report, RunStatus, Tree};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -37,35 +36,11 @@ impl TreeInput {
     pub fn load(&self) -> Result<(Tree, Vec<cfgm_core::Diagnostic>), RunError> {
         match self {
             TreeInput::Dir(d) => Tree::load(d).map_err(|e| RunError::Refused(e.to_string())),
-            TreeInput::Commit { files, commit } => Ok(Tree::load_from(Box::new(CommitSource {
-                files: files.clone(),
-                commit: commit.clone(),
-            }))),
+            TreeInput::Commit { files, commit } => Ok(Tree::load_from(Box::new(GitSource::new(
+                files.clone(),
+                commit.clone(),
+            )))),
         }
-    }
-}
-
-/// A commit's files as a tree source: what `read_tree` let through (links
-/// resolved inside the tree, sizes bounded) is all there is.
-pub struct CommitSource {
-    pub files: Arc<CommitFiles>,
-    pub commit: String,
-}
-
-impl TreeSource for CommitSource {
-    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, SourceError> {
-        Ok(self.files.read(rel))
-    }
-
-    fn list(&self, dir: &str) -> Listing {
-        Listing {
-            files: self.files.list(dir),
-            problems: Vec::new(),
-        }
-    }
-
-    fn id(&self) -> Option<String> {
-        Some(self.commit.clone())
     }
 }
 

@@ -27,126 +27,14 @@
 //! best effort, and an absent fact is `null`, never a guess.
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub use cfgm_core::facts::*;
 
-/// Everything the agent knows about its host.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Facts {
-    pub schema_version: u32,
-    /// The host's short name (the inventory name, unless configured).
-    pub host: String,
-    /// When the facts were gathered: Unix seconds, and as UTC text.
-    pub time: i64,
-    pub time_utc: String,
-    pub applied: Applied,
-    pub system: System,
-    pub packages: Vec<Package>,
-    pub services: Vec<Service>,
-    pub users: Vec<User>,
-    pub groups: Vec<Group>,
-    /// Every resource of the last run's catalog with what was observed.
-    pub resources: Vec<ObservedResource>,
-    /// What could not be read (`path: why`).
-    pub problems: Vec<String>,
-}
-
-/// What the host last converged to.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Applied {
-    /// The last applied commit (`STATE_DIR/applied-commit`).
-    pub commit: Option<String>,
-    /// The catalog id of the last run.
-    pub catalog_id: Option<String>,
-    /// The tree id of the last run (a commit or a content hash).
-    pub tree_id: Option<String>,
-    /// How the last run ended (`converged`, `failed`, …).
-    pub status: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct System {
-    pub hostname: Option<String>,
-    pub fqdn: Option<String>,
-    pub os: Os,
-    /// The kernel release (`6.1.0-18-amd64`).
-    pub kernel: Option<String>,
-    pub arch: Option<String>,
-    pub cpu_count: Option<u32>,
-    pub memory_bytes: Option<u64>,
-    pub interfaces: Vec<Interface>,
-    /// Unix seconds.
-    pub boot_time: Option<i64>,
-}
-
-/// From os-release.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Os {
-    pub id: Option<String>,
-    pub version_id: Option<String>,
-    pub codename: Option<String>,
-    pub pretty_name: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Interface {
-    pub name: String,
-    pub mac: Option<String>,
-    pub mtu: Option<u32>,
-    /// `up`, `down`, `unknown` … (operstate).
-    pub state: Option<String>,
-    /// `ADDRESS/PREFIX`, IPv4 then IPv6.
-    pub addresses: Vec<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Package {
-    pub name: String,
-    pub version: String,
-    pub arch: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Service {
-    /// The unit name (`ssh.service`).
-    pub name: String,
-    /// `enabled`, `disabled`, `static`, `indirect` or `masked`.
-    pub enabled: String,
-    /// systemd's ActiveState (`active`, `inactive`, `failed` …), when read.
-    pub active: Option<String>,
-    /// systemd's SubState (`running`, `exited`, `dead` …), when read.
-    pub sub: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct User {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: String,
-    pub shell: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Group {
-    pub name: String,
-    pub gid: u32,
-    pub members: Vec<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ObservedResource {
-    pub id: cfgm_core::ResourceId,
-    pub outcome: cfgm_core::Outcome,
-    pub observed: Option<serde_json::Value>,
-}
-
-/// Files of the host, each opened inside the root.
 struct Root {
     fd: Option<OwnedFd>,
     is_slash: bool,
@@ -242,23 +130,6 @@ impl Root {
 /// Gathers the facts of the host whose root filesystem is `root` ("/" for
 /// this machine), with the agent state in `state_dir` (the last report and
 /// applied commit).
-/// What templates see as `facts`: the system facts (`facts.os.id`,
-/// `facts.kernel`, …) and `facts.pkgs`, each installed package's version
-/// by name. `cfgm plan` builds the same value from a facts document, so a
-/// plan renders templates as the agent does.
-pub fn template_facts(f: &Facts) -> serde_json::Value {
-    let mut v = serde_json::to_value(&f.system).unwrap_or_else(|_| serde_json::json!({}));
-    let pkgs: serde_json::Map<String, serde_json::Value> = f
-        .packages
-        .iter()
-        .map(|p| (p.name.clone(), serde_json::Value::String(p.version.clone())))
-        .collect();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("pkgs".into(), serde_json::Value::Object(pkgs));
-    }
-    v
-}
-
 pub fn gather(root: &Path, state_dir: &Path) -> Facts {
     let mut r = Root::open(root);
     let system = system(&mut r);
@@ -266,7 +137,7 @@ pub fn gather(root: &Path, state_dir: &Path) -> Facts {
     let services = services(&mut r);
     let users = users(&mut r);
     let groups = groups(&mut r);
-    let (applied, resources) = last_run(state_dir, &mut r.problems);
+    let (applied, resources, owed_refresh) = last_run(state_dir, &mut r.problems);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -288,6 +159,7 @@ pub fn gather(root: &Path, state_dir: &Path) -> Facts {
         users,
         groups,
         resources,
+        owed_refresh,
         problems: r.problems,
     }
 }
@@ -691,6 +563,7 @@ fn users(r: &mut Root) -> Vec<User> {
                 gid: f[3].parse().ok()?,
                 home: f[5].to_string(),
                 shell: f[6].to_string(),
+                comment: f[4].to_string(),
             })
         })
         .collect()
@@ -718,7 +591,9 @@ fn groups(r: &mut Root) -> Vec<Group> {
 }
 
 /// The last report's resources and what the host last applied.
-fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> (Applied, Vec<ObservedResource>) {
+type LastRun = (Applied, Vec<ObservedResource>, Vec<cfgm_core::ResourceId>);
+
+fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> LastRun {
     let mut applied = Applied {
         commit: crate::git::read_applied(state_dir).map(|c| c.to_string()),
         ..Applied::default()
@@ -726,19 +601,22 @@ fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> (Applied, Vec<Obser
     let path = state_dir.join("reports/last.json");
     let text = match std::fs::read(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (applied, Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (applied, Vec::new(), Vec::new())
+        }
         Err(e) => {
             problems.push(format!("{}: {e}", path.display()));
-            return (applied, Vec::new());
+            return (applied, Vec::new(), Vec::new());
         }
     };
     let report: cfgm_core::Report = match serde_json::from_slice(&text) {
         Ok(r) => r,
         Err(e) => {
             problems.push(format!("{}: {e}", path.display()));
-            return (applied, Vec::new());
+            return (applied, Vec::new(), Vec::new());
         }
     };
+    let owed = report.owed_refresh.clone();
     let nonempty = |s: String| (!s.is_empty()).then_some(s);
     applied.catalog_id = nonempty(report.catalog_id);
     applied.tree_id = nonempty(report.tree_id);
@@ -754,7 +632,7 @@ fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> (Applied, Vec<Obser
             observed: r.observed,
         })
         .collect();
-    (applied, resources)
+    (applied, resources, owed)
 }
 
 /// Interface addresses over rtnetlink: one `RTM_GETADDR` dump, parsed by

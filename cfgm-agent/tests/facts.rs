@@ -215,14 +215,16 @@ fn facts_of_a_hand_made_debian_root() {
                 uid: 0,
                 gid: 0,
                 home: "/root".into(),
-                shell: "/bin/bash".into()
+                shell: "/bin/bash".into(),
+                comment: "root".into(),
             },
             User {
                 name: "www-data".into(),
                 uid: 33,
                 gid: 33,
                 home: "/var/www".into(),
-                shell: "/usr/sbin/nologin".into()
+                shell: "/usr/sbin/nologin".into(),
+                comment: "www-data".into(),
             },
         ]
     );

@@ -70,8 +70,10 @@ fn big_tree(dir: &Path, states: usize, per_state: usize) {
     }
 }
 
-/// A tree of `hosts` hosts over `roles` × `dcs`; catalogs differ by role and dc only.
-fn fleet_tree(dir: &Path, hosts: usize, roles: usize, dcs: usize) {
+/// A tree of `hosts` hosts over `roles` × `dcs`; catalogs differ by role
+/// and dc only, or (`distinct`) every host's catalog differs from every
+/// other's (each writes its own name into /etc/cfgm/host).
+fn fleet_tree(dir: &Path, hosts: usize, roles: usize, dcs: usize, distinct: bool) {
     let mut inv = String::new();
     for h in 0..hosts {
         let (r, d) = (h % roles, (h / roles) % dcs);
@@ -88,7 +90,6 @@ fn fleet_tree(dir: &Path, hosts: usize, roles: usize, dcs: usize) {
     for r in 0..roles {
         writeln!(top, "\"role:role{r}\" = [\"role{r}\"]").unwrap();
     }
-    write(&dir.join("top.toml"), &top);
     write(
         &dir.join("data/common.toml"),
         "[base]\npackages = [\"curl\", \"less\", \"jq\", \"htop\", \"tcpdump\", \"strace\"]\n[sysctl]\n\"net.core.somaxconn\" = 1024\n\"net.ipv4.tcp_syncookies\" = 1\n",
@@ -103,6 +104,14 @@ fn fleet_tree(dir: &Path, hosts: usize, roles: usize, dcs: usize) {
         &dir.join("states/base.toml"),
         "{% for p in data.base.packages %}\n[pkg.{{ p }}]\n{% endfor %}\n\n[file.\"/etc/resolv.conf\"]\ncontent = \"nameserver {{ data.site.resolver }}\\n\"\nmode = \"0644\"\n\n[directory.\"/etc/cfgm\"]\n\n[file.\"/etc/cfgm/site\"]\ntemplate = \"site.j2\"\n",
     );
+    if distinct {
+        write(
+            &dir.join("states/own.toml"),
+            "[file.\"/etc/cfgm/host\"]\ncontent = \"{{ host.name }}\\n\"\n",
+        );
+        top.push_str("\"name:h*\" = [\"own\"]\n");
+    }
+    write(&dir.join("top.toml"), &top);
     write(
         &dir.join("templates/site.j2"),
         "dc={{ host.dc }}\nrole={{ host.role }}\n",
@@ -123,6 +132,38 @@ fn fleet_tree(dir: &Path, hosts: usize, roles: usize, dcs: usize) {
         writeln!(t, "[directory.\"/etc/role{r}\"]\n\n[service.role{r}]\nrunning = true\nwatch = [\"file:/etc/role{r}/conf0\"]").unwrap();
         write(&dir.join(format!("states/role{r}.toml")), &t);
     }
+}
+
+/// `cfgm validate --json` on a tree, as a whole process: wall seconds,
+/// peak resident memory (KiB, from the kernel's accounting of the child),
+/// and its JSON.
+fn validate(tree: &Path) -> (f64, i64, serde_json::Value) {
+    let bin = env!("CARGO_BIN_EXE_cfgm");
+    let t = Instant::now();
+    // Reaped by wait4 below (for its rusage), not by Child::wait.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(bin)
+        .args(["validate", "--json", "--tree"])
+        .arg(tree)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run cfgm");
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.expect("piped");
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut text).unwrap();
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child; rusage is written by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    let secs = t.elapsed().as_secs_f64();
+    let json: serde_json::Value = serde_json::from_slice(&text).expect("validate --json");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{json:#}"
+    );
+    (secs, usage.ru_maxrss, json)
 }
 
 fn main() {
@@ -167,20 +208,13 @@ fn main() {
     drop(tree);
 
     let f = tempfile::tempdir().unwrap();
-    fleet_tree(f.path(), 10_000, 5, 10);
-    let bin = env!("CARGO_BIN_EXE_cfgm");
+    fleet_tree(f.path(), 10_000, 5, 10, false);
     let mut runs = Vec::new();
     let mut last = serde_json::Value::Null;
     for _ in 0..3 {
-        let t = Instant::now();
-        let out = Command::new(bin)
-            .args(["validate", "--json", "--tree"])
-            .arg(f.path())
-            .output()
-            .expect("run cfgm");
-        runs.push(t.elapsed().as_secs_f64());
-        last = serde_json::from_slice(&out.stdout).expect("validate --json");
-        assert!(out.status.success(), "{last:#}");
+        let (secs, _, out) = validate(f.path());
+        runs.push(secs);
+        last = out;
     }
     runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = runs[1];
@@ -189,6 +223,19 @@ fn main() {
         last["hosts"], last["distinct_catalogs"], last["resources"]
     );
     over_budget |= median >= 10.0;
+
+    // Memory flat in the number of hosts: every catalog differs.
+    for (hosts, secs_budget, mib_budget) in [(10_000, 10.0, 300.0), (100_000, 25.0, 500.0)] {
+        let f = tempfile::tempdir().unwrap();
+        fleet_tree(f.path(), hosts, 5, 10, true);
+        let (secs, kib, out) = validate(f.path());
+        let mib = kib as f64 / 1024.0;
+        println!(
+            "cfgm validate, {hosts} hosts whose catalogs all differ: {secs:.2} s wall, peak RSS {mib:.0} MiB (budget < {secs_budget:.0} s, < {mib_budget:.0} MiB; before the caches were bounded every host's catalog stayed alive: ~165 KiB per host); {} distinct catalogs",
+            out["distinct_catalogs"]
+        );
+        over_budget |= secs >= secs_budget || mib >= mib_budget;
+    }
     if over_budget {
         eprintln!("over budget");
         std::process::exit(1);

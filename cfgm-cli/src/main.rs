@@ -1,9 +1,10 @@
 //! `cfgm`: the command engineers and CI run against a states tree.
 //!
-//! `main` parses arguments, calls one command function, and turns its
-//! outcome into an exit code: 0 success, 1 error (invalid input, failed
-//! compile, unknown host). Each command lives in `commands/` and renders its
-//! own output; the work itself is in cfgm-core.
+//! `main` parses arguments, calls one command function, and exits with its
+//! code — one table for both binaries, `cfgm_core::exit` (0 success, 1
+//! failed, 2 changes pending, 3 refused input, 4 busy, 5 stopped, 64
+//! usage). Each command lives in `commands/` and renders its own output;
+//! the work itself is in cfgm-core.
 
 mod commands;
 mod ui;
@@ -17,8 +18,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const EXIT_CODES: &str =
-    "Exit codes: 0 success; 1 error (invalid tree, failed compile, unknown host, bad arguments).";
+const EXIT_CODES: &str = cfgm_core::exit::HELP;
 
 #[derive(Parser)]
 #[command(name = "cfgm", version, about = "Declarative configuration for server fleets: validate, inspect and graph the catalogs a states tree compiles to.", after_help = EXIT_CODES)]
@@ -44,21 +44,48 @@ enum Command {
     /// Show one host's dependency graph as Graphviz dot or JSON.
     #[command(after_help = EXIT_CODES)]
     Graph(commands::graph::Args),
+    /// What the tree would change on each host, from the facts hosts reported (no host is contacted).
+    #[command(after_help = EXIT_CODES)]
+    Plan(commands::plan::Args),
+    /// What a commit range changes in every host's catalog (no facts needed): added, removed, modified.
+    #[command(after_help = EXIT_CODES)]
+    Diff(commands::diff::Args),
+    /// Hosts' facts: `cfgm facts fetch --select SEL --out DIR` copies them over SSH.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Facts(commands::facts::Facts),
+    /// List the inventory's hosts, or those a selector picks (`--select role:edge&dc:ams01`).
+    #[command(after_help = EXIT_CODES)]
+    Hosts(commands::hosts::Args),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    cfgm_core::exit::OK
+                }
+                _ => cfgm_core::exit::USAGE,
+            });
+        }
+    };
     let ui = ui::Ui::new(cli.color);
     let result = match cli.command {
         Command::Validate(a) => commands::validate::run(&ui, &cli.tree, a),
         Command::Catalog(a) => commands::catalog::run(&ui, &cli.tree, a),
         Command::Graph(a) => commands::graph::run(&ui, &cli.tree, a),
+        Command::Hosts(a) => commands::hosts::run(&ui, &cli.tree, a),
+        Command::Diff(a) => commands::diff::run(&ui, &cli.tree, a),
+        Command::Plan(a) => commands::plan::run(&ui, &cli.tree, a),
+        Command::Facts(f) => commands::facts::run(&ui, &cli.tree, f),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             ui.error(&format!("{e:#}"));
-            ExitCode::FAILURE
+            ExitCode::from(cfgm_core::exit::FAILED)
         }
     }
 }

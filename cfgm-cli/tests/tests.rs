@@ -14,6 +14,8 @@
 //!
 //! Re-bless after an intended change: `CFGM_BLESS=1 cargo test -p cfgm-cli`.
 
+mod fleet;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -208,19 +210,51 @@ fn error_cases_exit_1_with_a_location() {
 
 #[test]
 fn help_documents_exit_codes() {
-    for sub in [&[][..], &["validate"], &["catalog"], &["graph"]] {
+    for sub in [&[][..], &["validate"], &["catalog"], &["graph"], &["hosts"]] {
         let out = Command::new(cfgm())
             .args(sub)
             .arg("--help")
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(out.status.success(), "{sub:?} --help failed");
         assert!(
-            text.contains("Exit codes: 0 success; 1 error"),
+            text.contains(cfgm_core::exit::HELP),
             "{sub:?} --help: {text}"
         );
     }
+}
+
+/// The exit-code table (cfgm_core::exit) as `cfgm` uses it: 0 success,
+/// 1 an error of a command that changes nothing, 64 bad arguments.
+#[test]
+fn exit_codes_follow_the_table() {
+    let states = Path::new(env!("CARGO_MANIFEST_DIR")).join("../states");
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/err-toml-syntax/tree");
+    let code = |args: &[&str]| {
+        Command::new(cfgm())
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let s = states.to_str().unwrap();
+    assert_eq!(code(&["--tree", s, "validate"]), Some(0));
+    assert_eq!(
+        code(&["--tree", bad.to_str().unwrap(), "validate"]),
+        Some(1)
+    );
+    assert_eq!(code(&["--tree", "/nonexistent", "validate"]), Some(1));
+    assert_eq!(
+        code(&["--tree", s, "hosts", "--select", "role:egde"]),
+        Some(1)
+    );
+    assert_eq!(code(&["--tree", s, "catalog", "--host", "nope"]), Some(1));
+    assert_eq!(code(&["--tree", s, "no-such-command"]), Some(64));
+    assert_eq!(code(&["--tree", s, "validate", "--no-such-flag"]), Some(64));
+    assert_eq!(code(&["--help"]), Some(0));
 }
 
 #[test]

@@ -17,19 +17,18 @@
 //! This module never touches the host: it reads only the loaded [`Tree`]
 //! (and `files/`, through the tree's source).
 
-use crate::catalog::{Catalog, DepKind, Origin, Resource, ResourceId};
+use crate::catalog::{Catalog, Origin, Resource};
 use crate::diag::{suggest, Diagnostic, SourceFile, Sources};
+use crate::graph::{build_graph, GraphOutcome};
 use crate::parse::{parse_state, ParsedResource, ParsedState};
+use crate::render::render_error;
 use crate::render::{render_bounded, untag, RenderError};
 use crate::schema::{AttrType, Registry};
 use crate::source::{is_tree_path, SourceError};
-use crate::tree::{missing_state, render_error, source_error, Host, Tree};
-use petgraph::graph::{DiGraph, NodeIndex};
+use crate::tree::{missing_state, source_error, Host, Tree};
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
 use serde_json::Value;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,7 +38,10 @@ type Key = [u8; 32];
 /// A host's compile outcome, shared by every host with the same inputs: the
 /// catalog when its graph compiled (resources whose file template failed
 /// carry the error), and every problem found.
-type Compiled = Arc<(Option<Catalog>, Vec<Diagnostic>)>;
+pub type Compiled = Arc<(Option<Catalog>, Vec<Diagnostic>)>;
+
+/// File contents by (node, attribute): rendered, read, or why not.
+type Rendered = HashMap<(usize, &'static str), Arc<Result<String, Diagnostic>>>;
 
 /// A state to load, and the include (state and range) that named it.
 type Pending = (String, Option<(Arc<ParsedState>, Range<usize>)>);
@@ -49,28 +51,58 @@ struct StateOutcome {
     diags: Vec<Diagnostic>,
 }
 
-/// A resource in the graph, in apply order.
-struct Node {
-    state: usize,
-    res: usize,
-    deps: BTreeMap<ResourceId, DepKind>,
-}
-
-struct GraphOutcome {
-    states: Vec<Arc<ParsedState>>,
-    nodes: Vec<Node>,
-    diags: Vec<Diagnostic>,
-}
-
 /// Compiles hosts of one tree, sharing work between them.
 pub struct Compiler<'a> {
     pub tree: &'a Tree,
     pub registry: &'a Registry,
-    states: Mutex<HashMap<Key, Arc<StateOutcome>>>,
-    graphs: Mutex<HashMap<Key, Arc<GraphOutcome>>>,
-    files: Mutex<HashMap<Key, Arc<Result<String, Diagnostic>>>>,
-    catalogs: Mutex<HashMap<Key, Compiled>>,
+    states: Mutex<Bounded<Arc<StateOutcome>>>,
+    graphs: Mutex<Bounded<Arc<GraphOutcome>>>,
+    files: Mutex<Bounded<Arc<Result<String, Diagnostic>>>>,
+    catalogs: Mutex<Bounded<Compiled>>,
 }
+
+/// A cache that keeps at most `cap` entries, dropping the oldest first.
+/// Hosts are compiled in inventory order and those that share work tend to
+/// come together, so a bounded cache keeps almost all of the sharing while
+/// memory stays flat in the number of hosts (100,000 hosts whose catalogs
+/// all differ must not keep 100,000 catalogs alive).
+struct Bounded<V> {
+    map: HashMap<Key, V>,
+    order: std::collections::VecDeque<Key>,
+    cap: usize,
+}
+
+impl<V: Clone> Bounded<V> {
+    fn new(cap: usize) -> Self {
+        Bounded {
+            map: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn get(&self, k: &Key) -> Option<V> {
+        self.map.get(k).cloned()
+    }
+
+    fn insert(&mut self, k: Key, v: V) {
+        if self.map.insert(k, v).is_none() {
+            self.order.push_back(k);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// How many entries each cache keeps (see [`Bounded`]): parsed states and
+/// file contents are small and shared widely, graphs and catalogs large.
+const STATES_KEPT: usize = 4096;
+const GRAPHS_KEPT: usize = 512;
+const FILES_KEPT: usize = 4096;
+const CATALOGS_KEPT: usize = 256;
 
 /// The outcome of `validate`: every host compiled.
 #[derive(Debug)]
@@ -79,10 +111,85 @@ pub struct Validation {
     pub failed_hosts: Vec<String>,
     /// Distinct catalog ids, with how many hosts have each.
     pub catalogs: BTreeMap<String, usize>,
+    /// Each host's catalog id (hosts whose catalog compiled).
+    pub host_catalogs: BTreeMap<String, String>,
     /// Resources over all hosts.
     pub resources: usize,
     pub diags: Vec<Diagnostic>,
     pub elapsed: Duration,
+}
+
+/// What `validate` keeps of the hosts compiled so far.
+#[derive(Default)]
+struct Summary {
+    failed_hosts: Vec<String>,
+    catalogs: BTreeMap<String, usize>,
+    host_catalogs: BTreeMap<String, String>,
+    resources: usize,
+    diags: Vec<Diagnostic>,
+    /// The problems already kept, by what makes them the same problem.
+    seen: std::collections::HashSet<DiagKey>,
+}
+
+type DiagKey = (String, Vec<(u32, usize, usize)>);
+
+impl Summary {
+    fn add(&mut self, host: &str, r: &Compiled) {
+        match r.as_ref() {
+            (Some(c), d) if d.is_empty() => {
+                *self.catalogs.entry(c.id.0.clone()).or_default() += 1;
+                self.host_catalogs.insert(host.to_string(), c.id.0.clone());
+                self.resources += c.resources.len();
+            }
+            (_, d) => {
+                self.failed_hosts.push(host.to_string());
+                for diag in d {
+                    // Hosts sharing a failed state fail the same way: keep it once.
+                    if self.seen.insert(diag_key(diag)) {
+                        self.diags.push(diag.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn merge(mut self, other: Summary) -> Summary {
+        self.failed_hosts.extend(other.failed_hosts);
+        for (k, n) in other.catalogs {
+            *self.catalogs.entry(k).or_default() += n;
+        }
+        self.host_catalogs.extend(other.host_catalogs);
+        self.resources += other.resources;
+        for d in other.diags {
+            if self.seen.insert(diag_key(&d)) {
+                self.diags.push(d);
+            }
+        }
+        self
+    }
+
+    fn into_validation(mut self, hosts: usize) -> Validation {
+        self.failed_hosts.sort();
+        Validation {
+            hosts,
+            failed_hosts: self.failed_hosts,
+            catalogs: self.catalogs,
+            host_catalogs: self.host_catalogs,
+            resources: self.resources,
+            diags: self.diags,
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+fn diag_key(d: &Diagnostic) -> DiagKey {
+    (
+        d.message.clone(),
+        d.labels
+            .iter()
+            .map(|l| (l.span.file.0, l.span.range.start, l.span.range.end))
+            .collect(),
+    )
 }
 
 impl<'a> Compiler<'a> {
@@ -90,10 +197,10 @@ impl<'a> Compiler<'a> {
         Self {
             tree,
             registry,
-            states: Mutex::default(),
-            graphs: Mutex::default(),
-            files: Mutex::default(),
-            catalogs: Mutex::default(),
+            states: Mutex::new(Bounded::new(STATES_KEPT)),
+            graphs: Mutex::new(Bounded::new(GRAPHS_KEPT)),
+            files: Mutex::new(Bounded::new(FILES_KEPT)),
+            catalogs: Mutex::new(Bounded::new(CATALOGS_KEPT)),
         }
     }
 
@@ -146,41 +253,31 @@ impl<'a> Compiler<'a> {
         (catalog, diags)
     }
 
-    /// Compiles every inventory host in parallel.
+    /// Compiles every inventory host in parallel. Memory stays flat in the
+    /// number of hosts: each host's result is reduced to the summary as it
+    /// finishes (its catalog id and size, or its problems, kept once).
     pub fn validate(&self) -> Validation {
         let t0 = Instant::now();
         let hosts: Vec<&Host> = self.tree.hosts.values().collect();
-        let results: Vec<(String, Compiled)> = hosts
+        let mut v = hosts
             .par_iter()
-            .map(|h| (h.name.clone(), self.compile(h, None, true)))
-            .collect();
-        let mut v = Validation {
-            hosts: hosts.len(),
-            failed_hosts: Vec::new(),
-            catalogs: BTreeMap::new(),
-            resources: 0,
-            diags: Vec::new(),
-            elapsed: Duration::ZERO,
-        };
-        let mut seen_err: BTreeSet<usize> = BTreeSet::new();
-        for (name, r) in &results {
-            match r.as_ref() {
-                (Some(c), d) if d.is_empty() => {
-                    *v.catalogs.entry(c.id.0.clone()).or_default() += 1;
-                    v.resources += c.resources.len();
-                }
-                (_, d) => {
-                    v.failed_hosts.push(name.clone());
-                    // Hosts sharing a failed compile share the Arc: report it once.
-                    if seen_err.insert(Arc::as_ptr(r) as usize) {
-                        v.diags.extend(d.iter().cloned());
-                    }
-                }
-            }
-        }
+            .fold(Summary::default, |mut acc, h| {
+                let r = self.compile(h, None, true);
+                acc.add(&h.name, &r);
+                acc
+            })
+            .reduce(Summary::default, Summary::merge)
+            .into_validation(hosts.len());
         crate::diag::sort_dedup(self.sources(), &mut v.diags);
         v.elapsed = t0.elapsed();
         v
+    }
+
+    /// Compiles a host for a fleet-wide command (validate, plan, diff):
+    /// the result is shared with other hosts that compile to the same
+    /// inputs, while the bounded caches keep it.
+    pub fn compile_shared(&self, host: &Host, facts: Option<&Value>) -> Compiled {
+        self.compile(host, facts, true)
     }
 
     /// Compiles a host; `share` keeps the catalog for other hosts that
@@ -188,8 +285,44 @@ impl<'a> Compiler<'a> {
     fn compile(&self, host: &Host, facts: Option<&Value>, share: bool) -> Compiled {
         let ctx = self.context(host, facts);
         let mut diags = Vec::new();
-        // States from top.toml, then their includes, each once; one level
-        // of includes at a time, the states of a level rendered in parallel.
+        let Some(mut parsed) = self.parsed_states(host, &ctx, &mut diags) else {
+            return Arc::new((None, diags));
+        };
+        parsed.sort_by_key(|a| a.0);
+        let mut h = blake3::Hasher::new();
+        for (k, _) in &parsed {
+            h.update(k);
+        }
+        let gkey: Key = h.finalize().into();
+        let graph = self.graph(gkey, parsed.into_iter().map(|(_, p)| p).collect());
+        // Parse problems and graph problems are reported together, so one
+        // run shows a typo in one file and a dangling requisite in another.
+        diags.extend(graph.diags.iter().cloned());
+        if !diags.is_empty() {
+            return Arc::new((None, diags));
+        }
+        let (ckey, rendered) = self.file_contents(&graph, gkey, &ctx, &mut diags);
+        if let Some(c) = self.catalogs.lock().expect("cache").get(&ckey) {
+            return c;
+        }
+        let resources = self.resources(&graph, &rendered);
+        let c = Arc::new((Some(Catalog::new(String::new(), resources)), diags));
+        if share {
+            self.catalogs.lock().expect("cache").insert(ckey, c.clone());
+        }
+        c
+    }
+
+    /// The host's states from top.toml, then their includes, each once;
+    /// one level of includes at a time, the states of a level rendered in
+    /// parallel. `None` when a state did not render or parse (then graph
+    /// checks would only report its resources as missing).
+    fn parsed_states(
+        &self,
+        host: &Host,
+        ctx: &Value,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<(Key, Arc<ParsedState>)>> {
         let mut level: Vec<Pending> = self
             .tree
             .states_for(host)
@@ -198,8 +331,6 @@ impl<'a> Compiler<'a> {
             .collect();
         let mut seen = BTreeSet::new();
         let mut parsed: Vec<(Key, Arc<ParsedState>)> = Vec::new();
-        // Whether every state rendered; if one did not, graph checks would
-        // report its resources as missing.
         let mut complete = true;
         while !level.is_empty() {
             let mut todo: Vec<(String, Key)> = Vec::new();
@@ -209,8 +340,7 @@ impl<'a> Compiler<'a> {
                 }
                 let Some(sf) = self.tree.states.get(&name) else {
                     if self.tree.broken_states.contains(&name) {
-                        // Its template error was reported when the tree loaded;
-                        // without it the graph would only add noise.
+                        // Its template error was reported when the tree loaded.
                         complete = false;
                     } else if let Some((st, range)) = by {
                         let span = st.span(self.sources(), range);
@@ -220,15 +350,15 @@ impl<'a> Compiler<'a> {
                     // A missing state named in top.toml was reported when the tree loaded.
                     continue;
                 };
-                let key = vars_key(&["state", &name], &sf.vars, &ctx);
+                let key = vars_key(&["state", &name], &sf.vars, ctx);
                 todo.push((name, key));
             }
             let outcomes: Vec<Arc<StateOutcome>> = if todo.len() > 1 {
                 todo.par_iter()
-                    .map(|(n, k)| self.state(*k, n, &ctx))
+                    .map(|(n, k)| self.state(*k, n, ctx))
                     .collect()
             } else {
-                todo.iter().map(|(n, k)| self.state(*k, n, &ctx)).collect()
+                todo.iter().map(|(n, k)| self.state(*k, n, ctx)).collect()
             };
             for ((_, key), outcome) in todo.into_iter().zip(outcomes) {
                 diags.extend(outcome.diags.iter().cloned());
@@ -243,27 +373,22 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
-        if !complete {
-            return Arc::new((None, diags));
-        }
-        parsed.sort_by_key(|a| a.0);
-        let mut h = blake3::Hasher::new();
-        for (k, _) in &parsed {
-            h.update(k);
-        }
-        let gkey: Key = h.finalize().into();
-        let graph = self.graph(gkey, parsed.into_iter().map(|(_, p)| p).collect());
-        // Parse problems and graph problems are reported together, so one
-        // run shows a typo in one file and a dangling requisite in another.
-        diags.extend(graph.diags.iter().cloned());
-        if !diags.is_empty() {
-            return Arc::new((None, diags));
-        }
-        // File templates: keyed by the paths each template reads.
+        complete.then_some(parsed)
+    }
+
+    /// File contents from templates (keyed by the paths each reads) and
+    /// from `files/`, per (node, attribute); and the catalog's cache key,
+    /// which covers the graph and every content.
+    fn file_contents(
+        &self,
+        graph: &GraphOutcome,
+        gkey: Key,
+        ctx: &Value,
+        diags: &mut Vec<Diagnostic>,
+    ) -> (Key, Rendered) {
         let mut ckey = blake3::Hasher::new();
         ckey.update(&gkey);
-        let mut rendered: HashMap<(usize, &'static str), Arc<Result<String, Diagnostic>>> =
-            HashMap::new();
+        let mut rendered: Rendered = HashMap::new();
         for (i, node) in graph.nodes.iter().enumerate() {
             let st = &graph.states[node.state];
             let r = &st.resources[node.res];
@@ -279,7 +404,7 @@ impl<'a> Compiler<'a> {
                 };
                 let out = match a.ty {
                     AttrType::Template { .. } => {
-                        let (k, out) = self.template(st, r, path, at.val.clone(), &ctx);
+                        let (k, out) = self.template(st, r, path, at.val.clone(), ctx);
                         ckey.update(&k);
                         out
                     }
@@ -300,10 +425,12 @@ impl<'a> Compiler<'a> {
                 rendered.insert((i, a.name), out);
             }
         }
-        let ckey: Key = ckey.finalize().into();
-        if let Some(c) = self.catalogs.lock().expect("cache").get(&ckey) {
-            return c.clone();
-        }
+        (ckey.finalize().into(), rendered)
+    }
+
+    /// The catalog's resources, in graph order, with file contents in
+    /// place, secrets marked and origins mapped back to the source.
+    fn resources(&self, graph: &GraphOutcome, rendered: &Rendered) -> Vec<Resource> {
         // Each state's source file, fetched once: resources are built in
         // parallel and must not contend on the source database's lock.
         let files: Vec<Option<Arc<SourceFile>>> = graph
@@ -311,7 +438,7 @@ impl<'a> Compiler<'a> {
             .iter()
             .map(|st| self.sources().get(st.rendered.map.file))
             .collect();
-        let resources = graph
+        graph
             .nodes
             .par_iter()
             .enumerate()
@@ -370,12 +497,7 @@ impl<'a> Compiler<'a> {
                     error,
                 }
             })
-            .collect();
-        let c = Arc::new((Some(Catalog::new(String::new(), resources)), diags));
-        if share {
-            self.catalogs.lock().expect("cache").insert(ckey, c.clone());
-        }
-        c
+            .collect()
     }
 
     fn state(&self, key: Key, name: &str, ctx: &Value) -> Arc<StateOutcome> {
@@ -582,317 +704,4 @@ fn vars_key(tag: &[&str], vars: &[String], ctx: &Value) -> Key {
         h.update(&[0]);
     }
     h.finalize().into()
-}
-
-/// Where an edge comes from, for cycle messages.
-#[derive(Clone)]
-struct Why {
-    kind: DepKind,
-    state: usize,
-    range: Range<usize>,
-}
-
-fn precedence(k: DepKind) -> u8 {
-    match k {
-        DepKind::Watch => 3,
-        DepKind::Require => 2,
-        DepKind::Before => 1,
-        DepKind::Auto => 0,
-    }
-}
-
-fn build_graph(
-    sources: &Sources,
-    registry: &Registry,
-    states: Vec<Arc<ParsedState>>,
-) -> GraphOutcome {
-    let mut diags = Vec::new();
-    // Resources sorted by id (stable: the first declaration wins, equal
-    // re-declarations merge). Borrowed, not cloned: a catalog can hold
-    // 10,000 resources.
-    let mut all: Vec<(&ResourceId, usize, usize)> = states
-        .iter()
-        .enumerate()
-        .flat_map(|(si, st)| {
-            st.resources
-                .iter()
-                .enumerate()
-                .map(move |(ri, r)| (&r.id, si, ri))
-        })
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(b.0));
-    // Unique ids in order, each with its (state, resource) of first declaration.
-    let mut ids: Vec<&ResourceId> = Vec::with_capacity(all.len());
-    let mut at: Vec<(usize, usize)> = Vec::with_capacity(all.len());
-    for &(id, si, ri) in &all {
-        if ids.last() != Some(&id) {
-            ids.push(id);
-            at.push((si, ri));
-            continue;
-        }
-        let (fs, fr) = *at.last().expect("pushed with its id");
-        let st = &states[si];
-        let r = &st.resources[ri];
-        let first = &states[fs].resources[fr];
-        if let Some(diff) = conflict(first, r) {
-            diags.push(
-                Diagnostic::error(
-                    "duplicate",
-                    format!("{} is declared twice with different attributes", r.id),
-                )
-                .primary(st.span(sources, r.range.clone()), "declared again here")
-                .secondary(
-                    states[fs].span(sources, first.range.clone()),
-                    "first declared here",
-                )
-                .note(format!("they differ in: {diff}"))
-                .note("declare a resource once, or give both declarations the same attributes"),
-            );
-        }
-    }
-    let pos: FxHashMap<&ResourceId, usize> =
-        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    // Per resource: what it comes after (by index into `ids`), and why.
-    let mut deps: Vec<BTreeMap<usize, Why>> = vec![BTreeMap::new(); ids.len()];
-    let add = |deps: &mut Vec<BTreeMap<usize, Why>>, at: usize, on: usize, why: Why| {
-        let e = deps[at].entry(on).or_insert_with(|| why.clone());
-        if precedence(why.kind) > precedence(e.kind) {
-            *e = why;
-        }
-    };
-    for (i, &id) in ids.iter().enumerate() {
-        let (si, ri) = at[i];
-        let st = &states[si];
-        let r = &st.resources[ri];
-        for req in &r.requisites {
-            let Some(&t) = pos.get(&req.target) else {
-                let same_kind = ids
-                    .iter()
-                    .filter(|x| x.kind == req.target.kind)
-                    .map(|x| x.as_ref_string())
-                    .collect::<Vec<_>>();
-                let all = ids.iter().map(|x| x.as_ref_string()).collect::<Vec<_>>();
-                let want = req.target.as_ref_string();
-                let hint = suggest(&want, same_kind.iter().map(String::as_str))
-                    .or_else(|| suggest(&want, all.iter().map(String::as_str)));
-                let label = match hint {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => "no such resource".into(),
-                };
-                diags.push(
-                    st.diag(
-                        sources,
-                        "missing-requisite",
-                        format!(
-                            "{}: `{}` names {}, which this host's catalog does not declare",
-                            r.id, req.kind, req.target
-                        ),
-                        req.range.clone(),
-                        label,
-                    )
-                    .note("a requisite must name a resource of the same host, as \"kind:name\""),
-                );
-                continue;
-            };
-            let why = |kind| Why {
-                kind,
-                state: si,
-                range: req.range.clone(),
-            };
-            match req.kind {
-                "require" => add(&mut deps, i, t, why(DepKind::Require)),
-                "watch" => add(&mut deps, i, t, why(DepKind::Watch)),
-                _ => add(&mut deps, t, i, why(DepKind::Before)),
-            }
-        }
-        if let Some(spec) = registry.get(&id.kind) {
-            for auto in (spec.auto_deps)(&id.name, &r.attrs) {
-                if let Some(&c) = auto
-                    .candidates
-                    .iter()
-                    .filter(|c| *c != id)
-                    .find_map(|c| pos.get(c))
-                {
-                    add(
-                        &mut deps,
-                        i,
-                        c,
-                        Why {
-                            kind: DepKind::Auto,
-                            state: si,
-                            range: r.range.clone(),
-                        },
-                    );
-                }
-            }
-        }
-    }
-    if !diags.is_empty() {
-        return GraphOutcome {
-            states,
-            nodes: Vec::new(),
-            diags,
-        };
-    }
-    // The DAG: an edge from a dependency to its dependent.
-    let mut g: DiGraph<usize, ()> = DiGraph::with_capacity(ids.len(), ids.len() * 2);
-    let nodes: Vec<NodeIndex> = (0..ids.len()).map(|i| g.add_node(i)).collect();
-    for (i, d) in deps.iter().enumerate() {
-        for &on in d.keys() {
-            g.add_edge(nodes[on], nodes[i], ());
-        }
-    }
-    // A quick depth-first check first; the components (every cycle, each
-    // reported once) only when there is one.
-    if petgraph::algo::is_cyclic_directed(&g) {
-        for scc in petgraph::algo::tarjan_scc(&g) {
-            let cyclic = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
-            if cyclic {
-                diags.push(cycle_diag(sources, &states, &ids, &deps, &scc));
-            }
-        }
-    }
-    if !diags.is_empty() {
-        return GraphOutcome {
-            states,
-            nodes: Vec::new(),
-            diags,
-        };
-    }
-    // Kahn's algorithm, always taking the smallest ready id: deterministic
-    // and independent of declaration order.
-    let mut indeg: Vec<usize> = deps.iter().map(|d| d.len()).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
-    for (i, d) in deps.iter().enumerate() {
-        for &on in d.keys() {
-            dependents[on].push(i);
-        }
-    }
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..ids.len())
-        .filter(|&i| indeg[i] == 0)
-        .map(Reverse)
-        .collect();
-    let mut order = Vec::with_capacity(ids.len());
-    while let Some(Reverse(i)) = ready.pop() {
-        order.push(i);
-        for &j in &dependents[i] {
-            indeg[j] -= 1;
-            if indeg[j] == 0 {
-                ready.push(Reverse(j));
-            }
-        }
-    }
-    let nodes = order
-        .into_iter()
-        .map(|i| {
-            let (state, res) = at[i];
-            Node {
-                state,
-                res,
-                deps: deps[i]
-                    .iter()
-                    .map(|(&k, w)| ((*ids[k]).clone(), w.kind))
-                    .collect(),
-            }
-        })
-        .collect();
-    GraphOutcome {
-        states,
-        nodes,
-        diags,
-    }
-}
-
-/// Which attributes or requisites differ between two declarations, if any.
-fn conflict(a: &ParsedResource, b: &ParsedResource) -> Option<String> {
-    let mut diff = Vec::new();
-    let keys: BTreeSet<&String> = a.attrs.keys().chain(b.attrs.keys()).collect();
-    for k in keys {
-        if a.attrs.get(k) != b.attrs.get(k) {
-            diff.push(format!("`{k}`"));
-        }
-    }
-    let reqs = |r: &ParsedResource| {
-        r.requisites
-            .iter()
-            .map(|q| (q.kind, q.target.clone()))
-            .collect::<BTreeSet<_>>()
-    };
-    if reqs(a) != reqs(b) {
-        diff.push("requisites".into());
-    }
-    (!diff.is_empty()).then(|| diff.join(", "))
-}
-
-fn cycle_diag(
-    sources: &Sources,
-    states: &[Arc<ParsedState>],
-    ids: &[&ResourceId],
-    deps: &[BTreeMap<usize, Why>],
-    scc: &[NodeIndex],
-) -> Diagnostic {
-    // Walk the cycle from its smallest member, following "must come after"
-    // edges inside the component (breadth-first, so the cycle is shortest).
-    let members: BTreeSet<usize> = scc.iter().map(|n| n.index()).collect();
-    let start = *members.iter().next().expect("non-empty component");
-    let mut prev: HashMap<usize, usize> = HashMap::new();
-    let mut queue = std::collections::VecDeque::from([start]);
-    let mut found = false;
-    'bfs: while let Some(u) = queue.pop_front() {
-        // Successors of u: resources that depend on u.
-        for (v, d) in deps.iter().enumerate() {
-            if !members.contains(&v) || !d.contains_key(&u) {
-                continue;
-            }
-            if v == start {
-                prev.insert(start, u);
-                found = true;
-                break 'bfs;
-            }
-            if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(v) {
-                e.insert(u);
-                queue.push_back(v);
-            }
-        }
-    }
-    let mut cycle = vec![start];
-    if found {
-        let mut cur = prev[&start];
-        while cur != start {
-            cycle.push(cur);
-            cur = prev[&cur];
-        }
-        cycle[1..].reverse();
-    }
-    let path = cycle
-        .iter()
-        .chain(std::iter::once(&start))
-        .map(|&i| ids[i].to_string())
-        .collect::<Vec<_>>()
-        .join(" → ");
-    let mut d = Diagnostic::error("cycle", format!("dependency cycle: {path}"));
-    for (k, &i) in cycle.iter().enumerate() {
-        let next = cycle[(k + 1) % cycle.len()];
-        let why = &deps[next][&i];
-        let st = &states[why.state];
-        let span = st.span(sources, why.range.clone());
-        let msg = match why.kind {
-            DepKind::Require => format!("{} requires {}", ids[next], ids[i]),
-            DepKind::Watch => format!("{} watches {}", ids[next], ids[i]),
-            DepKind::Before => format!("{} must come before {}", ids[i], ids[next]),
-            DepKind::Auto => format!("{} comes after {} (automatic)", ids[next], ids[i]),
-        };
-        d = if k == 0 {
-            d.primary(span, msg)
-        } else {
-            d.secondary(span, msg)
-        };
-    }
-    let on = match cycle.len() {
-        1 => "1 resource is on the cycle (it depends on itself)".to_string(),
-        n => format!("{n} resources are on the cycle"),
-    };
-    d.note(format!(
-        "{on}; `a → b` means a must be applied before b — remove one of these requisites"
-    ))
 }

@@ -11,12 +11,17 @@
 //! changed. A panic in a provider fails that resource only.
 //!
 //! The engine knows no resource kind and makes no OS call: it drives the
-//! [`Provider`]s it is handed (from `cfgm-modules`). A dry run goes through
-//! the same code as an apply and stops before `apply`/`refresh`, so the plan
-//! shows exactly what apply does; providers cannot tell the modes apart.
+//! [`Provider`]s it is handed (from `cfgm-modules`), and what it must know
+//! of a kind (which host paths its resources manage) it asks the provider,
+//! whose answer comes from the kind's spec. A dry run goes through the same
+//! code as an apply and stops before `apply`/`refresh`, so the plan shows
+//! exactly what apply does; providers cannot tell the modes apart. What a
+//! diff found travels to apply as a [`Planned`], unopened: the engine shows
+//! its changes, the kind acts on its own typed form of them.
 
 use crate::catalog::{Catalog, DepKind, Resource, ResourceId};
-use crate::plan;
+use crate::plan::{self, Change, Mode};
+use crate::provider::{ModuleError, Planned, Provider, Providers, RunCtx};
 use crate::report::{Outcome, Report, ResourceReport};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,9 +29,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-
-pub use crate::plan::{earlier_run, Change, Mode};
-pub use crate::provider::{ModuleError, Provider, Providers, RunCtx};
 
 /// What a run tells its observers as it goes: the daemon's log lines and
 /// metrics, a rollout's live view and progress bars subscribe to these.
@@ -141,8 +143,7 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         managed_paths: catalog
             .resources
             .iter()
-            .filter(|r| matches!(r.id.kind.as_str(), "file" | "directory" | "symlink"))
-            .map(|r| r.id.name.clone())
+            .filter_map(|r| providers.get(r.id.kind.as_str())?.managed_path(r))
             .collect(),
     };
     let mut done: Vec<Option<Done>> = vec![None; n];
@@ -438,14 +439,10 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, ModuleError>) -> Result<
 }
 
 /// Observes a resource and diffs it: what is there, and what must change.
-fn plan_one(
-    r: &Resource,
-    p: &dyn Provider,
-    ctx: &RunCtx,
-) -> Result<(Value, Vec<Change>), ModuleError> {
+fn plan_one(r: &Resource, p: &dyn Provider, ctx: &RunCtx) -> Result<(Value, Planned), ModuleError> {
     let observed = guarded("observe", || p.observe(r, ctx))?;
-    let changes = guarded("diff", || p.diff(r, &observed))?;
-    Ok((observed, changes))
+    let planned = guarded("diff", || p.diff(r, &observed))?;
+    Ok((observed, planned))
 }
 
 /// After apply: observe again; what still differs is a failure. Returns
@@ -459,7 +456,8 @@ fn verify(r: &Resource, p: &dyn Provider, ctx: &RunCtx) -> Result<Option<Value>,
         Ok(Some(observed))
     } else {
         Err(ModuleError::DidNotConverge(
-            left.iter()
+            left.changes()
+                .iter()
                 .map(|c| c.attr.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -476,7 +474,7 @@ fn converge_one(
 ) -> (Done, ResourceReport) {
     let t = Instant::now();
     let secs = |t: Instant| t.elapsed().as_secs_f64();
-    let (mut observed, changes) = match plan_one(r, p, turn.ctx) {
+    let (mut observed, planned) = match plan_one(r, p, turn.ctx) {
         Ok(c) => c,
         Err(e) => {
             return (
@@ -485,15 +483,15 @@ fn converge_one(
             )
         }
     };
-    if turn.mode == Mode::Apply && !changes.is_empty() {
+    if turn.mode == Mode::Apply && !planned.is_empty() {
         let applied = turn
             .owe(watchers)
-            .and_then(|_| guarded("apply", || p.apply(r, &changes, turn.ctx)))
+            .and_then(|_| guarded("apply", || p.apply(r, &planned, turn.ctx)))
             .and_then(|_| verify(r, p, turn.ctx));
         match applied {
             Err(e) => {
                 let mut rep = ResourceReport::failed(r, e.to_string(), secs(t));
-                rep.changes = changes;
+                rep.changes = planned.into_changes();
                 rep.observed = Some(r.redact_observed(observed));
                 return (Done::Failed, rep);
             }
@@ -501,7 +499,7 @@ fn converge_one(
             Ok(None) => {}
         }
     }
-    finish(r, p, turn, (observed, changes), refresh, t)
+    finish(r, p, turn, (observed, planned.into_changes()), refresh, t)
 }
 
 fn finish(
@@ -567,12 +565,12 @@ fn converge_batch(
 ) -> Vec<(Done, ResourceReport)> {
     let (ctx, mode) = (turn.ctx, turn.mode);
     let t = Instant::now();
-    let plans: Vec<Result<(Value, Vec<Change>), ModuleError>> = items
+    let plans: Vec<Result<(Value, Planned), ModuleError>> = items
         .iter()
         .map(|&i| plan_one(&catalog.resources[i], p, ctx))
         .collect();
     let mut out: Vec<Option<(Done, ResourceReport)>> = vec![None; items.len()];
-    let mut to_apply: Vec<(usize, Vec<Change>)> = Vec::new();
+    let mut to_apply: Vec<(usize, Planned)> = Vec::new();
     let mut before: BTreeMap<usize, Value> = BTreeMap::new();
     for (k, plan) in plans.into_iter().enumerate() {
         let r = &catalog.resources[items[k]];
@@ -580,7 +578,7 @@ fn converge_batch(
             Err(e) => out[k] = Some((Done::Failed, ResourceReport::failed(r, e.to_string(), 0.0))),
             Ok((o, c)) if c.is_empty() || mode == Mode::DryRun => {
                 let refresh = refresh_due.get(&items[k]).cloned().unwrap_or_default();
-                out[k] = Some(finish(r, p, turn, (o, c), &refresh, t));
+                out[k] = Some(finish(r, p, turn, (o, c.into_changes()), &refresh, t));
             }
             Ok((o, c)) => {
                 before.insert(k, o);
@@ -594,16 +592,16 @@ fn converge_batch(
         .flat_map(|(k, _)| watchers[items[*k]].iter().cloned())
         .collect();
     if let Err(e) = turn.owe(&owed) {
-        for (k, changes) in to_apply.drain(..) {
+        for (k, planned) in to_apply.drain(..) {
             let mut rep = ResourceReport::failed(&catalog.resources[items[k]], e.to_string(), 0.0);
-            rep.changes = changes;
+            rep.changes = planned.into_changes();
             out[k] = Some((Done::Failed, rep));
         }
     }
     if !to_apply.is_empty() {
-        let batch: Vec<(&Resource, &[Change])> = to_apply
+        let batch: Vec<(&Resource, &Planned)> = to_apply
             .iter()
-            .map(|(k, c)| (&catalog.resources[items[*k]], c.as_slice()))
+            .map(|(k, c)| (&catalog.resources[items[*k]], c))
             .collect();
         let results = match catch_unwind(AssertUnwindSafe(|| p.apply_batch(&batch, ctx))) {
             Ok(r) if r.len() == batch.len() => r,
@@ -620,7 +618,8 @@ fn converge_batch(
                 .map(|_| Err(ModuleError::Other("apply panicked".into())))
                 .collect(),
         };
-        for ((k, changes), res) in to_apply.into_iter().zip(results) {
+        for ((k, planned), res) in to_apply.into_iter().zip(results) {
+            let changes = planned.into_changes();
             let r = &catalog.resources[items[k]];
             let res = res.and_then(|_| verify(r, p, ctx));
             let observed = before.remove(&k).unwrap_or(Value::Null);

@@ -5,12 +5,12 @@
 //! | code | name | meaning |
 //! |---|---|---|
 //! | 0 | `OK` | success: converged (changed or not), valid, no changes |
-//! | 1 | `FAILED` | something failed: a resource failed or was skipped, hosts were unreachable, a rollout halted, an I/O error |
+//! | 1 | `FAILED` | failed: a resource failed or was skipped; a command that changes nothing found an error (a tree that does not compile in `validate`/`plan`, a bad selector, a corrupt facts file, unreachable hosts, a halted rollout) |
 //! | 2 | `CHANGES` | changes pending (only with `--detailed-exitcode`) |
-//! | 3 | `REFUSED` | bad input, nothing applied: the tree does not compile, a config, facts file or commit was refused, an unknown host |
+//! | 3 | `REFUSED` | an apply refused its input, nothing applied: the catalog does not compile, the commit or the configuration was refused, the host is not in the inventory |
 //! | 4 | `BUSY` | another run holds the lock: retry later |
 //! | 5 | `STOPPED` | stopped by a signal before it finished (what ran is reported) |
-//! | 64 | `USAGE` | bad arguments (the command line itself) |
+//! | 64 | `USAGE` | bad arguments: the command line itself |
 
 pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
@@ -21,4 +21,4 @@ pub const STOPPED: u8 = 5;
 pub const USAGE: u8 = 64;
 
 /// The table for `--help` texts.
-pub const HELP: &str = "Exit codes: 0 success (converged, valid, no changes); 1 failed (a resource failed or was skipped, hosts unreachable, I/O); 2 changes pending (--detailed-exitcode); 3 refused (does not compile, bad config/facts/commit, unknown host; nothing applied); 4 busy (another run holds the lock: retry later); 5 stopped by a signal; 64 usage (bad arguments).";
+pub const HELP: &str = "Exit codes (both cfgm and cfgm-agent): 0 success (converged, valid, no changes); 1 failed (a resource failed or was skipped; an error in a command that changes nothing: invalid tree, bad selector, corrupt facts, unreachable hosts, halted rollout); 2 changes pending (--detailed-exitcode); 3 an apply refused its input, nothing applied (does not compile, commit or config refused, unknown host); 4 busy: another run holds the lock, retry later; 5 stopped by a signal; 64 usage: bad arguments.";

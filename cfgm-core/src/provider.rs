@@ -1,12 +1,17 @@
 //! What the engine needs of a resource kind: the [`Provider`] contract,
-//! the errors providers return, and the run-wide view they may consult.
+//! the errors providers return, the run-wide view they may consult, and
+//! [`Planned`], the changes a diff found on their way to apply.
 //!
 //! Providers are built by `cfgm-modules` from typed modules and bound to a
-//! host; the core only calls them. Nothing here touches a host itself.
+//! host; the core only calls them. Nothing here touches a host itself, and
+//! nothing here names a kind: what the engine must know of one (does its
+//! name denote a host path?) it reads from the kind's [`KindSpec`].
 
 use crate::catalog::Resource;
 use crate::plan::Change;
+use crate::schema::KindSpec;
 use serde_json::Value;
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a provider call failed. Messages are lower case and say what was
@@ -37,22 +42,86 @@ pub enum ModuleError {
 /// Facts about the run that providers may need: the catalog-wide view.
 #[derive(Debug, Default)]
 pub struct RunCtx {
-    /// Names of every path resource (file, directory, symlink) in the catalog,
-    /// so a purging directory keeps what the catalog manages.
+    /// Every host path a resource of the catalog manages (see
+    /// [`Provider::managed_path`]), so a purging directory keeps them.
     pub managed_paths: BTreeSet<String>,
+}
+
+/// What a provider's `diff` found, on its way to `apply`: the changes as
+/// plans and reports show them, and the same changes in the kind's own
+/// closed type, which the core carries without opening.
+///
+/// The typed form is what the kind's `apply` acts on, so nothing is parsed
+/// back from display strings; a `Planned` handed to another kind's provider
+/// is refused there (its typed form does not downcast).
+pub struct Planned {
+    changes: Vec<Change>,
+    typed: Box<dyn Any + Send + Sync>,
+}
+
+impl Planned {
+    /// Changes with their typed form (read back with [`Planned::typed`]).
+    pub fn new<T: Any + Send + Sync>(changes: Vec<Change>, typed: T) -> Self {
+        Planned {
+            changes,
+            typed: Box::new(typed),
+        }
+    }
+
+    /// Nothing to change.
+    pub fn none() -> Self {
+        Planned::untyped(Vec::new())
+    }
+
+    /// Changes without a typed form, for a provider that acts on the shown
+    /// ones (or on nothing but the resource, as test doubles do).
+    pub fn untyped(changes: Vec<Change>) -> Self {
+        // `()` is zero-sized: no allocation for the common empty plan.
+        Planned::new(changes, ())
+    }
+
+    /// The changes as shown: attribute, from, to, diff.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The typed form, if it is a `T`.
+    pub fn typed<T: Any>(&self) -> Option<&T> {
+        self.typed.downcast_ref()
+    }
+
+    /// The changes as shown, for the report.
+    pub fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned")
+            .field("changes", &self.changes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A resource kind's behaviour, as the engine sees it (type-erased; see the
 /// typed `Module` trait in cfgm-modules).
 pub trait Provider: Send + Sync {
+    /// The spec of the provider's kind.
+    fn spec(&self) -> &'static KindSpec;
     /// Reads the resource's current state. Must not change the host.
     /// "Absent" is a state, not an error.
     fn observe(&self, r: &Resource, ctx: &RunCtx) -> Result<Value, ModuleError>;
     /// The changes that take `observed` to the resource's desired state.
     /// Pure: no host access (plans run it offline from facts).
-    fn diff(&self, r: &Resource, observed: &Value) -> Result<Vec<Change>, ModuleError>;
-    /// Makes the changes. Called only with the non-empty result of `diff`.
-    fn apply(&self, r: &Resource, changes: &[Change], ctx: &RunCtx) -> Result<(), ModuleError>;
+    fn diff(&self, r: &Resource, observed: &Value) -> Result<Planned, ModuleError>;
+    /// Makes the changes. Called only with the non-empty result of this
+    /// provider's `diff` for `r`.
+    fn apply(&self, r: &Resource, planned: &Planned, ctx: &RunCtx) -> Result<(), ModuleError>;
     /// Reacts to a change of a watched resource (restart, rerun); says
     /// whether it did anything. Only then is the resource "changed" (and
     /// its own watchers refreshed).
@@ -67,15 +136,20 @@ pub trait Provider: Send + Sync {
     /// Applies several resources at once; one result per item, in order.
     fn apply_batch(
         &self,
-        items: &[(&Resource, &[Change])],
+        items: &[(&Resource, &Planned)],
         ctx: &RunCtx,
     ) -> Vec<Result<(), ModuleError>> {
-        items.iter().map(|(r, c)| self.apply(r, c, ctx)).collect()
+        items.iter().map(|(r, p)| self.apply(r, p, ctx)).collect()
     }
     /// Whether a non-empty diff right after apply is a failure. A command
     /// guarded by `onlyif` still "wants" to run after running.
     fn verify_after_apply(&self, _r: &Resource) -> bool {
         true
+    }
+    /// The host path the resource manages, which a purging directory must
+    /// keep: by default its name, when the kind's names are paths.
+    fn managed_path(&self, r: &Resource) -> Option<String> {
+        self.spec().name_is_path.then(|| r.id.name.clone())
     }
 }
 
@@ -84,6 +158,7 @@ pub type Providers = BTreeMap<&'static str, Box<dyn Provider>>;
 
 impl crate::plan::Differ for Providers {
     fn diff(&self, r: &Resource, observed: &Value) -> Option<Result<Vec<Change>, ModuleError>> {
-        self.get(r.id.kind.as_str()).map(|p| p.diff(r, observed))
+        self.get(r.id.kind.as_str())
+            .map(|p| p.diff(r, observed).map(Planned::into_changes))
     }
 }

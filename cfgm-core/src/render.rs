@@ -21,7 +21,8 @@
 //!
 //! This module knows templates and lines, nothing about TOML or resources.
 
-use crate::diag::{FileId, SourceFile, Sources, Span};
+use crate::diag::{suggest, Diagnostic, FileId, SourceFile, Sources, Span};
+use serde_json::Value;
 use std::ops::Range;
 
 /// The work one render may do, in minijinja fuel: about one unit per
@@ -490,6 +491,241 @@ pub fn tagged_to_source(
     let s = (src.start + col).min(src.end);
     let len = range.end.saturating_sub(range.start);
     Span::new(file, s..(s + len).min(src.end).max(s))
+}
+
+// ---- template analysis and errors ----------------------------------------
+
+/// The context paths a template reads, for sharing renders between hosts.
+/// Keyed by the whole context instead when the variables cannot tell: a
+/// template that pulls in another (`include`, `import`, `from`, `extends`:
+/// it may read anything the other reads), or one that rebinds a context
+/// name (`{% set data = data.nginx %}` hides which `data.…` it then reads).
+pub(crate) fn reads(source: &str, vars: std::collections::HashSet<String>) -> Vec<String> {
+    let opaque = pulls_in(source).is_some()
+        || block_tags(source).any(|(_, keyword, rest)| {
+            // `set`, `for`, `with` and `macro` can bind a context name.
+            matches!(keyword, "set" | "for" | "with" | "macro") && binds_context_name(rest)
+        });
+    if opaque {
+        return vec!["data".into(), "facts".into(), "host".into()];
+    }
+    let mut v: Vec<String> = vars.into_iter().collect();
+    v.sort();
+    v
+}
+
+/// Where a template pulls in another (`{% include`, `import`, `from`,
+/// `extends`), if it does: the byte offset of that tag.
+pub(crate) fn pulls_in(source: &str) -> Option<usize> {
+    block_tags(source)
+        .find(|(_, keyword, _)| matches!(*keyword, "include" | "import" | "from" | "extends"))
+        .map(|(at, _, _)| at)
+}
+
+/// Every `{% … %}` tag of a template: its offset, its first word, and the
+/// text after that word.
+pub(crate) fn block_tags(source: &str) -> impl Iterator<Item = (usize, &str, &str)> {
+    source.match_indices("{%").map(move |(at, _)| {
+        let rest = source[at + 2..].trim_start_matches(['-', '+']).trim_start();
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        (at, &rest[..end], &rest[end..])
+    })
+}
+
+/// Whether the targets of a `set`/`for`/`with`/`macro` tag (the part before
+/// `=`, `in` or the closing `%}`) name `host`, `data` or `facts`.
+fn binds_context_name(after_keyword: &str) -> bool {
+    let end = after_keyword.find("%}").unwrap_or(after_keyword.len());
+    let tag = &after_keyword[..end];
+    let targets = match (tag.find('='), tag.find(" in ")) {
+        (Some(e), Some(n)) => &tag[..e.min(n)],
+        (Some(e), None) => &tag[..e],
+        (None, Some(n)) => &tag[..n],
+        (None, None) => tag,
+    };
+    targets
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|w| matches!(w, "host" | "data" | "facts"))
+}
+
+/// A bounded render's failure as a diagnostic in the template source.
+pub fn render_error(
+    sources: &Sources,
+    file: FileId,
+    tagged: &str,
+    e: &RenderError,
+    ctx: Option<&Value>,
+) -> Diagnostic {
+    match e {
+        RenderError::Template(e) => template_error(sources, file, tagged, e, ctx),
+        RenderError::Output { last_line } => {
+            let limit = format!("{} MiB", MAX_OUTPUT_BYTES >> 20);
+            let d = Diagnostic::error(
+                "template-limit",
+                format!("{}: the rendered output passed {limit}", sources.name(file)),
+            );
+            // The output ends with the marker of the last line it completed;
+            // the limit was passed writing what came next, usually the next
+            // line (in a loop: the body after the `for` line).
+            let line = last_line.and_then(|l| {
+                sources
+                    .line_range(file, l + 1)
+                    .or_else(|| sources.line_range(file, l))
+            });
+            let d = match line {
+                Some(r) => d.primary(
+                    Span::new(file, r),
+                    format!("the output passed {limit} around here"),
+                ),
+                None => d.primary(
+                    Span::new(file, 0..0),
+                    format!("this template's output passed {limit}"),
+                ),
+            };
+            d.note(format!(
+                "one render may produce at most {limit} ({MAX_OUTPUT_BYTES} bytes), the size of the largest file a tree may hold"
+            ))
+        }
+    }
+}
+
+/// A minijinja error as a diagnostic in the template source. `ctx` is the
+/// render context, used to name the missing part of an undefined path.
+pub fn template_error(
+    sources: &Sources,
+    file: FileId,
+    tagged: &str,
+    e: &minijinja::Error,
+    ctx: Option<&Value>,
+) -> Diagnostic {
+    let text = sources.text(file);
+    let span = match e.range() {
+        Some(r) => tagged_to_source(tagged, sources, file, r),
+        None => match e.line().and_then(|l| sources.line_range(file, l)) {
+            Some(r) => Span::new(file, r),
+            None => Span::new(file, 0..0),
+        },
+    };
+    let detail = e.detail().map(str::to_string);
+    if e.kind() == minijinja::ErrorKind::SyntaxError && span.range.start >= text.trim_end().len() {
+        // minijinja meets an unclosed string or tag at the end of the
+        // file (a line that does not exist); point where it opened.
+        if let Some((at, what)) = unclosed_at_end(&text) {
+            let len = if what == "string" { 1 } else { 2 };
+            return Diagnostic::error(
+                "template-syntax",
+                format!("template syntax error: unterminated {what}"),
+            )
+            .primary(
+                Span::new(file, at..at + len),
+                format!("this {what} is never closed"),
+            )
+            .note(format!(
+                "minijinja: {}",
+                detail.unwrap_or_else(|| "unexpected end of input".into())
+            ));
+        }
+    }
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        return Diagnostic::error(
+            "template-limit",
+            format!("{}: the template does too much work", sources.name(file)),
+        )
+        .primary(span, "the work limit was reached here")
+        .note(format!(
+            "one render may execute about {FUEL} instructions and create about {} MiB of data (minijinja fuel {FUEL}); a loop over a huge range or a value built up without end passes it",
+            (FUEL * 64) >> 20
+        ));
+    }
+    // minijinja may point at the failing part of a path (`.app.port`): widen
+    // the span to the whole dotted name the author wrote (`data.app.port`).
+    let mut span = span;
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.';
+    while span.range.start > 0
+        && text
+            .as_bytes()
+            .get(span.range.start - 1)
+            .is_some_and(|&c| ident(c))
+    {
+        span.range.start -= 1;
+    }
+    let snippet = text
+        .get(span.range.clone())
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    match e.kind() {
+        minijinja::ErrorKind::UndefinedError => {
+            let (label, note) = undefined_hint(&snippet, ctx);
+            let mut d = Diagnostic::error(
+                "undefined",
+                format!("undefined variable in template: `{snippet}`"),
+            )
+            .primary(span, label);
+            if let Some(n) = note {
+                d = d.note(n);
+            }
+            d.note("templates are strict: every variable must be defined (test with `is defined` or use `| default(…)`)")
+        }
+        minijinja::ErrorKind::SyntaxError => Diagnostic::error(
+            "template-syntax",
+            format!(
+                "template syntax error: {}",
+                detail.clone().unwrap_or_default()
+            ),
+        )
+        .primary(span, detail.unwrap_or_else(|| "here".into())),
+        _ => Diagnostic::error(
+            "template",
+            format!(
+                "template error: {}{}",
+                e.kind(),
+                detail
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+        )
+        .primary(span, detail.unwrap_or_else(|| e.kind().to_string())),
+    }
+}
+
+/// For `data.nginx.vesion`: which part is missing, and the closest key there.
+fn undefined_hint(expr: &str, ctx: Option<&Value>) -> (String, Option<String>) {
+    let path: Vec<&str> = expr.split('.').map(str::trim).collect();
+    let plain = path
+        .iter()
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
+    let (Some(ctx), true) = (ctx, plain) else {
+        return ("undefined".into(), None);
+    };
+    let mut cur = ctx;
+    for (i, part) in path.iter().enumerate() {
+        match cur.get(part) {
+            Some(v) => cur = v,
+            None => {
+                let here = path[..i].join(".");
+                let label = if here.is_empty() {
+                    format!("`{part}` is not defined")
+                } else {
+                    format!("`{here}` has no key `{part}`")
+                };
+                let note = cur.as_object().and_then(|o| {
+                    suggest(part, o.keys().map(String::as_str)).map(|s| {
+                        if here.is_empty() {
+                            format!("did you mean `{s}`?")
+                        } else {
+                            format!("did you mean `{here}.{s}`?")
+                        }
+                    })
+                });
+                return (label, note);
+            }
+        }
+    }
+    ("undefined".into(), None)
 }
 
 #[cfg(test)]

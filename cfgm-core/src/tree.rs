@@ -16,11 +16,9 @@
 
 use crate::diag::{suggest, Diagnostic, FileId, Sources, Span};
 use crate::parse::toml_to_json;
-use crate::render::{
-    tag_source, tagged_to_source, unclosed_at_end, RenderError, FUEL, MAX_OUTPUT_BYTES,
-};
+use crate::render::{pulls_in, reads, tag_source, template_error};
+use crate::select::{SelectError, Selector, Term};
 use crate::source::{DirSource, SourceError, TreeSource, MAX_FILE_BYTES};
-use globset::{Glob, GlobMatcher};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -104,28 +102,6 @@ struct RawHost {
     vars: toml::Table,
 }
 
-/// One term of a top.toml target.
-#[derive(Clone, Debug)]
-pub enum Term {
-    All,
-    Role(String),
-    Dc(String),
-    Tag(String),
-    Name(GlobMatcher),
-}
-
-impl Term {
-    fn matches(&self, h: &Host) -> bool {
-        match self {
-            Term::All => true,
-            Term::Role(r) => &h.role == r,
-            Term::Dc(d) => &h.dc == d,
-            Term::Tag(t) => h.tags.iter().any(|x| x == t),
-            Term::Name(g) => g.is_match(&h.name),
-        }
-    }
-}
-
 /// One line of top.toml: a target (all terms must match) and its states.
 #[derive(Clone, Debug)]
 pub struct TopRule {
@@ -139,6 +115,14 @@ impl TopRule {
     pub fn matches(&self, h: &Host) -> bool {
         self.terms.iter().all(|t| t.matches(h))
     }
+}
+
+/// A top.toml target that does not select: the selector's error at the
+/// target's span.
+fn top_error(e: SelectError, span: &Span) -> Diagnostic {
+    Diagnostic::error("top", format!("top.toml: {}", e.message))
+        .primary(span.clone(), e.label)
+        .note(crate::select::SYNTAX)
 }
 
 /// A state file, ready to render.
@@ -607,74 +591,9 @@ impl Tree {
     }
 
     fn parse_term(&self, term: &str, span: &Span) -> Result<Term, Diagnostic> {
-        if term == "*" {
-            return Ok(Term::All);
-        }
-        let (prefix, value) = match term.split_once(':') {
-            Some((p, v)) => (p.trim(), v.trim()),
-            None => ("name", term),
-        };
-        let bad = |msg: String, label: String| {
-            Diagnostic::error("top", msg).primary(span.clone(), label).note(
-                "a target is `*`, `role:NAME`, `dc:NAME`, `tag:NAME`, `name:GLOB` or a host-name glob; join terms with `&`",
-            )
-        };
-        match prefix {
-            "role" => {
-                if !self.hosts.values().any(|h| h.role == value) {
-                    let roles: BTreeSet<&str> =
-                        self.hosts.values().map(|h| h.role.as_str()).collect();
-                    let hint = suggest(value, roles.iter().copied())
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    return Err(bad(
-                        format!("top.toml: no host in the inventory has role `{value}`"),
-                        format!("unknown role{hint}"),
-                    ));
-                }
-                Ok(Term::Role(value.to_string()))
-            }
-            "dc" => {
-                if !self.hosts.values().any(|h| h.dc == value) {
-                    let dcs: BTreeSet<&str> = self.hosts.values().map(|h| h.dc.as_str()).collect();
-                    let hint = suggest(value, dcs.iter().copied())
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    return Err(bad(
-                        format!("top.toml: no host in the inventory is in datacenter `{value}`"),
-                        format!("unknown datacenter{hint}"),
-                    ));
-                }
-                Ok(Term::Dc(value.to_string()))
-            }
-            "tag" => Ok(Term::Tag(value.to_string())),
-            "name" => {
-                let is_glob = value.contains(['*', '?', '[', '{']);
-                if !is_glob && !self.hosts.contains_key(value) {
-                    let hint = suggest(value, self.hosts.keys().map(String::as_str))
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    return Err(bad(
-                        format!("top.toml: host `{value}` is not in the inventory"),
-                        format!("unknown host{hint}"),
-                    ));
-                }
-                Glob::new(value)
-                    .map(|g| Term::Name(g.compile_matcher()))
-                    .map_err(|e| {
-                        bad(
-                            format!("top.toml: bad host-name glob `{value}`"),
-                            e.kind().to_string(),
-                        )
-                    })
-            }
-            other => Err(bad(
-                format!("top.toml: unknown target kind `{other}`"),
-                match suggest(other, ["role", "dc", "tag", "name"]) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => "expected role, dc, tag or name".into(),
-                },
-            )),
+        match Selector::parse(term, &self.hosts) {
+            Ok(mut sel) => Ok(sel.terms.remove(0)),
+            Err(mut e) => Err(top_error(e.remove(0), span)),
         }
     }
 
@@ -780,61 +699,6 @@ fn state_name(rel: &str) -> Option<&str> {
     rel.strip_prefix("states/")?.strip_suffix(".toml")
 }
 
-/// The context paths a template reads, for sharing renders between hosts.
-/// Keyed by the whole context instead when the variables cannot tell: a
-/// template that pulls in another (`include`, `import`, `from`, `extends`:
-/// it may read anything the other reads), or one that rebinds a context
-/// name (`{% set data = data.nginx %}` hides which `data.…` it then reads).
-fn reads(source: &str, vars: std::collections::HashSet<String>) -> Vec<String> {
-    let opaque = pulls_in(source).is_some()
-        || block_tags(source).any(|(_, keyword, rest)| {
-            // `set`, `for`, `with` and `macro` can bind a context name.
-            matches!(keyword, "set" | "for" | "with" | "macro") && binds_context_name(rest)
-        });
-    if opaque {
-        return vec!["data".into(), "facts".into(), "host".into()];
-    }
-    let mut v: Vec<String> = vars.into_iter().collect();
-    v.sort();
-    v
-}
-
-/// Where a template pulls in another (`{% include`, `import`, `from`,
-/// `extends`), if it does: the byte offset of that tag.
-fn pulls_in(source: &str) -> Option<usize> {
-    block_tags(source)
-        .find(|(_, keyword, _)| matches!(*keyword, "include" | "import" | "from" | "extends"))
-        .map(|(at, _, _)| at)
-}
-
-/// Every `{% … %}` tag of a template: its offset, its first word, and the
-/// text after that word.
-fn block_tags(source: &str) -> impl Iterator<Item = (usize, &str, &str)> {
-    source.match_indices("{%").map(move |(at, _)| {
-        let rest = source[at + 2..].trim_start_matches(['-', '+']).trim_start();
-        let end = rest
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len());
-        (at, &rest[..end], &rest[end..])
-    })
-}
-
-/// Whether the targets of a `set`/`for`/`with`/`macro` tag (the part before
-/// `=`, `in` or the closing `%}`) name `host`, `data` or `facts`.
-fn binds_context_name(after_keyword: &str) -> bool {
-    let end = after_keyword.find("%}").unwrap_or(after_keyword.len());
-    let tag = &after_keyword[..end];
-    let targets = match (tag.find('='), tag.find(" in ")) {
-        (Some(e), Some(n)) => &tag[..e.min(n)],
-        (Some(e), None) => &tag[..e],
-        (None, Some(n)) => &tag[..n],
-        (None, None) => tag,
-    };
-    targets
-        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .any(|w| matches!(w, "host" | "data" | "facts"))
-}
-
 /// Merges `over` into `base`: tables merge key by key, anything else replaces.
 pub fn deep_merge(base: &mut Value, over: &Value) {
     match (base, over) {
@@ -862,182 +726,4 @@ pub fn toml_error(file: FileId, e: &toml::de::Error) -> Diagnostic {
         d = d.note(rest.trim().to_string());
     }
     d
-}
-
-/// A bounded render's failure as a diagnostic in the template source.
-pub fn render_error(
-    sources: &Sources,
-    file: FileId,
-    tagged: &str,
-    e: &RenderError,
-    ctx: Option<&Value>,
-) -> Diagnostic {
-    match e {
-        RenderError::Template(e) => template_error(sources, file, tagged, e, ctx),
-        RenderError::Output { last_line } => {
-            let limit = format!("{} MiB", MAX_OUTPUT_BYTES >> 20);
-            let d = Diagnostic::error(
-                "template-limit",
-                format!("{}: the rendered output passed {limit}", sources.name(file)),
-            );
-            // The output ends with the marker of the last line it completed;
-            // the limit was passed writing what came next, usually the next
-            // line (in a loop: the body after the `for` line).
-            let line = last_line.and_then(|l| {
-                sources
-                    .line_range(file, l + 1)
-                    .or_else(|| sources.line_range(file, l))
-            });
-            let d = match line {
-                Some(r) => d.primary(
-                    Span::new(file, r),
-                    format!("the output passed {limit} around here"),
-                ),
-                None => d.primary(
-                    Span::new(file, 0..0),
-                    format!("this template's output passed {limit}"),
-                ),
-            };
-            d.note(format!(
-                "one render may produce at most {limit} ({MAX_OUTPUT_BYTES} bytes), the size of the largest file a tree may hold"
-            ))
-        }
-    }
-}
-
-/// A minijinja error as a diagnostic in the template source. `ctx` is the
-/// render context, used to name the missing part of an undefined path.
-pub fn template_error(
-    sources: &Sources,
-    file: FileId,
-    tagged: &str,
-    e: &minijinja::Error,
-    ctx: Option<&Value>,
-) -> Diagnostic {
-    let text = sources.text(file);
-    let span = match e.range() {
-        Some(r) => tagged_to_source(tagged, sources, file, r),
-        None => match e.line().and_then(|l| sources.line_range(file, l)) {
-            Some(r) => Span::new(file, r),
-            None => Span::new(file, 0..0),
-        },
-    };
-    let detail = e.detail().map(str::to_string);
-    if e.kind() == minijinja::ErrorKind::SyntaxError && span.range.start >= text.trim_end().len() {
-        // minijinja meets an unclosed string or tag at the end of the
-        // file (a line that does not exist); point where it opened.
-        if let Some((at, what)) = unclosed_at_end(&text) {
-            let len = if what == "string" { 1 } else { 2 };
-            return Diagnostic::error(
-                "template-syntax",
-                format!("template syntax error: unterminated {what}"),
-            )
-            .primary(
-                Span::new(file, at..at + len),
-                format!("this {what} is never closed"),
-            )
-            .note(format!(
-                "minijinja: {}",
-                detail.unwrap_or_else(|| "unexpected end of input".into())
-            ));
-        }
-    }
-    if e.kind() == minijinja::ErrorKind::OutOfFuel {
-        return Diagnostic::error(
-            "template-limit",
-            format!("{}: the template does too much work", sources.name(file)),
-        )
-        .primary(span, "the work limit was reached here")
-        .note(format!(
-            "one render may execute about {FUEL} instructions and create about {} MiB of data (minijinja fuel {FUEL}); a loop over a huge range or a value built up without end passes it",
-            (FUEL * 64) >> 20
-        ));
-    }
-    // minijinja may point at the failing part of a path (`.app.port`): widen
-    // the span to the whole dotted name the author wrote (`data.app.port`).
-    let mut span = span;
-    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.';
-    while span.range.start > 0
-        && text
-            .as_bytes()
-            .get(span.range.start - 1)
-            .is_some_and(|&c| ident(c))
-    {
-        span.range.start -= 1;
-    }
-    let snippet = text
-        .get(span.range.clone())
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    match e.kind() {
-        minijinja::ErrorKind::UndefinedError => {
-            let (label, note) = undefined_hint(&snippet, ctx);
-            let mut d = Diagnostic::error(
-                "undefined",
-                format!("undefined variable in template: `{snippet}`"),
-            )
-            .primary(span, label);
-            if let Some(n) = note {
-                d = d.note(n);
-            }
-            d.note("templates are strict: every variable must be defined (test with `is defined` or use `| default(…)`)")
-        }
-        minijinja::ErrorKind::SyntaxError => Diagnostic::error(
-            "template-syntax",
-            format!(
-                "template syntax error: {}",
-                detail.clone().unwrap_or_default()
-            ),
-        )
-        .primary(span, detail.unwrap_or_else(|| "here".into())),
-        _ => Diagnostic::error(
-            "template",
-            format!(
-                "template error: {}{}",
-                e.kind(),
-                detail
-                    .as_ref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
-            ),
-        )
-        .primary(span, detail.unwrap_or_else(|| e.kind().to_string())),
-    }
-}
-
-/// For `data.nginx.vesion`: which part is missing, and the closest key there.
-fn undefined_hint(expr: &str, ctx: Option<&Value>) -> (String, Option<String>) {
-    let path: Vec<&str> = expr.split('.').map(str::trim).collect();
-    let plain = path
-        .iter()
-        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
-    let (Some(ctx), true) = (ctx, plain) else {
-        return ("undefined".into(), None);
-    };
-    let mut cur = ctx;
-    for (i, part) in path.iter().enumerate() {
-        match cur.get(part) {
-            Some(v) => cur = v,
-            None => {
-                let here = path[..i].join(".");
-                let label = if here.is_empty() {
-                    format!("`{part}` is not defined")
-                } else {
-                    format!("`{here}` has no key `{part}`")
-                };
-                let note = cur.as_object().and_then(|o| {
-                    suggest(part, o.keys().map(String::as_str)).map(|s| {
-                        if here.is_empty() {
-                            format!("did you mean `{s}`?")
-                        } else {
-                            format!("did you mean `{here}.{s}`?")
-                        }
-                    })
-                });
-                return (label, note);
-            }
-        }
-    }
-    ("undefined".into(), None)
 }

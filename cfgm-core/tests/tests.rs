@@ -399,8 +399,10 @@ proptest! {
 
 mod engine {
     use cfgm_core::catalog::{Catalog, DepKind, Origin, Resource, ResourceId};
-    use cfgm_core::engine::{run, Mode, Options, RunCtx};
-    use cfgm_core::{Change, ModuleError, Outcome, Provider, Providers};
+    use cfgm_core::engine::{run, Options};
+    use cfgm_core::provider::{Planned, RunCtx};
+    use cfgm_core::schema::{no_auto_deps, no_check, KindSpec};
+    use cfgm_core::{Change, Mode, ModuleError, Outcome, Provider, Providers};
     use serde_json::{json, Value};
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
@@ -415,24 +417,53 @@ mod engine {
     struct Fake {
         world: Arc<Mutex<World>>,
         batched: bool,
+        spec: &'static KindSpec,
     }
 
+    /// The fakes' kinds: nothing to check; only `thing` names are paths.
+    static V: KindSpec = KindSpec {
+        kind: "v",
+        doc: "a value",
+        attrs: &[],
+        name_is_path: false,
+        secret_attrs: &[],
+        check: no_check,
+        auto_deps: no_auto_deps,
+    };
+    static THING: KindSpec = KindSpec {
+        kind: "thing",
+        doc: "a value at a path",
+        attrs: &[],
+        name_is_path: true,
+        secret_attrs: &[],
+        check: no_check,
+        auto_deps: no_auto_deps,
+    };
+
     impl Provider for Fake {
-        fn observe(&self, r: &Resource, _: &RunCtx) -> Result<Value, ModuleError> {
+        fn spec(&self) -> &'static KindSpec {
+            self.spec
+        }
+        fn observe(&self, r: &Resource, ctx: &RunCtx) -> Result<Value, ModuleError> {
             if r.attrs.get("panic") == Some(&json!("observe")) {
                 panic!("boom");
             }
+            if r.attrs.get("show_managed") == Some(&json!(true)) {
+                let paths: Vec<&str> = ctx.managed_paths.iter().map(String::as_str).collect();
+                let line = format!("managed {}", paths.join(","));
+                self.world.lock().unwrap().log.push(line);
+            }
             Ok(json!(self.world.lock().unwrap().state.get(&r.id.name)))
         }
-        fn diff(&self, r: &Resource, o: &Value) -> Result<Vec<Change>, ModuleError> {
+        fn diff(&self, r: &Resource, o: &Value) -> Result<Planned, ModuleError> {
             let want = r.attrs.get("value").cloned().unwrap_or(Value::Null);
-            Ok(if *o == want {
+            Ok(Planned::untyped(if *o == want {
                 vec![]
             } else {
                 vec![Change::new("value", o.clone(), want)]
-            })
+            }))
         }
-        fn apply(&self, r: &Resource, _: &[Change], _: &RunCtx) -> Result<(), ModuleError> {
+        fn apply(&self, r: &Resource, _: &Planned, _: &RunCtx) -> Result<(), ModuleError> {
             let mut w = self.world.lock().unwrap();
             w.log.push(format!("apply {}", r.id.name));
             if r.attrs.get("fail") == Some(&json!(true)) {
@@ -458,7 +489,7 @@ mod engine {
         }
         fn apply_batch(
             &self,
-            items: &[(&Resource, &[Change])],
+            items: &[(&Resource, &Planned)],
             ctx: &RunCtx,
         ) -> Vec<Result<(), ModuleError>> {
             let names: Vec<&str> = items.iter().map(|(r, _)| r.id.name.as_str()).collect();
@@ -497,6 +528,15 @@ mod engine {
             Box::new(Fake {
                 world: world.clone(),
                 batched: false,
+                spec: &V,
+            }),
+        );
+        p.insert(
+            "thing",
+            Box::new(Fake {
+                world: world.clone(),
+                batched: false,
+                spec: &THING,
             }),
         );
         p.insert(
@@ -504,6 +544,7 @@ mod engine {
             Box::new(Fake {
                 world: world.clone(),
                 batched: true,
+                spec: &V,
             }),
         );
         (world, p)
@@ -558,6 +599,29 @@ mod engine {
             Some("requires v[b], which was skipped")
         );
         assert!(!r.ok());
+    }
+
+    /// What a purging directory keeps comes from the kinds' specs: the
+    /// names of every kind whose names are paths, whatever it is called,
+    /// and nothing of the others. (The engine names no kind.)
+    #[test]
+    fn managed_paths_come_from_the_kinds_specs_not_their_names() {
+        let (w, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res("thing", "/srv/a", json!({"value": "1"}), &[]),
+                res(
+                    "v",
+                    "/srv/b",
+                    json!({"value": "1", "show_managed": true}),
+                    &[],
+                ),
+                res("thing", "/srv/c", json!({"value": "1"}), &[]),
+            ],
+        );
+        run(&c, &p, &opts(Mode::DryRun));
+        assert_eq!(w.lock().unwrap().log, ["managed /srv/a,/srv/c"]);
     }
 
     #[test]

@@ -2,67 +2,107 @@
 //!
 //! One file per kind under `kinds/`, each holding the kind's [`KindSpec`]
 //! (the attributes the compiler checks, cross-attribute rules, automatic
-//! dependencies). Every OS call of cfgm lives in this crate; the core only
-//! sees the specs through [`registry`].
+//! dependencies) and its behaviour (a [`Module`]: observe, a pure diff into
+//! the kind's own closed change type, apply). Every OS call of cfgm lives
+//! in this crate; the core sees the kinds only through what the table
+//! [`KINDS`] derives: the compiler's [`registry`], a host's [`providers`],
+//! and the host-free diff of plans ([`diff`], [`Kinds`]).
 //!
-//! Adding a kind: one file in `kinds/` and one line in [`registry`].
+//! **Adding a kind is one file and one line:** `kinds/NAME.rs` with its
+//! `SPEC`, its `Module` and `pub static KIND: KindDef = KindDef::of::<…>()`,
+//! and its name in the [`kinds!`] list below, which declares the module and
+//! its entry in [`KINDS`] at once. Tests, counts and docs follow the table.
 
+use cfgm_core::plan::Differ;
 use cfgm_core::schema::{parent_dirs, AutoDep, Registry};
-use cfgm_core::{KindSpec, Providers, ResourceId};
+use cfgm_core::{Change, KindSpec, ModuleError, Providers, Resource, ResourceId};
 use serde_json::Value;
 
 pub mod host;
-pub mod kinds;
 pub mod module;
 
 pub use host::{Host, HostRead};
-pub use module::{Erased, Module};
+pub use module::{BatchItem, Erased, KindChange, KindDef, Module};
 
-/// The providers of every kind, bound to a host. Kinds without behaviour
-/// yet are absent: the engine fails their resources with a clear message.
+/// Declares the kind modules (`kinds::NAME`, in `src/kinds/NAME.rs`) and
+/// the table of their entries, [`KINDS`], from one list of names.
+macro_rules! kinds {
+    ($($kind:ident),+ $(,)?) => {
+        /// One module per resource kind.
+        pub mod kinds {
+            $(pub mod $kind;)+
+        }
+
+        /// Every kind cfgm knows, one entry each: the one registration.
+        pub static KINDS: &[&KindDef] = &[$(&kinds::$kind::KIND),+];
+    };
+}
+
+kinds! {
+    file,
+    directory,
+    symlink,
+    pkg,
+    service,
+    user,
+    group,
+    cmd,
+    sysctl,
+    line,
+    cron,
+}
+
+/// The entry of a kind, by name.
+pub fn kind(name: &str) -> Option<&'static KindDef> {
+    KINDS.iter().copied().find(|k| k.spec().kind == name)
+}
+
+/// The providers of every kind, bound to a host.
 pub fn providers(host: &Host) -> Providers {
-    let mut p: Providers = Providers::new();
-    fn add<M: Module>(p: &mut Providers, kind: &'static str, module: M, host: &Host) {
-        p.insert(
-            kind,
-            Box::new(Erased {
-                module,
-                host: host.clone(),
-            }),
-        );
-    }
-    add(&mut p, "file", kinds::file::File, host);
-    add(&mut p, "directory", kinds::directory::Directory, host);
-    add(&mut p, "symlink", kinds::symlink::Symlink, host);
-    add(&mut p, "pkg", kinds::pkg::Pkg, host);
-    add(&mut p, "service", kinds::service::Service, host);
-    add(&mut p, "user", kinds::user::User, host);
-    add(&mut p, "group", kinds::group::Group, host);
-    add(&mut p, "cmd", kinds::cmd::Cmd, host);
-    add(&mut p, "sysctl", kinds::sysctl::Sysctl, host);
-    add(&mut p, "line", kinds::line::Line, host);
-    p
+    KINDS
+        .iter()
+        .map(|k| (k.spec().kind, k.provider(host)))
+        .collect()
 }
 
-/// Every kind cfgm knows.
+/// Every kind cfgm knows, for the compiler.
 pub fn registry() -> Registry {
-    Registry::new()
-        .with(&kinds::file::SPEC)
-        .with(&kinds::directory::SPEC)
-        .with(&kinds::symlink::SPEC)
-        .with(&kinds::pkg::SPEC)
-        .with(&kinds::service::SPEC)
-        .with(&kinds::user::SPEC)
-        .with(&kinds::group::SPEC)
-        .with(&kinds::cmd::SPEC)
-        .with(&kinds::sysctl::SPEC)
-        .with(&kinds::line::SPEC)
+    KINDS.iter().fold(Registry::new(), |r, k| r.with(k.spec()))
 }
 
-/// Every kind's spec, for documentation and tests.
+/// Every kind's spec, by name, for documentation and tests.
 pub fn specs() -> Vec<&'static KindSpec> {
     let r = registry();
     r.names().filter_map(|n| r.get(n)).collect()
+}
+
+/// One resource's changes from an observed state (as its kind's observe
+/// serialises it: a report's `observed`, an agent's facts), without a
+/// host; `None` when no kind has the resource's kind name. The same
+/// function the engine's providers diff with, so a plan and an apply
+/// cannot disagree.
+pub fn diff(r: &Resource, observed: &Value) -> Option<Result<Vec<Change>, ModuleError>> {
+    kind(&r.id.kind).map(|k| k.diff(r, observed))
+}
+
+/// What `observe` would return for `r`, answered from a host's facts
+/// (`None`: the kind is unknown, or the facts cannot tell).
+pub fn observe_facts(
+    r: &Resource,
+    facts: &cfgm_core::facts::Facts,
+) -> Option<Result<Value, ModuleError>> {
+    kind(&r.id.kind).and_then(|k| k.observe_facts(r, facts))
+}
+
+/// Every kind's host-free diff, as the planner takes it:
+/// `cfgm_core::plan::plan_catalog(&catalog, &cfgm_modules::Kinds, …)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Kinds;
+
+impl Differ for Kinds {
+    fn diff(&self, r: &Resource, observed: &Value) -> Option<Result<Vec<Change>, ModuleError>> {
+        diff(r, observed)
+    }
 }
 
 /// Automatic dependencies shared by the path kinds: the nearest declared
@@ -135,6 +175,82 @@ pub(crate) fn is_absent(attrs: &cfgm_core::schema::Attrs) -> bool {
     attrs.get("ensure").and_then(Value::as_str) == Some("absent")
 }
 
+/// Helpers of the unit tests: the diff tables and the root-only tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use cfgm_core::catalog::Origin;
+    use std::io::Write;
+
+    /// Checks a kind's host-free diff against a table: a resource `name`
+    /// with the `desired` attributes, the `observed` state (as the kind's
+    /// observe serialises it), and the changes expected, one line each:
+    /// `attr: from → to`, JSON values, ` (diff)` when a unified diff comes
+    /// with the change. Goes through `cfgm_modules::diff`, as plans do.
+    /// Reports every row that differs, then fails.
+    pub fn diff_table(kind: &str, rows: &[(&str, Value, Value, &[&str])]) {
+        let mut bad = Vec::new();
+        for (i, (name, desired, observed, want)) in rows.iter().enumerate() {
+            let r = resource(kind, name, desired);
+            let got: Vec<String> = match diff(&r, observed) {
+                None => vec![format!("no kind `{kind}`")],
+                Some(Err(e)) => vec![format!("error: {e}")],
+                Some(Ok(changes)) => changes.iter().map(line).collect(),
+            };
+            if got != *want {
+                bad.push(format!(
+                    "row {i}: {kind}[{name}] {desired} observed {observed}\n  want {want:#?}\n  got  {got:#?}"
+                ));
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    /// A compiled resource with these attributes.
+    pub fn resource(kind: &str, name: &str, attrs: &Value) -> Resource {
+        Resource {
+            id: ResourceId::new(kind, name),
+            attrs: serde_json::from_value(attrs.clone()).expect("attributes are a table"),
+            deps: Default::default(),
+            origin: Origin {
+                file: "t".into(),
+                line: 1,
+                column: 1,
+            },
+            hidden: vec![],
+            error: None,
+        }
+    }
+
+    /// A change as a table line.
+    pub fn line(c: &Change) -> String {
+        format!(
+            "{}: {} → {}{}",
+            c.attr,
+            c.from,
+            c.to,
+            if c.diff.is_some() { " (diff)" } else { "" }
+        )
+    }
+
+    /// Whether the test may run: it needs root (it chowns to root, or
+    /// follows only root's symlinks). Otherwise it says, by name, that it
+    /// is skipped (`make test` runs as root), unless
+    /// `CFGM_TEST_REQUIRE_ROOT` is set, which makes skipping a failure.
+    pub fn needs_root(test: &str) -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("CFGM_TEST_REQUIRE_ROOT").is_none(),
+            "{test} needs root (CFGM_TEST_REQUIRE_ROOT is set)"
+        );
+        // Past the test harness's capture, so that it shows.
+        let _ = writeln!(std::io::stderr(), "skipped (needs root): {test}");
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,10 +282,56 @@ mod tests {
         }
     }
 
+    /// Every attribute a kind's spec declares deserialises into its
+    /// `Desired` (with a value of the attribute's type), and an undeclared
+    /// one is refused: the compiler's checks and the kind's behaviour agree
+    /// on what a resource may say.
+    #[test]
+    fn every_kinds_desired_takes_exactly_its_specs_attributes() {
+        use cfgm_core::schema::{AttrType, Attrs};
+        use serde_json::json;
+        fn sample(ty: AttrType) -> Value {
+            match ty {
+                AttrType::Str
+                | AttrType::LinkTarget
+                | AttrType::Template { .. }
+                | AttrType::TreeFile { .. } => json!("x"),
+                AttrType::Path => json!("/x"),
+                AttrType::Int => json!(1),
+                AttrType::Bool => json!(true),
+                AttrType::StrList => json!(["x"]),
+                AttrType::Scalar => json!("1"),
+                AttrType::Mode => json!("0644"),
+                AttrType::Enum(v) => json!(v[0]),
+                AttrType::Table => json!({"k": "v"}),
+            }
+        }
+        let mut bad = Vec::new();
+        for k in KINDS {
+            let spec = k.spec();
+            let mut all: Attrs = spec
+                .attrs
+                .iter()
+                .map(|a| (a.name.to_string(), sample(a.ty)))
+                .collect();
+            if let Err(e) = k.accepts(&all) {
+                bad.push(format!("{}: the spec's attributes: {e}", spec.kind));
+            }
+            all.insert("no_such_attribute".into(), json!(true));
+            if k.accepts(&all).is_ok() {
+                bad.push(format!(
+                    "{}: an undeclared attribute is accepted",
+                    spec.kind
+                ));
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
     #[test]
     fn every_kind_is_registered_once_with_documented_attributes() {
         let specs = specs();
-        assert_eq!(specs.len(), 10);
+        assert_eq!(specs.len(), KINDS.len(), "two kinds share a name");
         for s in specs {
             assert!(!s.doc.is_empty(), "{} has no doc", s.kind);
             for a in s.attrs {

@@ -1,23 +1,48 @@
-//! The typed module contract and its adapter to the engine.
+//! The typed module contract, its adapter to the engine, and a kind's entry
+//! in the table of kinds.
 //!
 //! A kind implements [`Module`] with its own `Desired` (deserialised from
-//! the catalog's attributes, unknown fields rejected) and `Observed` (what
-//! is on the host; "absent" is a value, serialisable so it can become
-//! facts). `observe` only reads, `diff` is pure, `apply` changes the host.
-//! [`Erased`] turns a `Module` into the engine's type-erased
-//! [`Provider`]; no module ever learns whether the run is a dry run.
+//! the catalog's attributes, unknown fields rejected), `Observed` (what is
+//! on the host; "absent" is a value, serialisable so it can become facts)
+//! and `Change`: a closed enum of the ways the kind can differ, so that a
+//! change `apply` does not handle, or a misspelt one, does not compile.
+//! `observe` only reads, `diff` is pure, `apply` changes the host.
+//!
+//! **How typed changes reach `apply`.** The engine is type-erased: it sees
+//! a [`Provider`] and generic [`Change`]s (attribute, from, to, diff), which
+//! it shows and keeps in reports. [`plan`] — the one diff function of a
+//! kind, used by the engine's provider and by host-free plans alike —
+//! deserialises `Desired` and `Observed`, calls `Module::diff`, shows each
+//! typed change ([`KindChange::show`]) and returns a [`Planned`] holding
+//! both the shown changes and the `Vec<M::Change>` itself, boxed as `Any`.
+//! The engine hands that `Planned` back to the same provider's `apply`,
+//! which downcasts it to `Vec<M::Change>` (a plan of another kind does not
+//! downcast and is refused) and calls `Module::apply` with the typed
+//! changes. Nothing is parsed back from strings, and what a plan shows is
+//! made from exactly what apply acts on.
+//!
+//! [`KindDef`] is a kind's entry in `crate::KINDS`: its spec, its
+//! host-free diff and how to bind it to a host. [`Erased`] is the
+//! host-bound [`Provider`]; no module ever learns whether the run is a dry
+//! run.
 
 use crate::host::{Host, HostRead};
-use cfgm_core::engine::RunCtx;
+use cfgm_core::provider::{Planned, RunCtx};
+use cfgm_core::schema::{Attrs, KindSpec};
 use cfgm_core::{Change, ModuleError, Provider, Resource};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
 
-pub trait Module: Send + Sync + 'static {
+pub trait Module: Send + Sync + Default + 'static {
+    /// The kind's spec: `Desired` takes exactly its attributes.
+    const SPEC: &'static KindSpec;
     type Desired: DeserializeOwned;
     type Observed: Serialize + DeserializeOwned;
+    /// One unit of drift of this kind: a closed enum, consumed by `apply`
+    /// with exhaustive matches.
+    type Change: KindChange;
 
     /// Reads what is on the host. Must not change anything.
     fn observe(
@@ -29,7 +54,20 @@ pub trait Module: Send + Sync + 'static {
     ) -> Result<Self::Observed, ModuleError>;
 
     /// The changes from `o` to `d`. Pure: no host access.
-    fn diff(name: &str, d: &Self::Desired, o: &Self::Observed) -> Vec<Change>;
+    /// What `observe` would return, answered from a host's facts instead
+    /// of the host (`cfgm plan`): the kinds whose state the facts'
+    /// inventories hold (packages, services, users, groups) answer for a
+    /// resource the last run did not observe. `None` when the facts cannot
+    /// tell exactly; the plan then says "unknown". Pure.
+    fn observe_facts(
+        _name: &str,
+        _d: &Self::Desired,
+        _facts: &cfgm_core::facts::Facts,
+    ) -> Option<Self::Observed> {
+        None
+    }
+
+    fn diff(name: &str, d: &Self::Desired, o: &Self::Observed) -> Vec<Self::Change>;
 
     /// Makes the changes `diff` returned.
     fn apply(
@@ -37,7 +75,7 @@ pub trait Module: Send + Sync + 'static {
         host: &Host,
         name: &str,
         d: &Self::Desired,
-        changes: &[Change],
+        changes: &[Self::Change],
         ctx: &RunCtx,
     ) -> Result<(), ModuleError>;
 
@@ -63,7 +101,7 @@ pub trait Module: Send + Sync + 'static {
     fn apply_batch(
         &self,
         host: &Host,
-        items: &[(&str, &Self::Desired, &[Change])],
+        items: &[BatchItem<'_, Self>],
         ctx: &RunCtx,
     ) -> Vec<Result<(), ModuleError>> {
         items
@@ -76,6 +114,149 @@ pub trait Module: Send + Sync + 'static {
     fn verify_after_apply(&self, _d: &Self::Desired) -> bool {
         true
     }
+
+    /// The host path a resource of this kind manages (a purging directory
+    /// keeps it): its name when the spec says names are paths.
+    fn managed_path(name: &str) -> Option<String> {
+        Self::SPEC.name_is_path.then(|| name.to_string())
+    }
+}
+
+/// One resource of a batch: its name, what it should be, what to change.
+pub type BatchItem<'a, M> = (
+    &'a str,
+    &'a <M as Module>::Desired,
+    &'a [<M as Module>::Change],
+);
+
+/// A kind's own change type.
+pub trait KindChange: Send + Sync + 'static {
+    /// The change as plans, reports and logs show it: the attribute, what
+    /// the host has, what the catalog wants, and for text a unified diff.
+    fn show(&self) -> Change;
+}
+
+/// A kind's entry in the table of kinds (`crate::KINDS`): everything else
+/// — the compiler's registry, the providers of a host, the host-free diff
+/// of plans — is derived from these.
+pub struct KindDef {
+    spec: &'static KindSpec,
+    plan: fn(&Resource, &Value) -> Result<Planned, ModuleError>,
+    bind: fn(&Host) -> Box<dyn Provider>,
+    accepts: fn(&Attrs) -> Result<(), ModuleError>,
+    from_facts: fn(&Resource, &cfgm_core::facts::Facts) -> Option<Result<Value, ModuleError>>,
+}
+
+impl KindDef {
+    /// The entry of the kind `M`.
+    pub const fn of<M: Module>() -> KindDef {
+        KindDef {
+            spec: M::SPEC,
+            plan: plan::<M>,
+            bind: bind::<M>,
+            accepts: accepts::<M>,
+            from_facts: from_facts::<M>,
+        }
+    }
+
+    /// What `observe` would see, from a host's facts (see
+    /// [`Module::observe_facts`]), as the kind serialises it.
+    pub fn observe_facts(
+        &self,
+        r: &Resource,
+        facts: &cfgm_core::facts::Facts,
+    ) -> Option<Result<Value, ModuleError>> {
+        (self.from_facts)(r, facts)
+    }
+
+    pub fn spec(&self) -> &'static KindSpec {
+        self.spec
+    }
+
+    /// The changes that take `observed` (as the kind's observe serialises
+    /// it: a report's `observed`, an agent's facts) to the resource's
+    /// desired state, without a host: the function the engine's provider
+    /// uses too, so a plan and an apply cannot disagree.
+    pub fn diff(&self, r: &Resource, observed: &Value) -> Result<Vec<Change>, ModuleError> {
+        (self.plan)(r, observed).map(Planned::into_changes)
+    }
+
+    /// The kind's provider, bound to a host.
+    pub fn provider(&self, host: &Host) -> Box<dyn Provider> {
+        (self.bind)(host)
+    }
+
+    /// Whether these attributes make the kind's `Desired`.
+    pub fn accepts(&self, attrs: &Attrs) -> Result<(), ModuleError> {
+        (self.accepts)(attrs)
+    }
+}
+
+impl std::fmt::Debug for KindDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KindDef")
+            .field("kind", &self.spec.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+fn desired<M: Module>(attrs: &Attrs) -> Result<M::Desired, ModuleError> {
+    // Straight from the borrowed attributes: no copy of the map per call
+    // (every resource is deserialised at least twice per run).
+    let map = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(
+        attrs.iter().map(|(k, v)| (k.as_str(), v)),
+    );
+    M::Desired::deserialize(map).map_err(|e| ModuleError::Invalid(format!("attributes: {e}")))
+}
+
+fn accepts<M: Module>(attrs: &Attrs) -> Result<(), ModuleError> {
+    desired::<M>(attrs).map(drop)
+}
+
+/// The one diff of kind `M`: desired from the resource's attributes,
+/// observed from JSON, the typed changes and how they show.
+pub fn plan<M: Module>(r: &Resource, observed: &Value) -> Result<Planned, ModuleError> {
+    let d = desired::<M>(&r.attrs)?;
+    // From the borrowed value: no copy of the observed state.
+    let o = M::Observed::deserialize(observed)
+        .map_err(|e| ModuleError::Invalid(format!("observed state: {e}")))?;
+    let typed = M::diff(&r.id.name, &d, &o);
+    if typed.is_empty() {
+        return Ok(Planned::none());
+    }
+    let shown = typed.iter().map(KindChange::show).collect();
+    Ok(Planned::new(shown, typed))
+}
+
+fn from_facts<M: Module>(
+    r: &Resource,
+    facts: &cfgm_core::facts::Facts,
+) -> Option<Result<Value, ModuleError>> {
+    let d = match desired::<M>(&r.attrs) {
+        Ok(d) => d,
+        Err(e) => return Some(Err(e)),
+    };
+    let o = M::observe_facts(&r.id.name, &d, facts)?;
+    Some(serde_json::to_value(o).map_err(|e| ModuleError::Other(format!("observed state: {e}"))))
+}
+
+fn bind<M: Module>(host: &Host) -> Box<dyn Provider> {
+    Box::new(Erased {
+        module: M::default(),
+        host: host.clone(),
+    })
+}
+
+/// The typed changes of a plan `plan::<M>` made.
+fn typed<M: Module>(planned: &Planned) -> Result<&[M::Change], ModuleError> {
+    match planned.typed::<Vec<M::Change>>() {
+        Some(c) => Ok(c),
+        None if planned.is_empty() => Ok(&[]),
+        None => Err(ModuleError::Other(format!(
+            "changes planned by another kind than {}",
+            M::SPEC.kind
+        ))),
+    }
 }
 
 /// A [`Module`] bound to a host, as the engine's [`Provider`].
@@ -84,38 +265,31 @@ pub struct Erased<M: Module> {
     pub host: Host,
 }
 
-fn desired<M: Module>(r: &Resource) -> Result<M::Desired, ModuleError> {
-    // Straight from the borrowed attributes: no copy of the map per call
-    // (every resource is deserialised at least twice per run).
-    let map = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(
-        r.attrs.iter().map(|(k, v)| (k.as_str(), v)),
-    );
-    M::Desired::deserialize(map).map_err(|e| ModuleError::Invalid(format!("attributes: {e}")))
-}
-
 impl<M: Module> Provider for Erased<M> {
+    fn spec(&self) -> &'static KindSpec {
+        M::SPEC
+    }
+
     fn observe(&self, r: &Resource, ctx: &RunCtx) -> Result<Value, ModuleError> {
-        let d = desired::<M>(r)?;
+        let d = desired::<M>(&r.attrs)?;
         let o = self
             .module
             .observe(self.host.read_only(), &r.id.name, &d, ctx)?;
         serde_json::to_value(o).map_err(|e| ModuleError::Other(format!("observed state: {e}")))
     }
 
-    fn diff(&self, r: &Resource, observed: &Value) -> Result<Vec<Change>, ModuleError> {
-        let d = desired::<M>(r)?;
-        let o: M::Observed = serde_json::from_value(observed.clone())
-            .map_err(|e| ModuleError::Invalid(format!("observed state: {e}")))?;
-        Ok(M::diff(&r.id.name, &d, &o))
+    fn diff(&self, r: &Resource, observed: &Value) -> Result<Planned, ModuleError> {
+        plan::<M>(r, observed)
     }
 
-    fn apply(&self, r: &Resource, changes: &[Change], ctx: &RunCtx) -> Result<(), ModuleError> {
-        let d = desired::<M>(r)?;
+    fn apply(&self, r: &Resource, planned: &Planned, ctx: &RunCtx) -> Result<(), ModuleError> {
+        let d = desired::<M>(&r.attrs)?;
+        let changes = typed::<M>(planned)?;
         self.module.apply(&self.host, &r.id.name, &d, changes, ctx)
     }
 
     fn refresh(&self, r: &Resource, ctx: &RunCtx) -> Result<bool, ModuleError> {
-        let d = desired::<M>(r)?;
+        let d = desired::<M>(&r.attrs)?;
         self.module.refresh(&self.host, &r.id.name, &d, ctx)
     }
 
@@ -125,26 +299,27 @@ impl<M: Module> Provider for Erased<M> {
 
     fn apply_batch(
         &self,
-        items: &[(&Resource, &[Change])],
+        items: &[(&Resource, &Planned)],
         ctx: &RunCtx,
     ) -> Vec<Result<(), ModuleError>> {
         let ds: Vec<Result<M::Desired, ModuleError>> =
-            items.iter().map(|(r, _)| desired::<M>(r)).collect();
-        let mut ok_items = Vec::new();
+            items.iter().map(|(r, _)| desired::<M>(&r.attrs)).collect();
+        let mut results: Vec<Result<(), ModuleError>> = Vec::with_capacity(items.len());
+        let mut ok_items: Vec<BatchItem<'_, M>> = Vec::new();
         let mut slots = Vec::new();
-        for (i, (r, c)) in items.iter().enumerate() {
-            if let Ok(d) = &ds[i] {
-                ok_items.push((r.id.name.as_str(), d, *c));
-                slots.push(i);
+        for (i, ((r, p), d)) in items.iter().zip(&ds).enumerate() {
+            match d.as_ref().map_err(|e| ModuleError::Invalid(e.to_string())) {
+                Ok(d) => match typed::<M>(p) {
+                    Ok(c) => {
+                        ok_items.push((r.id.name.as_str(), d, c));
+                        slots.push(i);
+                        results.push(Ok(()));
+                    }
+                    Err(e) => results.push(Err(e)),
+                },
+                Err(e) => results.push(Err(e)),
             }
         }
-        let mut results: Vec<Result<(), ModuleError>> = ds
-            .iter()
-            .map(|d| match d {
-                Ok(_) => Ok(()),
-                Err(e) => Err(ModuleError::Invalid(e.to_string())),
-            })
-            .collect();
         let out = self.module.apply_batch(&self.host, &ok_items, ctx);
         for (slot, r) in slots.into_iter().zip(out) {
             results[slot] = r;
@@ -153,9 +328,13 @@ impl<M: Module> Provider for Erased<M> {
     }
 
     fn verify_after_apply(&self, r: &Resource) -> bool {
-        desired::<M>(r)
+        desired::<M>(&r.attrs)
             .map(|d| self.module.verify_after_apply(&d))
             .unwrap_or(true)
+    }
+
+    fn managed_path(&self, r: &Resource) -> Option<String> {
+        M::managed_path(&r.id.name)
     }
 }
 

@@ -1,7 +1,9 @@
 //! Cases marked `systemd`: the overlay root booted as a container
 //! (systemd-nspawn, systemd as its PID 1, a private network), and the case
 //! run inside it by this binary (entered with nsenter) with the host root
-//! "/", so that the `service` kind's systemd provider runs for real. The
+//! "/", so that the `service` kind's systemd provider runs for real. Before
+//! it boots, the case's `root.sh` (if any) prepares the root from this
+//! machine, which has the network the container lacks. The
 //! container lives in its own cgroup (`cfgm-modtest/…`) and dies with the
 //! case: its PID 1 is killed, which ends its whole PID namespace.
 
@@ -175,6 +177,14 @@ fn child_of(pid: u32, comm: &str) -> Option<u32> {
 /// Runs a `systemd` case: boot, enter, run, and carry blessed files back.
 pub fn run_case(base: &Path, case: &Path) -> Result<String, String> {
     let root = Root::new(base)?;
+    // The container has no network: what the case needs from outside
+    // (packages into apt's cache) its `root.sh` fetches now, from here.
+    let dirs = super::Dirs {
+        root: &root.path(),
+        outside: &root.outside(),
+        state: &root.state_dir(),
+    };
+    super::script(case, "root.sh", &dirs)?;
     let inside = root.path().join(CONTAINER_CASE.trim_start_matches('/'));
     std::fs::create_dir_all(inside.parent().unwrap()).map_err(|e| e.to_string())?;
     super::sh(Command::new("cp").arg("-a").arg(case).arg(&inside))?;

@@ -2,7 +2,6 @@
 
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,11 +19,11 @@ pub struct Args {
     full: bool,
 }
 
-pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
     let Some((_tree, c)) =
         super::compile_one(ui, dir, &args.host, args.facts.as_deref(), args.json)?
     else {
-        return Ok(ExitCode::FAILURE);
+        return Ok(cfgm_core::exit::FAILED);
     };
     if args.json {
         ui.out(&format!("{:#}\n", c.to_json()));
@@ -38,5 +37,5 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
             ui.out(&format!("{l}\n"));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(cfgm_core::exit::OK)
 }

@@ -2,7 +2,6 @@
 
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Format {
@@ -25,15 +24,15 @@ pub struct Args {
     format: Format,
 }
 
-pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
     let json = matches!(args.format, Format::Json);
     let Some((_tree, c)) = super::compile_one(ui, dir, &args.host, args.facts.as_deref(), json)?
     else {
-        return Ok(ExitCode::FAILURE);
+        return Ok(cfgm_core::exit::FAILED);
     };
     match args.format {
         Format::Dot => ui.out(&c.to_dot()),
         Format::Json => ui.out(&format!("{:#}\n", c.graph_json())),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(cfgm_core::exit::OK)
 }

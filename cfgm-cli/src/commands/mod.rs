@@ -1,7 +1,12 @@
 //! One file per command: parse its arguments, call cfgm-core, render.
 
 pub mod catalog;
+pub mod diff;
+pub mod facts;
+pub mod fleet_out;
 pub mod graph;
+pub mod hosts;
+pub mod plan;
 pub mod validate;
 
 use crate::ui::{diags_json, Ui};

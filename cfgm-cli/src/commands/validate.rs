@@ -3,7 +3,6 @@
 use crate::ui::{diags_json, Ui};
 use cfgm_core::{Compiler, Tree};
 use std::path::Path;
-use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,7 +11,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
     let (tree, mut diags) = Tree::load(dir)?;
     let registry = cfgm_modules::registry();
     let compiler = Compiler::new(&tree, &registry);
@@ -68,8 +67,8 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<ExitCode> {
         ui.error(&msg);
     }
     Ok(if ok {
-        ExitCode::SUCCESS
+        cfgm_core::exit::OK
     } else {
-        ExitCode::FAILURE
+        cfgm_core::exit::FAILED
     })
 }

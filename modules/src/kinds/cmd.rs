@@ -118,13 +118,16 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{run_with_timeout, Host, HostRead};
-use crate::module::Module;
-use cfgm_core::engine::RunCtx;
+use crate::module::{KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use std::process::Command;
 use std::time::Duration;
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<Cmd>();
 
 /// How long a command (or a guard) may run when `timeout` is not given.
 const DEFAULT_TIMEOUT: u64 = 300;
@@ -233,7 +236,39 @@ pub struct Observed {
     pub reason: String,
 }
 
+#[derive(Default)]
 pub struct Cmd;
+
+/// How a command "differs": it is due to run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CmdChange {
+    /// Run it; `reason` says what the guards said.
+    Run {
+        reason: String,
+        run: String,
+        secret: bool,
+    },
+}
+
+impl KindChange for CmdChange {
+    /// A secret command shows as a hash.
+    fn show(&self) -> Change {
+        match self {
+            CmdChange::Run {
+                reason,
+                run,
+                secret,
+            } => {
+                let run = Value::String(run.clone());
+                let to = match secret {
+                    true => Value::String(cfgm_core::catalog::secret_text(&run)),
+                    false => run,
+                };
+                Change::new("run", reason.as_str(), to)
+            }
+        }
+    }
+}
 
 impl Cmd {
     fn run(host: &Host, d: &Desired) -> Result<(), ModuleError> {
@@ -286,8 +321,10 @@ fn guards(host: &HostRead, d: &Desired) -> Result<Observed, ModuleError> {
 }
 
 impl Module for Cmd {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = CmdChange;
 
     fn observe(
         &self,
@@ -306,16 +343,15 @@ impl Module for Cmd {
         guards(host, d)
     }
 
-    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<CmdChange> {
         if d.refresh_only() || !o.would_run {
             return vec![];
         }
-        let run = Value::String(d.run.clone());
-        let to = match d.secret() {
-            true => Value::String(cfgm_core::catalog::secret_text(&run)),
-            false => run,
-        };
-        vec![Change::new("run", o.reason.clone(), to)]
+        vec![CmdChange::Run {
+            reason: o.reason.clone(),
+            run: d.run.clone(),
+            secret: d.secret(),
+        }]
     }
 
     fn apply(
@@ -323,10 +359,14 @@ impl Module for Cmd {
         host: &Host,
         _name: &str,
         d: &Desired,
-        _: &[Change],
+        changes: &[CmdChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
-        Cmd::run(host, d)
+        // One run, whatever the guards said (the command is `d.run`).
+        match changes.first() {
+            Some(CmdChange::Run { .. }) => Cmd::run(host, d),
+            None => Ok(()),
+        }
     }
 
     /// A `refresh_only` command runs when a watched resource changed (and
@@ -354,10 +394,12 @@ impl Module for Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::diff_table;
+    use serde_json::json;
 
     #[test]
     fn argv_runs_as_the_user_in_the_directory() {
-        let d: Desired = serde_json::from_value(serde_json::json!({
+        let d: Desired = serde_json::from_value(json!({
             "run": "make install", "creates": "/x", "user": "build", "cwd": "/src"
         }))
         .unwrap();
@@ -379,17 +421,47 @@ mod tests {
         assert_eq!(d.timeout(), Duration::from_secs(DEFAULT_TIMEOUT));
     }
 
+    /// A command is due when its guards say so, and never by itself
+    /// when it runs only on refresh.
+    #[test]
+    fn diff() {
+        let due = json!({"would_run": true, "reason": "/x does not exist"});
+        diff_table(
+            "cmd",
+            &[
+                (
+                    "c",
+                    json!({"run": "make", "creates": "/x"}),
+                    due.clone(),
+                    &[r#"run: "/x does not exist" → "make""#],
+                ),
+                (
+                    "c",
+                    json!({"run": "make", "creates": "/x"}),
+                    json!({"would_run": false, "reason": "/x exists"}),
+                    &[],
+                ),
+                (
+                    "c",
+                    json!({"run": "make", "refresh_only": true}),
+                    due,
+                    &[],
+                ),
+            ],
+        );
+    }
+
     #[test]
     fn refresh_only_never_plans_a_run() {
         let d: Desired =
-            serde_json::from_value(serde_json::json!({"run": "x", "refresh_only": true})).unwrap();
+            serde_json::from_value(json!({"run": "x", "refresh_only": true})).unwrap();
         let o = Observed {
             would_run: true,
             reason: String::new(),
         };
         assert!(Cmd::diff("c", &d, &o).is_empty());
         let unknown =
-            serde_json::from_value::<Desired>(serde_json::json!({"run": "x", "shell": "zsh"}));
+            serde_json::from_value::<Desired>(json!({"run": "x", "shell": "zsh"}));
         assert!(unknown.is_err(), "unknown attributes are rejected");
     }
 
@@ -403,7 +475,8 @@ mod tests {
             would_run: true,
             reason: "unless failed".into(),
         };
-        let c = serde_json::to_string(&Cmd::diff("c", &d, &o)).unwrap();
+        let shown: Vec<_> = Cmd::diff("c", &d, &o).iter().map(KindChange::show).collect();
+        let c = serde_json::to_string(&shown).unwrap();
         assert!(
             !c.contains("S3CRET") && c.contains("(secret, blake3 "),
             "{c}"

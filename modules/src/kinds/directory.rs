@@ -29,14 +29,17 @@ pub static SPEC: KindSpec = KindSpec {
 
 // ---- behaviour -----------------------------------------------------------
 
-use super::file::{ids, meta_changes, observe_meta, Observed as PathObserved};
+use super::file::{ids, meta_changes, observe_meta, MetaChange, Observed as PathObserved};
 use crate::host::{Host, HostRead};
-use crate::module::Module;
-use cfgm_core::engine::RunCtx;
+use crate::module::{KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::schema::parse_mode;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<Directory>();
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +65,36 @@ pub struct Observed {
     pub unmanaged: Vec<String>,
 }
 
+#[derive(Default)]
 pub struct Directory;
+
+/// How a directory differs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DirectoryChange {
+    /// Nothing is at the path: the directory is made (with its parents).
+    Create,
+    /// Something is at the path (`was`: what) and must not be.
+    Remove { was: String },
+    /// Something else than a directory is at the path (never replaced).
+    Type { was: String },
+    Meta(MetaChange),
+    /// With `purge`: entries no resource of the catalog manages, removed.
+    Purge { unmanaged: Vec<String> },
+}
+
+impl KindChange for DirectoryChange {
+    fn show(&self) -> Change {
+        match self {
+            DirectoryChange::Create => Change::new("ensure", Value::Null, "present"),
+            DirectoryChange::Remove { was } => Change::new("ensure", was.as_str(), "absent"),
+            DirectoryChange::Type { was } => Change::new("type", was.as_str(), "directory"),
+            DirectoryChange::Meta(m) => m.show(),
+            DirectoryChange::Purge { unmanaged } => {
+                Change::new("purge", unmanaged.clone(), Value::Array(vec![]))
+            }
+        }
+    }
+}
 
 /// Whether a purge must keep `path`: the catalog manages it, or something
 /// below it (a file in an undeclared subdirectory keeps that subdirectory).
@@ -77,8 +109,10 @@ fn managed(ctx: &RunCtx, path: &str) -> bool {
 }
 
 impl Module for Directory {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = DirectoryChange;
 
     fn observe(
         &self,
@@ -101,33 +135,35 @@ impl Module for Directory {
         Ok(Observed { path, unmanaged })
     }
 
-    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<DirectoryChange> {
         let mut out = Vec::new();
         let kind = o.path.kind.as_deref();
         if d.ensure.absent() {
             if o.path.exists {
-                out.push(Change::new("ensure", kind.unwrap_or("directory"), "absent"));
+                out.push(DirectoryChange::Remove {
+                    was: kind.unwrap_or("directory").to_string(),
+                });
             }
             return out;
         }
         if !o.path.exists {
-            out.push(Change::new("ensure", Value::Null, "present"));
+            out.push(DirectoryChange::Create);
         } else if kind != Some("directory") {
-            out.push(Change::new("type", kind.unwrap_or("other"), "directory"));
+            out.push(DirectoryChange::Type {
+                was: kind.unwrap_or("other").to_string(),
+            });
         }
-        meta_changes(
-            &mut out,
+        let meta = meta_changes(
             &o.path,
             d.mode.as_deref(),
             d.owner.as_deref(),
             d.group.as_deref(),
         );
+        out.extend(meta.into_iter().map(DirectoryChange::Meta));
         if !o.unmanaged.is_empty() {
-            out.push(Change::new(
-                "purge",
-                Value::from(o.unmanaged.clone()),
-                Value::Array(vec![]),
-            ));
+            out.push(DirectoryChange::Purge {
+                unmanaged: o.unmanaged.clone(),
+            });
         }
         out
     }
@@ -137,11 +173,24 @@ impl Module for Directory {
         host: &Host,
         name: &str,
         d: &Desired,
-        changes: &[Change],
+        changes: &[DirectoryChange],
         ctx: &RunCtx,
     ) -> Result<(), ModuleError> {
+        let (mut remove, mut chmod, mut chown, mut purge) = (false, false, false, false);
+        for c in changes {
+            match c {
+                DirectoryChange::Remove { .. } => remove = true,
+                // Made, or refused, from what is at the path now (below).
+                DirectoryChange::Create | DirectoryChange::Type { .. } => {}
+                DirectoryChange::Meta(MetaChange::Mode { .. }) => chmod = true,
+                DirectoryChange::Meta(MetaChange::Owner { .. } | MetaChange::Group { .. }) => {
+                    chown = true
+                }
+                DirectoryChange::Purge { .. } => purge = true,
+            }
+        }
         let now = host.lstat(name)?;
-        if d.ensure.absent() {
+        if remove {
             return match now {
                 Some(m) if m.is_dir => host.remove_tree(name),
                 Some(_) => Err(ModuleError::Invalid(format!(
@@ -149,6 +198,9 @@ impl Module for Directory {
                 ))),
                 None => Ok(()),
             };
+        }
+        if d.ensure.absent() {
+            return Ok(());
         }
         if now.is_some_and(|m| !m.is_dir) {
             return Err(ModuleError::Invalid(format!(
@@ -167,31 +219,94 @@ impl Module for Directory {
                 host.chown(name, uid, gid)?;
             }
         }
-        for c in changes {
-            match c.attr.as_str() {
-                "mode" => host.chmod(
-                    name,
-                    d.mode.as_deref().and_then(parse_mode).unwrap_or(0o755),
-                )?,
-                "owner" | "group" => host.chown(name, uid, gid)?,
-                "purge" => {
-                    let base = name.trim_end_matches('/');
-                    for entry in host.list_dir(name)? {
-                        let full = format!("{base}/{entry}");
-                        if managed(ctx, &full) {
-                            continue;
-                        }
-                        match host.lstat(&full)? {
-                            Some(m) if m.is_dir => host.remove_tree(&full)?,
-                            // A file is backed up first.
-                            Some(_) => host.remove_file(&full)?,
-                            None => {}
-                        }
-                    }
+        if chmod {
+            host.chmod(
+                name,
+                d.mode.as_deref().and_then(parse_mode).unwrap_or(0o755),
+            )?;
+        }
+        if chown {
+            host.chown(name, uid, gid)?;
+        }
+        if purge {
+            // What is unmanaged now, not what was observed: the catalog's
+            // view decides, and an entry gone meanwhile is no error.
+            let base = name.trim_end_matches('/');
+            for entry in host.list_dir(name)? {
+                let full = format!("{base}/{entry}");
+                if managed(ctx, &full) {
+                    continue;
                 }
-                _ => {}
+                match host.lstat(&full)? {
+                    Some(m) if m.is_dir => host.remove_tree(&full)?,
+                    // A file is backed up first.
+                    Some(_) => host.remove_file(&full)?,
+                    None => {}
+                }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::diff_table;
+    use serde_json::json;
+
+    #[test]
+    fn diff() {
+        let dir = json!({
+            "exists": true, "kind": "directory", "mode": "0755", "owner": "root", "group": "root",
+        });
+        diff_table(
+            "directory",
+            &[
+                (
+                    "/srv/app",
+                    json!({"mode": "0750", "owner": "app"}),
+                    json!({"exists": false}),
+                    &[
+                        r#"ensure: null → "present""#,
+                        r#"mode: null → "0750""#,
+                        r#"owner: null → "app""#,
+                    ],
+                ),
+                ("/srv/app", json!({"mode": "0755"}), dir.clone(), &[]),
+                (
+                    "/srv/app",
+                    json!({"mode": "0700", "group": "app"}),
+                    dir.clone(),
+                    &[r#"mode: "0755" → "0700""#, r#"group: "root" → "app""#],
+                ),
+                (
+                    "/srv/app",
+                    json!({"purge": true}),
+                    json!({
+                        "exists": true, "kind": "directory", "mode": "0755", "owner": "root",
+                        "group": "root", "unmanaged": ["/srv/app/old", "/srv/app/tmp"],
+                    }),
+                    &[r#"purge: ["/srv/app/old","/srv/app/tmp"] → []"#],
+                ),
+                (
+                    "/srv/app",
+                    json!({}),
+                    json!({"exists": true, "kind": "file", "mode": "0644"}),
+                    &[r#"type: "file" → "directory""#],
+                ),
+                (
+                    "/srv/app",
+                    json!({"ensure": "absent"}),
+                    dir,
+                    &[r#"ensure: "directory" → "absent""#],
+                ),
+                (
+                    "/srv/app",
+                    json!({"ensure": "absent"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+            ],
+        );
     }
 }

@@ -74,12 +74,15 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{Host, HostRead, Meta};
-use crate::module::{content_summary, unified_diff, Module};
-use cfgm_core::engine::RunCtx;
+use crate::module::{content_summary, unified_diff, KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::schema::parse_mode;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<File>();
 
 /// Content larger than this is compared by hash only (no unified diff).
 const DIFF_LIMIT: usize = 1 << 20;
@@ -136,7 +139,65 @@ pub struct Observed {
     pub leftover: bool,
 }
 
+#[derive(Default)]
 pub struct File;
+
+/// How a file differs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FileChange {
+    /// A temporary file that a killed run left beside the file: removed
+    /// (never the live file).
+    Leftover { temp: String },
+    /// Nothing is at the path: the file is made.
+    Create,
+    /// Something is at the path (`was`: what) and must not be.
+    Remove { was: String },
+    /// Something else than a regular file is at the path.
+    Type { was: String },
+    /// The content differs: size-and-hash summaries, and (unless secret or
+    /// large) a unified diff.
+    Content {
+        from: Option<String>,
+        to: String,
+        diff: Option<String>,
+    },
+    /// Mode, owner or group.
+    Meta(MetaChange),
+}
+
+impl KindChange for FileChange {
+    fn show(&self) -> Change {
+        match self {
+            FileChange::Leftover { temp } => Change::new("leftover", temp.as_str(), Value::Null),
+            FileChange::Create => Change::new("ensure", Value::Null, "present"),
+            FileChange::Remove { was } => Change::new("ensure", was.as_str(), "absent"),
+            FileChange::Type { was } => Change::new("type", was.as_str(), "file"),
+            FileChange::Content { from, to, diff } => {
+                Change::new("content", from.clone(), to.as_str()).with_diff(diff.clone())
+            }
+            FileChange::Meta(m) => m.show(),
+        }
+    }
+}
+
+/// How a path's mode or ownership differs (shared by the path kinds).
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetaChange {
+    Mode { from: Option<String>, to: String },
+    Owner { from: Option<String>, to: String },
+    Group { from: Option<String>, to: String },
+}
+
+impl MetaChange {
+    pub fn show(&self) -> Change {
+        let (attr, from, to) = match self {
+            MetaChange::Mode { from, to } => ("mode", from, to),
+            MetaChange::Owner { from, to } => ("owner", from, to),
+            MetaChange::Group { from, to } => ("group", from, to),
+        };
+        Change::new(attr, from.clone(), to.as_str())
+    }
+}
 
 /// Observes a path's type, mode and ownership (shared by the path kinds).
 pub(crate) fn observe_meta(host: &HostRead, name: &str) -> Result<Observed, ModuleError> {
@@ -167,31 +228,40 @@ fn meta_observed(host: &HostRead, m: Option<Meta>) -> Result<Observed, ModuleErr
     })
 }
 
-/// Mode, owner and group changes (shared by the path kinds).
+/// Mode, owner and group changes, in that order (shared by the path kinds).
 pub(crate) fn meta_changes(
-    out: &mut Vec<Change>,
     o: &Observed,
     mode: Option<&str>,
     owner: Option<&str>,
     group: Option<&str>,
-) {
-    let to_val = |s: Option<&String>| s.map(|s| Value::String(s.clone())).unwrap_or(Value::Null);
+) -> Vec<MetaChange> {
+    let mut out = Vec::new();
     if let Some(m) = mode.and_then(parse_mode) {
         let want = format!("{m:04o}");
         if o.mode.as_deref() != Some(want.as_str()) {
-            out.push(Change::new("mode", to_val(o.mode.as_ref()), want));
+            out.push(MetaChange::Mode {
+                from: o.mode.clone(),
+                to: want,
+            });
         }
     }
     if let Some(u) = owner {
         if o.owner.as_deref() != Some(u) {
-            out.push(Change::new("owner", to_val(o.owner.as_ref()), u));
+            out.push(MetaChange::Owner {
+                from: o.owner.clone(),
+                to: u.to_string(),
+            });
         }
     }
     if let Some(g) = group {
         if o.group.as_deref() != Some(g) {
-            out.push(Change::new("group", to_val(o.group.as_ref()), g));
+            out.push(MetaChange::Group {
+                from: o.group.clone(),
+                to: g.to_string(),
+            });
         }
     }
+    out
 }
 
 /// Resolves owner and group names on the host.
@@ -216,8 +286,10 @@ pub(crate) fn ids(
 }
 
 impl Module for File {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = FileChange;
 
     fn observe(
         &self,
@@ -243,26 +315,28 @@ impl Module for File {
         Ok(o)
     }
 
-    fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<FileChange> {
         let mut out = Vec::new();
         let kind = o.kind.as_deref();
         if o.leftover {
-            out.push(Change::new(
-                "leftover",
-                crate::host::temp_path(name),
-                Value::Null,
-            ));
+            out.push(FileChange::Leftover {
+                temp: crate::host::temp_path(name),
+            });
         }
         if d.ensure.absent() {
             if o.exists {
-                out.push(Change::new("ensure", kind.unwrap_or("file"), "absent"));
+                out.push(FileChange::Remove {
+                    was: kind.unwrap_or("file").to_string(),
+                });
             }
             return out;
         }
         if !o.exists {
-            out.push(Change::new("ensure", Value::Null, "present"));
+            out.push(FileChange::Create);
         } else if kind != Some("file") {
-            out.push(Change::new("type", kind.unwrap_or("other"), "file"));
+            out.push(FileChange::Type {
+                was: kind.unwrap_or("other").to_string(),
+            });
         }
         let content = d
             .content
@@ -272,8 +346,8 @@ impl Module for File {
             let want = blake3::hash(c.as_bytes()).to_hex().to_string();
             if o.hash.as_deref() != Some(want.as_str()) {
                 let from = match (&o.hash, o.size) {
-                    (Some(h), Some(n)) => Value::String(content_summary(n, h)),
-                    _ => Value::Null,
+                    (Some(h), Some(n)) => Some(content_summary(n, h)),
+                    _ => None,
                 };
                 let diff = match (&o.content, d.secret()) {
                     (_, true) => None,
@@ -283,18 +357,20 @@ impl Module for File {
                     }
                     _ => None,
                 };
-                out.push(
-                    Change::new("content", from, content_summary(c.len(), &want)).with_diff(diff),
-                );
+                out.push(FileChange::Content {
+                    from,
+                    to: content_summary(c.len(), &want),
+                    diff,
+                });
             }
         }
-        meta_changes(
-            &mut out,
+        let meta = meta_changes(
             o,
             d.mode.as_deref(),
             d.owner.as_deref(),
             d.group.as_deref(),
         );
+        out.extend(meta.into_iter().map(FileChange::Meta));
         out
     }
 
@@ -303,15 +379,30 @@ impl Module for File {
         host: &Host,
         name: &str,
         d: &Desired,
-        changes: &[Change],
+        changes: &[FileChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
-        if changes.iter().any(|c| c.attr == "leftover") {
+        let (mut leftover, mut remove, mut rewrite, mut chmod, mut chown) =
+            (false, false, false, false, false);
+        for c in changes {
+            match c {
+                FileChange::Leftover { .. } => leftover = true,
+                FileChange::Remove { .. } => remove = true,
+                FileChange::Create | FileChange::Type { .. } | FileChange::Content { .. } => {
+                    rewrite = true
+                }
+                FileChange::Meta(MetaChange::Mode { .. }) => chmod = true,
+                FileChange::Meta(MetaChange::Owner { .. } | MetaChange::Group { .. }) => {
+                    chown = true
+                }
+            }
+        }
+        if leftover {
             // An interrupted run's temporary file: never the live one.
             host.remove_leftover(name)?;
         }
         let now = host.lstat(name)?;
-        if d.ensure.absent() {
+        if remove {
             return match now {
                 Some(m) if m.is_dir => Err(ModuleError::Invalid(format!(
                     "{name} is a directory; a file resource does not remove directories"
@@ -320,15 +411,16 @@ impl Module for File {
                 None => Ok(()),
             };
         }
+        if d.ensure.absent() {
+            // Only the leftover was to go.
+            return Ok(());
+        }
         if now.is_some_and(|m| m.is_dir) {
             return Err(ModuleError::Invalid(format!(
                 "{name} is a directory; refusing to replace it with a file"
             )));
         }
         let (uid, gid) = ids(host, d.owner.as_deref(), d.group.as_deref())?;
-        let rewrite = changes
-            .iter()
-            .any(|c| matches!(c.attr.as_str(), "ensure" | "content" | "type"));
         if rewrite {
             let existing = now.filter(|m| m.is_file);
             let content: Vec<u8> = match &d.content {
@@ -348,16 +440,125 @@ impl Module for File {
             let gid = gid.or(existing.map(|m| m.gid)).unwrap_or(0);
             return host.write_atomic(name, &content, mode, uid, gid);
         }
-        for c in changes {
-            match c.attr.as_str() {
-                "mode" => {
-                    let m = d.mode.as_deref().and_then(parse_mode).unwrap_or(0o644);
-                    host.chmod(name, m)?;
-                }
-                "owner" | "group" => host.chown(name, uid, gid)?,
-                _ => {}
-            }
+        if chmod {
+            let m = d.mode.as_deref().and_then(parse_mode).unwrap_or(0o644);
+            host.chmod(name, m)?;
+        }
+        if chown {
+            host.chown(name, uid, gid)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{diff_table, resource};
+    use serde_json::json;
+
+    fn b3(s: &str) -> String {
+        blake3::hash(s.as_bytes()).to_hex().to_string()
+    }
+
+    /// What observe says of a regular file with this content.
+    fn file(content: &str, mode: &str) -> serde_json::Value {
+        json!({
+            "exists": true, "kind": "file", "hash": b3(content), "size": content.len(),
+            "content": content, "mode": mode, "owner": "root", "group": "root",
+        })
+    }
+
+    #[test]
+    fn diff() {
+        let absent = json!({"exists": false});
+        diff_table(
+            "file",
+            &[
+                (
+                    "/etc/motd",
+                    json!({"content": "hi\n", "mode": "0644", "owner": "root"}),
+                    absent.clone(),
+                    &[
+                        r#"ensure: null → "present""#,
+                        r#"content: null → "3 bytes, blake3 0b8b60248fad" (diff)"#,
+                        r#"mode: null → "0644""#,
+                        r#"owner: null → "root""#,
+                    ],
+                ),
+                // No content given: an empty file.
+                (
+                    "/etc/motd",
+                    json!({}),
+                    absent.clone(),
+                    &[
+                        r#"ensure: null → "present""#,
+                        r#"content: null → "0 bytes, blake3 af1349b9f5f9" (diff)"#,
+                    ],
+                ),
+                (
+                    "/etc/motd",
+                    json!({"content": "hi\n", "mode": "644", "owner": "root", "group": "root"}),
+                    file("hi\n", "0644"),
+                    &[],
+                ),
+                (
+                    "/etc/motd",
+                    json!({"content": "hi\n", "mode": "0600"}),
+                    file("old\n", "0644"),
+                    &[
+                        r#"content: "4 bytes, blake3 87b86a9f9e06" → "3 bytes, blake3 0b8b60248fad" (diff)"#,
+                        r#"mode: "0644" → "0600""#,
+                    ],
+                ),
+                // Content left alone when not given; ownership only.
+                (
+                    "/etc/motd",
+                    json!({"owner": "alice", "group": "staff"}),
+                    file("old\n", "0644"),
+                    &[r#"owner: "root" → "alice""#, r#"group: "root" → "staff""#],
+                ),
+                // A secret's content is compared by hash only: no diff.
+                (
+                    "/etc/key",
+                    json!({"content": "s3cret\n", "secret": true}),
+                    json!({"exists": true, "kind": "file", "hash": b3("old\n"), "size": 4}),
+                    &[r#"content: "4 bytes, blake3 87b86a9f9e06" → "7 bytes, blake3 7af8f243929a""#],
+                ),
+                (
+                    "/etc/motd",
+                    json!({"content": "hi\n"}),
+                    json!({"exists": true, "kind": "directory", "mode": "0755"}),
+                    &[
+                        r#"type: "directory" → "file""#,
+                        r#"content: null → "3 bytes, blake3 0b8b60248fad""#,
+                    ],
+                ),
+                (
+                    "/etc/motd",
+                    json!({"ensure": "absent"}),
+                    file("hi\n", "0644"),
+                    &[r#"ensure: "file" → "absent""#],
+                ),
+                ("/etc/motd", json!({"ensure": "absent"}), absent, &[]),
+                // A killed run's temporary file goes, whatever else.
+                (
+                    "/etc/motd",
+                    json!({"ensure": "absent"}),
+                    json!({"exists": false, "leftover": true}),
+                    &[r#"leftover: "/etc/.motd.cfgm-new" → null"#],
+                ),
+            ],
+        );
+    }
+
+    /// The content change carries a unified diff, like `git diff`.
+    #[test]
+    fn a_content_change_shows_a_unified_diff() {
+        let r = resource("file", "/etc/motd", &json!({"content": "one\ntwo\n"}));
+        let c = crate::diff(&r, &file("one\n2\n", "0644")).unwrap().unwrap();
+        assert_eq!(
+            c[0].diff.as_deref(),
+            Some("--- a/etc/motd\n+++ b/etc/motd\n@@ -1,2 +1,2 @@\n one\n-2\n+two\n")
+        );
     }
 }

@@ -52,10 +52,13 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{Host, HostRead};
-use crate::module::Module;
-use cfgm_core::engine::RunCtx;
+use crate::module::{KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<Group>();
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,11 +79,43 @@ pub struct Observed {
     pub gid: Option<u32>,
 }
 
+#[derive(Default)]
 pub struct Group;
 
+/// How a group differs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GroupChange {
+    Create,
+    Remove,
+    Gid { from: Option<u32>, to: u32 },
+}
+
+impl KindChange for GroupChange {
+    fn show(&self) -> Change {
+        match self {
+            GroupChange::Create => Change::new("ensure", Value::Null, "present"),
+            GroupChange::Remove => Change::new("ensure", "present", "absent"),
+            GroupChange::Gid { from, to } => Change::new("gid", *from, *to),
+        }
+    }
+}
+
 impl Module for Group {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = GroupChange;
+
+    /// From the facts' group database.
+    fn observe_facts(name: &str, _: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+        Some(match facts.groups.iter().find(|g| g.name == name) {
+            None => Observed::default(),
+            Some(g) => Observed {
+                exists: true,
+                gid: Some(g.gid),
+            },
+        })
+    }
 
     fn observe(
         &self,
@@ -98,19 +133,19 @@ impl Module for Group {
         })
     }
 
-    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<GroupChange> {
         if d.ensure.absent() {
             return if o.exists {
-                vec![Change::new("ensure", "present", "absent")]
+                vec![GroupChange::Remove]
             } else {
                 vec![]
             };
         }
         if !o.exists {
-            return vec![Change::new("ensure", Value::Null, "present")];
+            return vec![GroupChange::Create];
         }
         match d.gid {
-            Some(g) if o.gid != Some(g) => vec![Change::new("gid", o.gid, g)],
+            Some(g) if o.gid != Some(g) => vec![GroupChange::Gid { from: o.gid, to: g }],
             _ => vec![],
         }
     }
@@ -120,15 +155,24 @@ impl Module for Group {
         host: &Host,
         name: &str,
         d: &Desired,
-        changes: &[Change],
+        changes: &[GroupChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
-        if d.ensure.absent() {
+        let (mut create, mut remove) = (false, false);
+        for c in changes {
+            match c {
+                GroupChange::Create => create = true,
+                GroupChange::Remove => remove = true,
+                // Given to groupadd or groupmod alike, below.
+                GroupChange::Gid { .. } => {}
+            }
+        }
+        if remove {
             host.run(&["groupdel", "--", name])?;
             return Ok(());
         }
         let mut argv: Vec<String> = Vec::new();
-        if changes.iter().any(|c| c.attr == "ensure") {
+        if create {
             argv.push("groupadd".into());
             if d.system == Some(true) {
                 argv.push("--system".into());
@@ -142,5 +186,42 @@ impl Module for Group {
         argv.extend(["--".into(), name.into()]);
         host.run(&argv)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::diff_table;
+    use serde_json::json;
+
+    #[test]
+    fn diff() {
+        let staff = json!({"exists": true, "gid": 50});
+        diff_table(
+            "group",
+            &[
+                (
+                    "staff",
+                    json!({"gid": 50}),
+                    json!({"exists": false}),
+                    &[r#"ensure: null → "present""#],
+                ),
+                ("staff", json!({"gid": 50}), staff.clone(), &[]),
+                ("staff", json!({}), staff.clone(), &[]),
+                ("staff", json!({"gid": 60}), staff.clone(), &["gid: 50 → 60"]),
+                (
+                    "staff",
+                    json!({"ensure": "absent"}),
+                    staff,
+                    &[r#"ensure: "present" → "absent""#],
+                ),
+                (
+                    "staff",
+                    json!({"ensure": "absent"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+            ],
+        );
     }
 }

@@ -64,10 +64,13 @@ fn auto_deps(_name: &str, attrs: &Attrs) -> Vec<AutoDep> {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{Host, HostRead};
-use crate::module::{unified_diff, Module};
-use cfgm_core::engine::RunCtx;
+use crate::module::{unified_diff, KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<Line>();
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,7 +116,63 @@ pub struct Observed {
     pub content: Option<String>,
 }
 
+#[derive(Default)]
 pub struct Line;
+
+/// How a file differs from having (or not having) the line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LineChange {
+    /// The file is missing: the line cannot be added (apply says so).
+    NoFile { line: String, secret: bool },
+    /// The line is added, replacing the line `match` found if any.
+    Add {
+        line: String,
+        replaces: Option<String>,
+        diff: String,
+        secret: bool,
+    },
+    /// The line (and lines `match` finds) are removed.
+    Remove {
+        line: String,
+        diff: String,
+        secret: bool,
+    },
+}
+
+impl KindChange for LineChange {
+    /// A secret line shows as a hash on each side, and without a diff: the
+    /// file around the line may hold the secret too.
+    fn show(&self) -> Change {
+        let shown = |v: Value, secret: bool| match (v, secret) {
+            (Value::Null, _) => Value::Null,
+            (v, true) => Value::String(cfgm_core::catalog::secret_text(&v)),
+            (v, false) => v,
+        };
+        let diff = |d: &String, secret: bool| (!secret).then(|| d.clone());
+        match self {
+            LineChange::NoFile { line, secret } => {
+                Change::new("line", Value::Null, shown(line.as_str().into(), *secret))
+            }
+            LineChange::Add {
+                line,
+                replaces,
+                diff: d,
+                secret,
+            } => Change::new(
+                "line",
+                shown(replaces.clone().into(), *secret),
+                shown(line.as_str().into(), *secret),
+            )
+            .with_diff(diff(d, *secret)),
+            LineChange::Remove {
+                line,
+                diff: d,
+                secret,
+            } => Change::new("line", shown(line.as_str().into(), *secret), Value::Null)
+                .with_diff(diff(d, *secret)),
+        }
+    }
+}
 
 /// Held while a file is read, edited and written back.
 static EDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -149,8 +208,10 @@ fn edit(d: &Desired, re: Option<&regex::Regex>, text: &str) -> String {
 }
 
 impl Module for Line {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = LineChange;
 
     fn observe(
         &self,
@@ -171,19 +232,17 @@ impl Module for Line {
         })
     }
 
-    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<LineChange> {
         // The regex was checked by observe; an invalid one matches nothing here.
         let re = d.regex().ok().flatten();
         if !o.exists {
             return if d.ensure.absent() {
                 vec![]
             } else {
-                let line = Value::String(d.line.clone());
-                let line = match d.secret() {
-                    true => Value::String(cfgm_core::catalog::secret_text(&line)),
-                    false => line,
-                };
-                vec![Change::new("line", Value::Null, line)]
+                vec![LineChange::NoFile {
+                    line: d.line.clone(),
+                    secret: d.secret(),
+                }]
             };
         }
         let old = o.content.as_deref().unwrap_or("");
@@ -191,34 +250,36 @@ impl Module for Line {
         if new == old {
             return vec![];
         }
-        let (from, to) = if d.ensure.absent() {
-            (Value::String(d.line.clone()), Value::Null)
-        } else {
-            let replaced = re
-                .as_ref()
-                .and_then(|r| old.lines().find(|l| r.is_match(l)))
-                .map(|l| Value::String(l.to_string()))
-                .unwrap_or(Value::Null);
-            (replaced, Value::String(d.line.clone()))
-        };
-        if d.secret() {
-            // A hash of each side, and no diff: the file around the line
-            // may hold the secret too.
-            let hide = |v: Value| match v {
-                Value::Null => v,
-                v => Value::String(cfgm_core::catalog::secret_text(&v)),
-            };
-            return vec![Change::new("line", hide(from), hide(to))];
+        let diff = unified_diff(&d.path, old, &new);
+        if d.ensure.absent() {
+            return vec![LineChange::Remove {
+                line: d.line.clone(),
+                diff,
+                secret: d.secret(),
+            }];
         }
-        vec![Change::new("line", from, to).with_diff(Some(unified_diff(&d.path, old, &new)))]
+        let replaces = re
+            .as_ref()
+            .and_then(|r| old.lines().find(|l| r.is_match(l)))
+            .map(str::to_string);
+        vec![LineChange::Add {
+            line: d.line.clone(),
+            replaces,
+            diff,
+            secret: d.secret(),
+        }]
     }
 
+    /// The edit is made again from the file as it is now, under the lock
+    /// that serialises edits of one file: another line resource may have
+    /// changed it since it was observed, and the observed text must not
+    /// overwrite that. Every change comes to the same: `edit`.
     fn apply(
         &self,
         host: &Host,
         _name: &str,
         d: &Desired,
-        _: &[Change],
+        _: &[LineChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
         let re = d.regex()?;
@@ -255,6 +316,8 @@ impl Module for Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::diff_table;
+    use serde_json::json;
 
     fn d(line: &str, pattern: Option<&str>, absent: bool) -> Desired {
         Desired {
@@ -282,7 +345,8 @@ mod tests {
                 exists: old.is_some(),
                 content: old.map(str::to_string),
             };
-            let c = serde_json::to_string(&Line::diff("l", &d, &o)).unwrap();
+            let shown: Vec<_> = Line::diff("l", &d, &o).iter().map(KindChange::show).collect();
+            let c = serde_json::to_string(&shown).unwrap();
             assert!(
                 !c.contains("S3CRET") && c.contains("(secret, blake3 "),
                 "{c}"
@@ -314,9 +378,61 @@ mod tests {
     }
 
     #[test]
+    fn diff() {
+        let text = |t: &str| json!({"exists": true, "content": t});
+        diff_table(
+            "line",
+            &[
+                (
+                    "l",
+                    json!({"path": "/f", "line": "b"}),
+                    json!({"exists": false}),
+                    &[r#"line: null → "b""#],
+                ),
+                (
+                    "l",
+                    json!({"path": "/f", "line": "b", "ensure": "absent"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+                (
+                    "l",
+                    json!({"path": "/f", "line": "b"}),
+                    text("a\n"),
+                    &[r#"line: null → "b" (diff)"#],
+                ),
+                (
+                    "l",
+                    json!({"path": "/f", "line": "b"}),
+                    text("a\nb\n"),
+                    &[],
+                ),
+                (
+                    "l",
+                    json!({"path": "/f", "line": "x = 2", "match": "^x\\s*="}),
+                    text("x=1\ny\n"),
+                    &[r#"line: "x=1" → "x = 2" (diff)"#],
+                ),
+                (
+                    "l",
+                    json!({"path": "/f", "line": "b", "ensure": "absent"}),
+                    text("a\nb\n"),
+                    &[r#"line: "b" → null (diff)"#],
+                ),
+            ],
+        );
+    }
+
+    #[test]
     fn a_missing_file_is_a_change_for_present_only() {
         let o = Observed::default();
-        assert_eq!(Line::diff("n", &d("b", None, false), &o).len(), 1);
+        assert_eq!(
+            Line::diff("n", &d("b", None, false), &o),
+            [LineChange::NoFile {
+                line: "b".into(),
+                secret: false
+            }]
+        );
         assert!(Line::diff("n", &d("b", None, true), &o).is_empty());
     }
 }

@@ -72,11 +72,14 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{command_error, run_with_timeout, Host, HostRead};
-use crate::module::Module;
-use cfgm_core::engine::RunCtx;
+use crate::module::{KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<Pkg>();
 use std::process::Output;
 use std::time::Duration;
 
@@ -100,7 +103,37 @@ pub struct Observed {
     pub version: Option<String>,
 }
 
+#[derive(Default)]
 pub struct Pkg;
+
+/// How a package differs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PkgChange {
+    /// Not installed, any version wanted.
+    Install,
+    /// Not installed (`from` is none) or another version than the pinned one.
+    Pin { from: Option<String>, to: String },
+    /// Installed (this version) and must not be.
+    Remove { version: String },
+}
+
+impl KindChange for PkgChange {
+    fn show(&self) -> Change {
+        match self {
+            PkgChange::Install => Change::new("ensure", Value::Null, "installed"),
+            PkgChange::Pin { from, to } => Change::new("version", from.clone(), to.as_str()),
+            PkgChange::Remove { version } => Change::new("ensure", version.as_str(), "absent"),
+        }
+    }
+}
+
+/// Whether a package's changes take it away (else they install it).
+fn is_removal(changes: &[PkgChange]) -> bool {
+    changes.iter().any(|c| match c {
+        PkgChange::Remove { .. } => true,
+        PkgChange::Install | PkgChange::Pin { .. } => false,
+    })
+}
 
 /// The options of every install: non-interactive, keep changed
 /// configuration files, no recommends, a pinned version may be older, and
@@ -204,8 +237,25 @@ fn batch(
 }
 
 impl Module for Pkg {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = PkgChange;
+
+    /// From the facts' package inventory (the dpkg status database): an
+    /// installed package has its version, any other is absent.
+    fn observe_facts(name: &str, _: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+        let (base, arch) = match name.split_once(':') {
+            Some((b, a)) => (b, Some(a)),
+            None => (name, None),
+        };
+        let version = facts
+            .packages
+            .iter()
+            .find(|p| p.name == base && arch.is_none_or(|a| p.arch == a))
+            .map(|p| p.version.clone());
+        Some(Observed { version })
+    }
 
     fn observe(
         &self,
@@ -243,20 +293,19 @@ impl Module for Pkg {
         Ok(Observed { version })
     }
 
-    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
-        let have = o.version.clone().map(Value::String).unwrap_or(Value::Null);
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<PkgChange> {
         if d.ensure.absent() {
-            return if o.version.is_some() {
-                vec![Change::new("ensure", have, "absent")]
-            } else {
-                vec![]
+            return match &o.version {
+                Some(v) => vec![PkgChange::Remove { version: v.clone() }],
+                None => vec![],
             };
         }
         match (&d.version, &o.version) {
-            (Some(want), have_v) if have_v.as_ref() != Some(want) => {
-                vec![Change::new("version", have, want.clone())]
-            }
-            (None, None) => vec![Change::new("ensure", Value::Null, "installed")],
+            (Some(want), have) if have.as_ref() != Some(want) => vec![PkgChange::Pin {
+                from: have.clone(),
+                to: want.clone(),
+            }],
+            (None, None) => vec![PkgChange::Install],
             _ => vec![],
         }
     }
@@ -266,7 +315,7 @@ impl Module for Pkg {
         host: &Host,
         name: &str,
         d: &Desired,
-        changes: &[Change],
+        changes: &[PkgChange],
         ctx: &RunCtx,
     ) -> Result<(), ModuleError> {
         self.apply_batch(host, &[(name, d, changes)], ctx)
@@ -282,11 +331,11 @@ impl Module for Pkg {
     fn apply_batch(
         &self,
         host: &Host,
-        items: &[(&str, &Desired, &[Change])],
+        items: &[(&str, &Desired, &[PkgChange])],
         _: &RunCtx,
     ) -> Vec<Result<(), ModuleError>> {
         let (removes, installs): (Vec<usize>, Vec<usize>) =
-            (0..items.len()).partition(|&i| items[i].1.ensure.absent());
+            (0..items.len()).partition(|&i| is_removal(items[i].2));
         let mut updated = false;
         let mut results: Vec<Result<(), ModuleError>> = items.iter().map(|_| Ok(())).collect();
         let names: Vec<String> = installs
@@ -313,30 +362,53 @@ impl Module for Pkg {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(ensure: Option<&str>, version: Option<&str>) -> Desired {
-        Desired {
-            ensure: crate::Ensure(ensure.map(str::to_string)),
-            version: version.map(str::to_string),
-        }
-    }
-
-    fn attrs(d: &Desired, have: Option<&str>) -> Vec<String> {
-        let o = Observed {
-            version: have.map(str::to_string),
-        };
-        Pkg::diff("p", d, &o).into_iter().map(|c| c.attr).collect()
-    }
+    use crate::testing::diff_table;
+    use serde_json::json;
 
     #[test]
     fn diff() {
-        assert_eq!(attrs(&d(None, None), None), ["ensure"]);
-        assert!(attrs(&d(None, None), Some("1.0")).is_empty());
-        assert!(attrs(&d(Some("installed"), Some("1:2.0-1")), Some("1:2.0-1")).is_empty());
-        assert_eq!(attrs(&d(None, Some("2.0")), Some("1.0")), ["version"]);
-        assert_eq!(attrs(&d(None, Some("2.0")), None), ["version"]);
-        assert_eq!(attrs(&d(Some("absent"), None), Some("1.0")), ["ensure"]);
-        assert!(attrs(&d(Some("absent"), None), None).is_empty());
-        assert_eq!(target("p", &d(None, Some("2.0"))), "p=2.0");
+        let none = json!({});
+        let v1 = json!({"version": "1.0"});
+        diff_table(
+            "pkg",
+            &[
+                ("p", json!({}), none.clone(), &[r#"ensure: null → "installed""#]),
+                ("p", json!({}), v1.clone(), &[]),
+                (
+                    "p",
+                    json!({"ensure": "installed", "version": "1:2.0-1"}),
+                    json!({"version": "1:2.0-1"}),
+                    &[],
+                ),
+                (
+                    "p",
+                    json!({"version": "2.0"}),
+                    v1.clone(),
+                    &[r#"version: "1.0" → "2.0""#],
+                ),
+                (
+                    "p",
+                    json!({"version": "2.0"}),
+                    none.clone(),
+                    &[r#"version: null → "2.0""#],
+                ),
+                (
+                    "p",
+                    json!({"ensure": "absent"}),
+                    v1,
+                    &[r#"ensure: "1.0" → "absent""#],
+                ),
+                ("p", json!({"ensure": "absent"}), none, &[]),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_pin_is_one_apt_argument() {
+        let d = Desired {
+            ensure: crate::Ensure(None),
+            version: Some("2.0".into()),
+        };
+        assert_eq!(target("p", &d), "p=2.0");
     }
 }

@@ -65,11 +65,13 @@ fn auto_deps(name: &str, _: &Attrs) -> Vec<AutoDep> {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{Host, HostRead};
-use crate::module::Module;
-use cfgm_core::engine::RunCtx;
+use crate::module::{KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<Service>();
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,7 +96,26 @@ pub struct Observed {
     pub enabled: bool,
 }
 
+#[derive(Default)]
 pub struct Service;
+
+/// How a service differs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServiceChange {
+    /// Start (`to` true) or stop it.
+    Running { from: bool, to: bool },
+    /// Enable (`to` true) or disable it at boot.
+    Enabled { from: bool, to: bool },
+}
+
+impl KindChange for ServiceChange {
+    fn show(&self) -> Change {
+        match *self {
+            ServiceChange::Running { from, to } => Change::new("running", from, to),
+            ServiceChange::Enabled { from, to } => Change::new("enabled", from, to),
+        }
+    }
+}
 
 /// The init system of the host: systemd when it is PID 1, else sysvinit.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -230,8 +251,41 @@ fn sysv_start_link(entry: &str, name: &str) -> bool {
 }
 
 impl Module for Service {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = ServiceChange;
+
+    /// From the facts' unit inventory, on a host whose facts were gathered
+    /// under systemd (they then carry each unit's active state): whether
+    /// the unit exists, is active, starts at boot. Anything else (sysvinit,
+    /// a unit whose state was not read) is unknown until apply.
+    fn observe_facts(name: &str, d: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+        if !facts.services.iter().any(|s| s.active.is_some()) {
+            return None;
+        }
+        let unit = unit(name);
+        let Some(s) = facts.services.iter().find(|s| s.name == unit) else {
+            return Some(Observed {
+                provider: "systemd".into(),
+                ..Observed::default()
+            });
+        };
+        if d.enabled == Some(true) && s.enabled == "static" {
+            // observe fails for this (a static unit cannot be enabled):
+            // the plan cannot promise a change.
+            return None;
+        }
+        Some(Observed {
+            provider: "systemd".into(),
+            exists: true,
+            running: s.active.as_deref() == Some("active"),
+            enabled: matches!(
+                s.enabled.as_str(),
+                "enabled" | "enabled-runtime" | "alias" | "indirect"
+            ),
+        })
+    }
 
     fn observe(
         &self,
@@ -260,16 +314,22 @@ impl Module for Service {
         })
     }
 
-    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<ServiceChange> {
         let mut out = Vec::new();
         if let Some(r) = d.running {
             if r != o.running {
-                out.push(Change::new("running", o.running, r));
+                out.push(ServiceChange::Running {
+                    from: o.running,
+                    to: r,
+                });
             }
         }
         if let Some(e) = d.enabled {
             if e != o.enabled {
-                out.push(Change::new("enabled", o.enabled, e));
+                out.push(ServiceChange::Enabled {
+                    from: o.enabled,
+                    to: e,
+                });
             }
         }
         out
@@ -280,7 +340,7 @@ impl Module for Service {
         host: &Host,
         name: &str,
         _: &Desired,
-        changes: &[Change],
+        changes: &[ServiceChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
         let init = Init::of(host);
@@ -288,13 +348,13 @@ impl Module for Service {
             return Err(init.missing(name));
         }
         for c in changes {
-            match (c.attr.as_str(), &c.to) {
-                ("enabled", Value::Bool(true)) => init.act(host, name, "enable")?,
-                ("enabled", Value::Bool(false)) => init.act(host, name, "disable")?,
-                ("running", Value::Bool(true)) => init.act(host, name, "start")?,
-                ("running", Value::Bool(false)) => init.act(host, name, "stop")?,
-                _ => {}
-            }
+            let action = match c {
+                ServiceChange::Enabled { to: true, .. } => "enable",
+                ServiceChange::Enabled { to: false, .. } => "disable",
+                ServiceChange::Running { to: true, .. } => "start",
+                ServiceChange::Running { to: false, .. } => "stop",
+            };
+            init.act(host, name, action)?;
         }
         Ok(())
     }
@@ -331,6 +391,8 @@ impl Module for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::diff_table;
+    use serde_json::json;
 
     #[test]
     fn start_links() {
@@ -341,29 +403,37 @@ mod tests {
         assert!(!sysv_start_link("S01ssh", "sshd"));
     }
 
+    /// Only the attributes given are managed; `reload` is no state.
     #[test]
-    fn only_given_attributes_are_managed() {
-        let o = Observed {
-            provider: "sysvinit".into(),
-            exists: true,
-            running: true,
-            enabled: false,
+    fn diff() {
+        let o = |running: bool, enabled: bool| {
+            json!({"provider": "sysvinit", "exists": true, "running": running, "enabled": enabled})
         };
-        let none = Desired {
-            running: None,
-            enabled: None,
-            reload: Some(true),
-        };
-        assert!(Service::diff("s", &none, &o).is_empty());
-        let both = Desired {
-            running: Some(false),
-            enabled: Some(true),
-            reload: None,
-        };
-        let c = Service::diff("s", &both, &o);
-        assert_eq!(
-            c.iter().map(|c| c.attr.as_str()).collect::<Vec<_>>(),
-            ["running", "enabled"]
+        diff_table(
+            "service",
+            &[
+                ("s", json!({"reload": true}), o(true, false), &[]),
+                (
+                    "s",
+                    json!({"running": false, "enabled": true}),
+                    o(true, false),
+                    &["running: true → false", "enabled: false → true"],
+                ),
+                ("s", json!({"running": true}), o(true, false), &[]),
+                (
+                    "s",
+                    json!({"enabled": false}),
+                    o(false, true),
+                    &["enabled: true → false"],
+                ),
+                // A service that does not exist is stopped and disabled.
+                (
+                    "s",
+                    json!({"running": true}),
+                    json!({"provider": "systemd", "exists": false, "running": false, "enabled": false}),
+                    &["running: false → true"],
+                ),
+            ],
         );
     }
 }

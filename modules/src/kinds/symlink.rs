@@ -22,11 +22,13 @@ pub static SPEC: KindSpec = KindSpec {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{Host, HostRead};
-use crate::module::Module;
-use cfgm_core::engine::RunCtx;
+use crate::module::{KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<Symlink>();
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,11 +47,35 @@ pub struct Observed {
     pub target: Option<String>,
 }
 
+#[derive(Default)]
 pub struct Symlink;
 
+/// How a symlink differs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SymlinkChange {
+    /// Something is at the path (`was`: what) and must not be.
+    Remove { was: String },
+    /// The link is missing (`from` is none) or points elsewhere.
+    Target { from: Option<String>, to: String },
+    /// Something else than a symlink is at the path.
+    Type { was: String },
+}
+
+impl KindChange for SymlinkChange {
+    fn show(&self) -> Change {
+        match self {
+            SymlinkChange::Remove { was } => Change::new("ensure", was.as_str(), "absent"),
+            SymlinkChange::Target { from, to } => Change::new("target", from.clone(), to.as_str()),
+            SymlinkChange::Type { was } => Change::new("type", was.as_str(), "symlink"),
+        }
+    }
+}
+
 impl Module for Symlink {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = SymlinkChange;
 
     fn observe(
         &self,
@@ -73,29 +99,31 @@ impl Module for Symlink {
         })
     }
 
-    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<SymlinkChange> {
         if d.ensure.absent() {
             return if o.exists {
-                vec![Change::new(
-                    "ensure",
-                    o.kind.clone().unwrap_or_default(),
-                    "absent",
-                )]
+                vec![SymlinkChange::Remove {
+                    was: o.kind.clone().unwrap_or_default(),
+                }]
             } else {
                 vec![]
             };
         }
         if !o.exists {
-            return vec![Change::new("target", Value::Null, d.target.clone())];
+            return vec![SymlinkChange::Target {
+                from: None,
+                to: d.target.clone(),
+            }];
         }
         match o.kind.as_deref() {
             Some("symlink") if o.target.as_deref() == Some(d.target.as_str()) => vec![],
-            Some("symlink") => vec![Change::new(
-                "target",
-                o.target.clone().unwrap_or_default(),
-                d.target.clone(),
-            )],
-            other => vec![Change::new("type", other.unwrap_or("other"), "symlink")],
+            Some("symlink") => vec![SymlinkChange::Target {
+                from: Some(o.target.clone().unwrap_or_default()),
+                to: d.target.clone(),
+            }],
+            other => vec![SymlinkChange::Type {
+                was: other.unwrap_or("other").to_string(),
+            }],
         }
     }
 
@@ -104,11 +132,15 @@ impl Module for Symlink {
         host: &Host,
         name: &str,
         d: &Desired,
-        _: &[Change],
+        changes: &[SymlinkChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
+        let remove = changes.iter().any(|c| match c {
+            SymlinkChange::Remove { .. } => true,
+            SymlinkChange::Target { .. } | SymlinkChange::Type { .. } => false,
+        });
         let now = host.lstat(name)?;
-        if d.ensure.absent() {
+        if remove {
             return match now {
                 Some(m) if m.is_symlink => host.remove_file(name),
                 Some(_) => Err(ModuleError::Invalid(format!(
@@ -117,6 +149,9 @@ impl Module for Symlink {
                 None => Ok(()),
             };
         }
+        if d.ensure.absent() {
+            return Ok(());
+        }
         if now.is_some_and(|m| m.is_dir) {
             return Err(ModuleError::Invalid(format!(
                 "{name} is a directory; refusing to replace it"
@@ -124,5 +159,52 @@ impl Module for Symlink {
         }
         // Atomic: a new link under a temporary name, renamed over the path.
         host.symlink(name, &d.target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::diff_table;
+    use serde_json::json;
+
+    #[test]
+    fn diff() {
+        let link = json!({"exists": true, "kind": "symlink", "target": "/etc/b"});
+        diff_table(
+            "symlink",
+            &[
+                (
+                    "/etc/l",
+                    json!({"target": "/etc/a"}),
+                    json!({"exists": false}),
+                    &[r#"target: null → "/etc/a""#],
+                ),
+                ("/etc/l", json!({"target": "/etc/b"}), link.clone(), &[]),
+                (
+                    "/etc/l",
+                    json!({"target": "/etc/a"}),
+                    link.clone(),
+                    &[r#"target: "/etc/b" → "/etc/a""#],
+                ),
+                (
+                    "/etc/l",
+                    json!({"target": "/etc/a"}),
+                    json!({"exists": true, "kind": "file"}),
+                    &[r#"type: "file" → "symlink""#],
+                ),
+                (
+                    "/etc/l",
+                    json!({"target": "/etc/a", "ensure": "absent"}),
+                    link,
+                    &[r#"ensure: "symlink" → "absent""#],
+                ),
+                (
+                    "/etc/l",
+                    json!({"target": "/etc/a", "ensure": "absent"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+            ],
+        );
     }
 }

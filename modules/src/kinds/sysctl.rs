@@ -59,11 +59,14 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{Host, HostRead};
-use crate::module::Module;
-use cfgm_core::engine::RunCtx;
+use crate::module::{KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<Sysctl>();
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,15 +130,42 @@ pub struct Observed {
     pub persisted: Option<String>,
 }
 
+#[derive(Default)]
 pub struct Sysctl;
+
+/// How a kernel parameter differs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SysctlChange {
+    /// The live value (whitespace normalised).
+    Value { from: Option<String>, to: String },
+    /// cfgm's file in /etc/sysctl.d: its line, or none (no file).
+    Persist {
+        from: Option<String>,
+        to: Option<String>,
+    },
+}
+
+impl KindChange for SysctlChange {
+    fn show(&self) -> Change {
+        match self {
+            SysctlChange::Value { from, to } => Change::new("value", from.clone(), to.as_str()),
+            SysctlChange::Persist { from, to } => {
+                let line = |s: &Option<String>| s.as_deref().map(str::trim_end).map(str::to_string);
+                Change::new("persist", line(from), line(to))
+            }
+        }
+    }
+}
 
 fn live_managed(host: &HostRead) -> bool {
     !host.is_chroot() || host.is_dir("/proc/sys")
 }
 
 impl Module for Sysctl {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = SysctlChange;
 
     fn observe(
         &self,
@@ -164,11 +194,14 @@ impl Module for Sysctl {
         })
     }
 
-    fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<SysctlChange> {
         let want = d.value();
         let mut out = Vec::new();
         if o.live_managed && o.live.as_deref() != Some(want.as_str()) {
-            out.push(Change::new("value", o.live.clone(), want.clone()));
+            out.push(SysctlChange::Value {
+                from: o.live.clone(),
+                to: want.clone(),
+            });
         }
         let file = if d.persist() {
             Some(conf_content(name, &want))
@@ -176,11 +209,10 @@ impl Module for Sysctl {
             None
         };
         if o.persisted != file {
-            out.push(Change::new(
-                "persist",
-                o.persisted.as_deref().map(str::trim_end),
-                file.as_deref().map(str::trim_end),
-            ));
+            out.push(SysctlChange::Persist {
+                from: o.persisted.clone(),
+                to: file,
+            });
         }
         out
     }
@@ -189,26 +221,20 @@ impl Module for Sysctl {
         &self,
         host: &Host,
         name: &str,
-        d: &Desired,
-        changes: &[Change],
+        _: &Desired,
+        changes: &[SysctlChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
-        let want = d.value();
         for c in changes {
-            match c.attr.as_str() {
-                "value" => {
+            match c {
+                SysctlChange::Value { to, .. } => {
                     let p = proc_path(name);
-                    host.write_in_place(&p, format!("{want}\n").as_bytes())?
+                    host.write_in_place(&p, format!("{to}\n").as_bytes())?
                 }
-                "persist" if d.persist() => host.write_atomic(
-                    &conf_path(name),
-                    conf_content(name, &want).as_bytes(),
-                    0o644,
-                    0,
-                    0,
-                )?,
-                "persist" => host.remove_file(&conf_path(name))?,
-                _ => {}
+                SysctlChange::Persist { to: Some(file), .. } => {
+                    host.write_atomic(&conf_path(name), file.as_bytes(), 0o644, 0, 0)?
+                }
+                SysctlChange::Persist { to: None, .. } => host.remove_file(&conf_path(name))?,
             }
         }
         Ok(())
@@ -218,6 +244,8 @@ impl Module for Sysctl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::diff_table;
+    use serde_json::json;
 
     fn d(v: Value, persist: Option<bool>) -> Desired {
         Desired { value: v, persist }
@@ -241,27 +269,46 @@ mod tests {
         );
     }
 
+    /// Values compare with whitespace normalised; the live value only
+    /// where /proc/sys is in reach; `persist = false` removes cfgm's file.
     #[test]
     fn diff() {
-        let o = Observed {
-            live_managed: true,
-            live: Some("10240 65000".into()),
-            persisted: Some("k = 10240 65000\n".into()),
-        };
-        assert!(Sysctl::diff("k", &d(Value::from("10240    65000"), None), &o).is_empty());
-        let c = Sysctl::diff("k", &d(Value::from("10240 65000"), Some(false)), &o);
-        assert_eq!(c.len(), 1);
-        assert_eq!((c[0].attr.as_str(), &c[0].to), ("persist", &Value::Null));
-        // The live value is not managed when /proc/sys is out of reach.
-        let o = Observed {
-            live_managed: false,
-            live: None,
-            persisted: None,
-        };
-        let c = Sysctl::diff("k", &d(Value::from(1), None), &o);
-        assert_eq!(
-            c.iter().map(|c| c.attr.as_str()).collect::<Vec<_>>(),
-            ["persist"]
+        let o = json!({
+            "live_managed": true, "live": "10240 65000", "persisted": "k = 10240 65000\n",
+        });
+        diff_table(
+            "sysctl",
+            &[
+                ("k", json!({"value": "10240    65000"}), o.clone(), &[]),
+                (
+                    "k",
+                    json!({"value": "10240 65000", "persist": false}),
+                    o.clone(),
+                    &[r#"persist: "k = 10240 65000" → null"#],
+                ),
+                (
+                    "k",
+                    json!({"value": "1024 65000"}),
+                    o,
+                    &[
+                        r#"value: "10240 65000" → "1024 65000""#,
+                        r#"persist: "k = 10240 65000" → "k = 1024 65000""#,
+                    ],
+                ),
+                (
+                    "k",
+                    json!({"value": true}),
+                    json!({"live_managed": true, "live": "0"}),
+                    &[r#"value: "0" → "1""#, r#"persist: null → "k = 1""#],
+                ),
+                // The live value is not managed when /proc/sys is out of reach.
+                (
+                    "k",
+                    json!({"value": 1}),
+                    json!({"live_managed": false}),
+                    &[r#"persist: null → "k = 1""#],
+                ),
+            ],
         );
     }
 }

@@ -153,10 +153,13 @@ fn auto_deps(_name: &str, attrs: &Attrs) -> Vec<AutoDep> {
 // ---- behaviour -----------------------------------------------------------
 
 use crate::host::{Host, HostRead};
-use crate::module::Module;
-use cfgm_core::engine::RunCtx;
+use crate::module::{KindChange, KindDef, Module};
+use cfgm_core::provider::RunCtx;
 use cfgm_core::{Change, ModuleError};
 use serde::{Deserialize, Serialize};
+
+/// The kind's entry in `crate::KINDS`.
+pub static KIND: KindDef = KindDef::of::<User>();
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,7 +220,52 @@ pub struct SshObserved {
     pub file: Option<String>,
 }
 
+#[derive(Default)]
 pub struct User;
+
+/// How a user account differs. A new account gets its attributes from
+/// useradd, so it is `Create` (and its keys) only.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UserChange {
+    Create,
+    Remove,
+    Uid { from: Option<u32>, to: u32 },
+    /// The primary group.
+    Group { from: Option<String>, to: String },
+    /// Supplementary groups, sorted.
+    Groups { from: Vec<String>, to: Vec<String> },
+    Shell { from: Option<String>, to: String },
+    Home { from: Option<String>, to: String },
+    Comment { from: Option<String>, to: String },
+    /// The lines of authorized_keys (`from` none: no file).
+    SshKeys {
+        from: Option<Vec<String>>,
+        to: Vec<String>,
+    },
+    /// The keys are right, the modes or owners of `.ssh` or the file not.
+    SshKeysMode { from: String, to: String },
+}
+
+impl KindChange for UserChange {
+    fn show(&self) -> Change {
+        match self {
+            UserChange::Create => Change::new("ensure", Value::Null, "present"),
+            UserChange::Remove => Change::new("ensure", "present", "absent"),
+            UserChange::Uid { from, to } => Change::new("uid", *from, *to),
+            UserChange::Group { from, to } => Change::new("group", from.clone(), to.as_str()),
+            UserChange::Groups { from, to } => Change::new("groups", from.clone(), to.clone()),
+            UserChange::Shell { from, to } => Change::new("shell", from.clone(), to.as_str()),
+            UserChange::Home { from, to } => Change::new("home", from.clone(), to.as_str()),
+            UserChange::Comment { from, to } => {
+                Change::new("comment", from.clone(), to.as_str())
+            }
+            UserChange::SshKeys { from, to } => Change::new("ssh_keys", from.clone(), to.clone()),
+            UserChange::SshKeysMode { from, to } => {
+                Change::new("ssh_keys_mode", from.as_str(), to.as_str())
+            }
+        }
+    }
+}
 
 fn home_of(name: &str, d: &Desired, o: Option<&Observed>) -> String {
     d.home
@@ -233,8 +281,46 @@ fn keys_path(home: &str) -> (String, String) {
 }
 
 impl Module for User {
+    const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
     type Observed = Observed;
+    type Change = UserChange;
+
+    /// From the facts' passwd and group databases. Authorized keys are not
+    /// in the facts: an existing user whose `ssh_keys` are managed is
+    /// unknown until apply.
+    fn observe_facts(name: &str, d: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+        let Some(u) = facts.users.iter().find(|u| u.name == name) else {
+            return Some(Observed::default());
+        };
+        if d.ssh_keys.is_some() {
+            return None;
+        }
+        let mut groups: Vec<String> = facts
+            .groups
+            .iter()
+            .filter(|g| g.members.iter().any(|m| m == name))
+            .map(|g| g.name.clone())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        let group = facts
+            .groups
+            .iter()
+            .find(|g| g.gid == u.gid)
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| u.gid.to_string());
+        Some(Observed {
+            exists: true,
+            uid: Some(u.uid),
+            group: Some(group),
+            groups,
+            shell: Some(u.shell.clone()),
+            home: Some(u.home.clone()),
+            comment: Some(u.comment.clone()),
+            ssh: None,
+        })
+    }
 
     fn observe(
         &self,
@@ -297,37 +383,47 @@ impl Module for User {
         Ok(o)
     }
 
-    fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<Change> {
+    fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<UserChange> {
         let mut out = Vec::new();
         if d.ensure.absent() {
             if o.exists {
-                out.push(Change::new("ensure", "present", "absent"));
+                out.push(UserChange::Remove);
             }
             return out;
         }
         if !o.exists {
-            out.push(Change::new("ensure", Value::Null, "present"));
+            out.push(UserChange::Create);
             // A new account gets every attribute from useradd; only the keys,
             // which live in a file, are a change of their own.
             if let Some(keys) = d.ssh_keys.as_ref().filter(|k| !k.is_empty()) {
-                out.push(Change::new("ssh_keys", Value::Null, keys.clone()));
+                out.push(UserChange::SshKeys {
+                    from: None,
+                    to: keys.clone(),
+                });
             }
             return out;
         }
-        let mut cmp = |attr: &str, want: Option<&String>, have: &Option<String>| {
+        type Field = fn(Option<String>, String) -> UserChange;
+        let fields: [(Field, &Option<String>, &Option<String>); 4] = [
+            (|from, to| UserChange::Group { from, to }, &d.group, &o.group),
+            (|from, to| UserChange::Shell { from, to }, &d.shell, &o.shell),
+            (|from, to| UserChange::Home { from, to }, &d.home, &o.home),
+            (
+                |from, to| UserChange::Comment { from, to },
+                &d.comment,
+                &o.comment,
+            ),
+        ];
+        for (change, want, have) in fields {
             if let Some(w) = want {
                 if have.as_ref() != Some(w) {
-                    out.push(Change::new(attr, have.clone(), w.clone()));
+                    out.push(change(have.clone(), w.clone()));
                 }
             }
-        };
-        cmp("group", d.group.as_ref(), &o.group);
-        cmp("shell", d.shell.as_ref(), &o.shell);
-        cmp("home", d.home.as_ref(), &o.home);
-        cmp("comment", d.comment.as_ref(), &o.comment);
+        }
         if let Some(u) = d.uid {
             if o.uid != Some(u) {
-                out.push(Change::new("uid", o.uid, u));
+                out.push(UserChange::Uid { from: o.uid, to: u });
             }
         }
         if let Some(gs) = &d.groups {
@@ -335,7 +431,10 @@ impl Module for User {
             want.sort();
             want.dedup();
             if want != o.groups {
-                out.push(Change::new("groups", o.groups.clone(), want));
+                out.push(UserChange::Groups {
+                    from: o.groups.clone(),
+                    to: want,
+                });
             }
         }
         if let Some(keys) = &d.ssh_keys {
@@ -343,22 +442,24 @@ impl Module for User {
             let have = ssh.and_then(|s| s.keys.clone());
             let want_keys: Vec<String> = keys.iter().map(|k| k.trim_end().to_string()).collect();
             if have.as_ref() != Some(&want_keys) {
-                out.push(Change::new("ssh_keys", have, want_keys));
+                out.push(UserChange::SshKeys {
+                    from: have,
+                    to: want_keys,
+                });
             } else {
                 let want_dir = format!("0700 {name}");
                 let want_file = format!("0600 {name}");
                 let dir = ssh.and_then(|s| s.dir.clone());
                 let file = ssh.and_then(|s| s.file.clone());
                 if dir.as_deref() != Some(&want_dir) || file.as_deref() != Some(&want_file) {
-                    out.push(Change::new(
-                        "ssh_keys_mode",
-                        format!(
+                    out.push(UserChange::SshKeysMode {
+                        from: format!(
                             "dir {}, file {}",
                             dir.as_deref().unwrap_or("missing"),
                             file.as_deref().unwrap_or("missing")
                         ),
-                        format!("dir {want_dir}, file {want_file}"),
-                    ));
+                        to: format!("dir {want_dir}, file {want_file}"),
+                    });
                 }
             }
         }
@@ -370,16 +471,29 @@ impl Module for User {
         host: &Host,
         name: &str,
         d: &Desired,
-        changes: &[Change],
+        changes: &[UserChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
-        if d.ensure.absent() {
+        let mut t = Todo::default();
+        for c in changes {
+            match c {
+                UserChange::Create => t.create = true,
+                UserChange::Remove => t.remove = true,
+                UserChange::Uid { .. } => t.uid = true,
+                UserChange::Group { .. } => t.group = true,
+                UserChange::Groups { .. } => t.groups = true,
+                UserChange::Shell { .. } => t.shell = true,
+                UserChange::Home { .. } => t.home = true,
+                UserChange::Comment { .. } => t.comment = true,
+                UserChange::SshKeys { .. } | UserChange::SshKeysMode { .. } => t.keys = true,
+            }
+        }
+        if t.remove {
             host.run(&["userdel", "--", name])?;
             return Ok(());
         }
-        let has = |a: &str| changes.iter().any(|c| c.attr == a);
         let mut argv: Vec<String> = Vec::new();
-        let creating = has("ensure");
+        let creating = t.create;
         let flag = |argv: &mut Vec<String>, f: &str, v: Option<String>, changed: bool| {
             if let Some(v) = v {
                 if creating || changed {
@@ -387,19 +501,19 @@ impl Module for User {
                 }
             }
         };
-        flag(&mut argv, "--uid", d.uid.map(|u| u.to_string()), has("uid"));
-        flag(&mut argv, "--gid", d.group.clone(), has("group"));
+        flag(&mut argv, "--uid", d.uid.map(|u| u.to_string()), t.uid);
+        flag(&mut argv, "--gid", d.group.clone(), t.group);
         // A new account has no supplementary groups to clear.
         let groups = d.groups.as_ref().filter(|g| !(creating && g.is_empty()));
         flag(
             &mut argv,
             "--groups",
             groups.map(|g| g.join(",")),
-            has("groups"),
+            t.groups,
         );
-        flag(&mut argv, "--shell", d.shell.clone(), has("shell"));
-        flag(&mut argv, "--home", d.home.clone(), has("home"));
-        flag(&mut argv, "--comment", d.comment.clone(), has("comment"));
+        flag(&mut argv, "--shell", d.shell.clone(), t.shell);
+        flag(&mut argv, "--home", d.home.clone(), t.home);
+        flag(&mut argv, "--comment", d.comment.clone(), t.comment);
         if creating {
             let mut add = vec!["useradd".to_string()];
             if d.system == Some(true) {
@@ -421,12 +535,26 @@ impl Module for User {
             host.run(&m)?;
         }
         if let Some(keys) = &d.ssh_keys {
-            if has("ssh_keys") || has("ssh_keys_mode") {
+            if t.keys {
                 write_keys(host, name, d, keys)?;
             }
         }
         Ok(())
     }
+}
+
+/// What an apply has to do, from the changes.
+#[derive(Default)]
+struct Todo {
+    create: bool,
+    remove: bool,
+    uid: bool,
+    group: bool,
+    groups: bool,
+    shell: bool,
+    home: bool,
+    comment: bool,
+    keys: bool,
 }
 
 /// HOME/.ssh (0700) and HOME/.ssh/authorized_keys (0600), owned by the user.
@@ -467,4 +595,95 @@ fn write_keys(host: &Host, name: &str, d: &Desired, keys: &[String]) -> Result<(
         content.push('\n');
     }
     host.write_atomic(&file, content.as_bytes(), 0o600, uid, gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::diff_table;
+    use serde_json::json;
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ7 alice@laptop";
+
+    #[test]
+    fn diff() {
+        let alice = json!({
+            "exists": true, "uid": 1000, "group": "alice", "groups": ["adm"],
+            "shell": "/bin/sh", "home": "/home/alice", "comment": "",
+        });
+        let with_ssh = |keys: serde_json::Value, dir: &str, file: &str| {
+            let mut o = alice.clone();
+            o["ssh"] = json!({"keys": keys, "dir": dir, "file": file});
+            o
+        };
+        diff_table(
+            "user",
+            &[
+                // A new account gets its attributes from useradd: only the
+                // keys are a change of their own.
+                (
+                    "alice",
+                    json!({"uid": 1000, "shell": "/bin/bash", "ssh_keys": [KEY]}),
+                    json!({"exists": false, "groups": []}),
+                    &[
+                        r#"ensure: null → "present""#,
+                        &format!(r#"ssh_keys: null → ["{KEY}"]"#),
+                    ],
+                ),
+                (
+                    "alice",
+                    json!({"uid": 1000, "shell": "/bin/sh", "groups": ["adm"]}),
+                    alice.clone(),
+                    &[],
+                ),
+                (
+                    "alice",
+                    json!({
+                        "uid": 1001, "group": "staff", "groups": ["sudo", "adm", "sudo"],
+                        "shell": "/bin/bash", "home": "/srv/alice", "comment": "Alice",
+                    }),
+                    alice.clone(),
+                    &[
+                        r#"group: "alice" → "staff""#,
+                        r#"shell: "/bin/sh" → "/bin/bash""#,
+                        r#"home: "/home/alice" → "/srv/alice""#,
+                        r#"comment: "" → "Alice""#,
+                        "uid: 1000 → 1001",
+                        r#"groups: ["adm"] → ["adm","sudo"]"#,
+                    ],
+                ),
+                (
+                    "alice",
+                    json!({"ssh_keys": [KEY]}),
+                    with_ssh(json!(null), "0700 alice", "0600 alice"),
+                    &[&format!(r#"ssh_keys: null → ["{KEY}"]"#)],
+                ),
+                (
+                    "alice",
+                    json!({"ssh_keys": [KEY]}),
+                    with_ssh(json!([KEY]), "0700 alice", "0600 alice"),
+                    &[],
+                ),
+                (
+                    "alice",
+                    json!({"ssh_keys": [KEY]}),
+                    with_ssh(json!([KEY]), "0755 root", "0644 alice"),
+                    &[
+                        r#"ssh_keys_mode: "dir 0755 root, file 0644 alice" → "dir 0700 alice, file 0600 alice""#,
+                    ],
+                ),
+                (
+                    "alice",
+                    json!({"ensure": "absent"}),
+                    alice,
+                    &[r#"ensure: "present" → "absent""#],
+                ),
+                (
+                    "alice",
+                    json!({"ensure": "absent"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+            ],
+        );
+    }
 }

@@ -1,0 +1,2 @@
+set -euo pipefail
+[ "$(tail -n 1 "$ROOT/etc/cron.d/cfgm-tick")" = "0 3 * * * root true" ]

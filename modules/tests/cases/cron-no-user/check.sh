@@ -1,0 +1,2 @@
+set -euo pipefail
+[ ! -e "$ROOT/etc/cron.d/cfgm-tick" ]
