@@ -37,16 +37,21 @@ fleet-test: build
 
 bench: deps
 	$(CARGO) bench -p cfgm-cli --bench compile
+	$(CARGO) bench -p cfgm-cli --bench fleet
 	$(CARGO) bench -p cfgm-agent --bench apply
 	$(CARGO) bench -p cfgm-agent --bench agent
+	$(CARGO) bench -p cfgm-agent --bench idle
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The main job on the built-in example tree: validate it, bring up the fleet
-# in a box (real Debian hosts in three datacenters), converge every host to
-# its catalog, converge again to show zero changes; the fleet stays up.
+# in a box (real Debian hosts in three datacenters), sign the tree as a commit
+# of the served states repository, install the agent as a service on every
+# host and show each converge on its own; then a commit signed by an untrusted
+# key is refused everywhere, and a signed one on top changes nothing. The
+# fleet stays up.
 demo: build
 	scripts/demo.sh
 

@@ -1,12 +1,17 @@
 #!/bin/bash
-# make demo: the example edge fleet (states/) end to end on real hosts.
+# make demo: the example edge fleet (states/) end to end on real hosts, kept converged by the agent.
 #
 #   1. cfgm validate + one catalog: the tree compiles for every host;
 #   2. testing/fleet up: real Debian hosts in three datacenters (first run builds the base image);
-#   3. every host converges to its catalog (cfgm-agent apply inside each host over ssh, in parallel),
-#      from the states repository cloned over git from the controller;
-#   4. a second converge everywhere: zero changes;
-#   5. the fleet stays up: `testing/fleet ssh HOST`, `make demo-down` to stop it.
+#   3. the states tree becomes a commit of the repository the controller serves
+#      (git://controller/states), SSH-signed with the fleet's release key (made on first run,
+#      kept in $FLEET_STATE/signing/);
+#   4. cfgm-agent is installed as a systemd service on every host, trusting only that key; each
+#      host pulls, verifies, compiles and converges on its own: a table from the agents' reports;
+#   5. a commit signed by a key no host trusts is pushed: every host refuses it and stays
+#      converged on the good commit;
+#   6. a signed commit on top (the same tree): every host takes it, with zero changes;
+#   7. the fleet stays up: `testing/fleet ssh HOST`, `make demo-down` to stop it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -14,7 +19,97 @@ CFGM=target/debug/cfgm
 FLEET=testing/fleet
 export FLEET_STATE=${FLEET_STATE:-/run/cfgm-fleet}
 OUT=$FLEET_STATE/demo
+REPO=$FLEET_STATE/git/states
 bold() { if [ -t 1 ]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' "$*"; fi; }
+now() { date +%s; }
+hosts() { $FLEET spec | awk '{print $1}'; }
+
+# The first whole run a host's agent reported for a pull that fetched COMMIT, summarised (run
+# inside a host: python3 - COMMIT); prints nothing while there is none.
+HOST_REPORT='
+import json, os, sys
+d, commit = "/var/lib/cfgm/reports/history", sys.argv[1]
+for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+    if not n.endswith(".json"):
+        continue
+    r = json.load(open(os.path.join(d, n)))
+    p = r.get("pull") or {}
+    if p.get("fetched") != commit or r["status"] == "stopped":   # stopped: a restart cut the run short
+        continue
+    try:
+        applied = open("/var/lib/cfgm/applied-commit").read().strip()
+    except OSError:
+        applied = ""
+    bad = [x for x in r["resources"] if x["outcome"] in ("failed", "skipped")]
+    print(json.dumps({"verdict": p.get("verdict"), "reason": p.get("reason", ""),
+                      "commit": p.get("converged_to") or "", "applied": applied, "status": r["status"],
+                      "changed": r["counts"]["changed"], "failed": len(bad), "seconds": r["seconds"],
+                      "problems": ["%s[%s]: %s" % (x["id"]["kind"], x["id"]["name"], x.get("error", "")) for x in bad]}))
+    break
+'
+
+# wait_reports ROUND COMMIT TIMEOUT: until every host has a report of a pull that fetched COMMIT
+# (in $OUT/ROUND/HOST.json); 1 on timeout
+wait_reports() {
+  local round=$1 commit=$2 timeout=$3 t0 n total h
+  rm -rf "${OUT:?}/$round"; mkdir -p "$OUT/$round"
+  t0=$(now); total=$(hosts | wc -l)
+  while :; do
+    for h in $(hosts); do
+      [ -s "$OUT/$round/$h.json" ] && continue
+      $FLEET ssh "$h" python3 - "$commit" <<<"$HOST_REPORT" >"$OUT/$round/$h.json" 2>/dev/null &
+    done
+    wait
+    n=$(find "$OUT/$round" -name '*.json' -size +0 | wc -l)
+    [ "$n" = "$total" ] && { [ -t 1 ] && printf '\r\033[K'; return 0; }
+    if [ "$(( $(now) - t0 ))" -ge "$timeout" ]; then
+      [ -t 1 ] && printf '\r\033[K'
+      echo "   only $n of $total hosts reported a run of ${commit:0:12} within ${timeout}s; waiting for:"
+      for h in $(hosts); do [ -s "$OUT/$round/$h.json" ] || echo "     $h (log: testing/fleet ssh $h journalctl -u cfgm-agent)"; done
+      return 1
+    fi
+    [ -t 1 ] && printf '\r   %d/%d hosts have reported a run of %s (%ds)' "$n" "$total" "${commit:0:12}" "$(( $(now) - t0 ))"
+    sleep 1
+  done
+}
+
+# table ROUND: the per-host table from the agents' reports; exit 1 if a host failed
+table() {
+  python3 - "$OUT/$1" "$FLEET_STATE/inventory.toml" <<'PY'
+import json, os, sys, tomllib
+out, inv = sys.argv[1], tomllib.load(open(sys.argv[2], "rb"))["hosts"]
+head = ("host", "dc", "role", "pull", "commit", "status", "changed", "failed", "time")
+rows, bad = [], 0
+for f in sorted(os.listdir(out)):
+    h, r = f[:-5], json.load(open(os.path.join(out, f)))
+    rows.append((h, inv.get(h, {}).get("dc", "?"), inv.get(h, {}).get("role", "?"), r["verdict"], r["commit"][:12],
+                 r["status"], str(r["changed"]), str(r["failed"]), "%.1f s" % r["seconds"]))
+    bad += r["failed"] + (r["status"] != "converged")
+    for p in r["problems"]:
+        print("   %s: %s" % (h, p))
+w = [max(len(x[i]) for x in rows + [head]) for i in range(len(head))]
+for row in [head] + rows:
+    print("  " + "  ".join(v.ljust(w[i]) for i, v in enumerate(row)).rstrip())
+sys.exit(1 if bad else 0)
+PY
+}
+
+# check ROUND PYTHON-EXPR MESSAGE: every host's summary r satisfies the expression
+check() {
+  python3 - "$OUT/$1" "$2" "$3" <<'PY'
+import json, os, sys
+out, expr, msg = sys.argv[1:4]
+bad = [f[:-5] for f in sorted(os.listdir(out)) if not eval(expr, {}, {"r": json.load(open(os.path.join(out, f)))})]
+print("   %s: %s" % ("every host" if not bad else "NOT " + ", ".join(bad), msg))
+sys.exit(1 if bad else 0)
+PY
+}
+
+reload_all() {   # SIGHUP every agent: a cycle now instead of at the end of its interval
+  local h
+  for h in $(hosts); do $FLEET ssh "$h" systemctl reload cfgm-agent & done
+  wait
+}
 
 bold "== 1. cfgm validate: compile the catalog of every host in states/inventory.toml"
 $CFGM --tree states validate
@@ -28,62 +123,58 @@ $FLEET up
 $FLEET sync >/dev/null 2>&1 || true   # the served states repo and the agent binary are current
 echo
 
-converge() {   # $1 = round name; runs cfgm-agent apply in every host, in parallel
-  local round=$1 pids=() h
-  mkdir -p "$OUT/$round"
-  while read -r h _; do
-    (
-      $FLEET ssh "$h" 'set -e
-        if [ -d /var/lib/cfgm/tree/.git ]; then git -C /var/lib/cfgm/tree pull -q --ff-only
-        else rm -rf /var/lib/cfgm/tree; mkdir -p /var/lib/cfgm; git clone -q git://controller/states /var/lib/cfgm/tree; fi
-        cfgm-agent apply --tree /var/lib/cfgm/tree --json' >"$OUT/$round/$h.json" 2>"$OUT/$round/$h.err" || true
-    ) &
-    pids+=($!)
-  done < <($FLEET spec)
-  for p in "${pids[@]}"; do wait "$p"; done
-  python3 - "$OUT/$round" states/inventory.toml <<'PY'
-import json, os, sys, tomllib
-out, inv = sys.argv[1], tomllib.load(open(sys.argv[2], "rb"))["hosts"]
-rows, bad = [], 0
-for f in sorted(os.listdir(out)):
-    if not f.endswith(".json"): continue
-    h = f[:-5]
-    try:
-        r = json.load(open(os.path.join(out, f)))
-        c = r["counts"]
-        rows.append((h, inv.get(h, {}).get("dc", "?"), inv.get(h, {}).get("role", "?"),
-                     str(c["changed"]), str(c["unchanged"]), str(c["failed"] + c["skipped"]), "%.1f s" % r["seconds"]))
-        bad += c["failed"] + c["skipped"]
-        for res in r["resources"]:
-            if res["outcome"] in ("failed", "skipped"):
-                print("   %s: %s[%s] %s: %s" % (h, res["id"]["kind"], res["id"]["name"], res["outcome"], res.get("error", "")))
-    except Exception:
-        err = open(os.path.join(out, h + ".err")).read().strip().splitlines()
-        rows.append((h, "?", "?", "-", "-", "error", (err[-1] if err else "no output")[:60]))
-        bad += 1
-w = [max(len(x[i]) for x in rows + [("host", "dc", "role", "changed", "unchanged", "failed", "time")]) for i in range(7)]
-for row in [("host", "dc", "role", "changed", "unchanged", "failed", "time")] + rows:
-    print("  " + "  ".join(v.ljust(w[i]) for i, v in enumerate(row)))
-sys.exit(1 if bad else 0)
-PY
-}
+bold "== 3. the states tree as a signed commit on git://controller/states"
+good=$($FLEET commit -m "make demo: the example states tree")
+git -c safe.directory='*' --git-dir="$REPO" log -1 --format='   %H  %s%n   signed: %GG' "$good" | sed '/^$/d'
+echo "   every host will trust only: $(cut -d' ' -f1-3 "$FLEET_STATE/signing/allowed_signers" | cut -c1-90)…"
+echo
 
-bold "== 3. converge every host (cfgm-agent apply inside each host, in parallel)"
-t0=$(date +%s)
-converge first || { echo "some hosts did not converge; reports in $OUT/first/"; exit 1; }
-echo "   all hosts converged in $(( $(date +%s) - t0 )) s"
+bold "== 4. cfgm-agent as a service on every host: each pulls, verifies, converges on its own"
+t0=$(now)
+$FLEET install-agent
+wait_reports converge "$good" 600 || exit 1
+table converge || { echo "   some hosts did not converge; reports in $OUT/converge/"; exit 1; }
+check converge "r['verdict'] in ('fresh', 'unchanged') and r['applied'] == '$good'" "trusted and applied ${good:0:12}" || exit 1
+echo "   every host converged to ${good:0:12} on its own, $(( $(now) - t0 )) s after the install started"
 echo
-bold "== 4. converge again: nothing left to change"
-converge second || { echo "second converge failed; reports in $OUT/second/"; exit 1; }
-python3 - "$OUT/second" <<'PY'
-import json, os, sys
-d = sys.argv[1]
-changed = sum(json.load(open(os.path.join(d, f)))["counts"]["changed"] for f in os.listdir(d) if f.endswith(".json"))
-print("   changes on the second converge: %d" % changed)
-sys.exit(1 if changed else 0)
-PY
+
+bold "== 5. a commit signed by an UNTRUSTED key is pushed"
+rm -rf "$OUT/untrusted-tree"; cp -a states "$OUT/untrusted-tree"
+sed -i 's/^motd_banner = .*/motd_banner = "UNTRUSTED: this line must never reach a host."/' "$OUT/untrusted-tree/data/common.toml"
+bad=$($FLEET commit --untrusted --tree "$OUT/untrusted-tree" -m "make demo: a change signed by a stranger")
+echo "   $bad  (the motd banner changed), git verify-commit says:"
+git -c safe.directory='*' --git-dir="$REPO" verify-commit "$bad" 2>&1 | sed 's/^/     /' || true
+t0=$(now)
+reload_all
+wait_reports refused "$bad" 180 || exit 1
+table refused || exit 1
+check refused "r['verdict'] == 'refused' and r['commit'] == r['applied'] == '$good'" \
+  "refused ${bad:0:12} and stayed on ${good:0:12} ($(( $(now) - t0 )) s)" || exit 1
+first=$(hosts | head -n 1)
+echo "   why ($first): $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["reason"])' "$OUT/refused/$first.json")"
+leaked=0
+for h in $(hosts); do
+  if $FLEET ssh "$h" grep -q UNTRUSTED /etc/motd; then echo "   $h: the untrusted banner is in /etc/motd!"; leaked=1; fi
+done
+[ $leaked = 0 ] || exit 1
+echo "   no host's /etc/motd carries the untrusted banner"
 echo
-bold "== 5. the fleet stays up for exploring"
-echo "   testing/fleet status                 hosts, ssh, memory"
-echo "   testing/fleet ssh ams-edge1          a shell on a host (try: curl -s localhost, cat /etc/motd)"
-echo "   make demo-down                       stop the fleet"
+
+bold "== 6. a signed commit on top: every host takes it; nothing left to change"
+fixed=$($FLEET commit -m "make demo: the example states tree, signed again")
+reload_all
+wait_reports resigned "$fixed" 180 || exit 1
+table resigned || exit 1
+check resigned "r['verdict'] == 'fresh' and r['changed'] == 0 and r['applied'] == '$fixed'" \
+  "took ${fixed:0:12} with 0 changes" || exit 1
+echo
+
+bold "== 7. the fleet stays up, every agent keeps converging (every ${FLEET_AGENT_INTERVAL:-30} s)"
+addr=$(awk -v h="$first" '$1 == h {print $3}' "$FLEET_STATE/hosts.list")
+hint() { printf '   %-64s %s\n' "$1" "$2"; }
+hint "testing/fleet status" "hosts, ssh, memory"
+hint "testing/fleet ssh $first journalctl -u cfgm-agent" "an agent's log"
+hint "testing/fleet ssh $first cat /var/lib/cfgm/reports/last.json" "its last report"
+hint "curl -s http://$addr:9100/metrics | grep ^cfgm_" "its metrics, through node exporter"
+hint "testing/fleet commit -m MSG" "sign and serve the states/ tree as it is"
+hint "make demo-down" "stop the fleet"

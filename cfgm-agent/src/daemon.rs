@@ -365,6 +365,8 @@ impl Daemon {
             if once {
                 return code;
             }
+            // Asleep until the next run: give back what this one used.
+            crate::memory::release();
             let wait = self.cfg.interval + splay(self.cfg.splay);
             tracing::debug!("next run in {:.0} s", wait.as_secs_f64());
             let until = Instant::now() + wait;

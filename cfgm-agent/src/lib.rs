@@ -22,6 +22,7 @@ pub mod debts;
 pub mod facts;
 pub mod git;
 pub mod lock;
+pub mod memory;
 pub mod metrics;
 pub mod signers;
 pub mod state;

@@ -12,6 +12,13 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's arena size, set before anything is allocated (Rust's runtime
+/// allocates before `main`; constructors in `.init_array` run before it):
+/// see cfgm_agent::memory.
+#[used]
+#[link_section = ".init_array"]
+static SMALL_ARENAS: extern "C" fn() = cfgm_agent::memory::small_arenas;
+
 #[derive(Parser)]
 #[command(name = "cfgm-agent", version, about = "The cfgm host agent: compile this host's catalog and converge it.", after_help = cfgm_core::exit::HELP)]
 struct Cli {
@@ -48,21 +55,10 @@ fn logging() {
         .try_init();
 }
 
-/// Transparent huge pages off for this process: mimalloc's arenas on
-/// 2 MiB pages made the kernel zero far more memory than a run touches
-/// (over a quarter of a fleet plan's time, and a bimodal no-op apply).
-/// The allocator is built without THP (`no_thp`); this also covers hosts
-/// whose THP setting is `always`.
-fn no_huge_pages() {
-    // SAFETY: prctl with integer arguments only changes this process's
-    // THP policy.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
-}
-
 fn main() -> ExitCode {
-    no_huge_pages();
+    // mimalloc's arenas on 2 MiB pages cost more in page zeroing than a
+    // run touches (see cfgm_agent::memory).
+    cfgm_agent::memory::no_huge_pages();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -64,11 +64,7 @@ enum Command {
 /// The allocator is built without THP (`no_thp`); this also covers hosts
 /// whose THP setting is `always`.
 fn no_huge_pages() {
-    // SAFETY: prctl with integer arguments only changes this process's
-    // THP policy.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
 }
 
 fn main() -> ExitCode {

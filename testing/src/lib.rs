@@ -509,6 +509,95 @@ impl Fleet {
         Ok(())
     }
 
+    /// The allowed_signers file the hosts' agents are installed with: the fleet's release key,
+    /// which signs every commit `up`, `sync` and [`Fleet::commit`] put on the served `main`.
+    pub fn allowed_signers(&self) -> PathBuf {
+        self.spec.state_dir.join("signing/allowed_signers")
+    }
+
+    /// The release key (private; `.pub` next to it).
+    pub fn signing_key(&self) -> PathBuf {
+        self.spec.state_dir.join("signing/release_ed25519")
+    }
+
+    /// A key no host trusts (private; `.pub` next to it), for [`Fleet::commit_untrusted`].
+    pub fn untrusted_key(&self) -> PathBuf {
+        self.spec.state_dir.join("signing/untrusted_ed25519")
+    }
+
+    fn script_stdout(&self, mut c: Command, what: &str) -> Result<String> {
+        c.stdin(Stdio::null());
+        let out = run(c, Duration::from_secs(600)).with_context(|| what.to_string())?;
+        let out = out.ok().with_context(|| what.to_string())?;
+        Ok(out.stdout.trim().to_string())
+    }
+
+    /// A new commit of the states tree (as it is now) on the served `main`, SSH-signed by the
+    /// release key (`testing/fleet commit`); returns its id. Always a new commit, also when the
+    /// tree did not change.
+    pub fn commit(&self, message: &str) -> Result<String> {
+        let mut c = self.spec.command("commit");
+        c.args(["-m", message]);
+        self.script_stdout(c, "fleet commit")
+    }
+
+    /// A new commit of the files in `tree` on the served `main`, signed by a key that is not in
+    /// the hosts' allowed_signers (`testing/fleet commit --untrusted --tree DIR`); returns its id.
+    pub fn commit_untrusted(&self, tree: &Path, message: &str) -> Result<String> {
+        let mut c = self.spec.command("commit");
+        c.arg("--untrusted")
+            .arg("--tree")
+            .arg(tree)
+            .args(["-m", message]);
+        self.script_stdout(c, "fleet commit --untrusted")
+    }
+
+    /// Installs `cfgm-agent` as a systemd service on these hosts (`testing/fleet install-agent`):
+    /// it follows `git://controller/states`, trusts [`Fleet::allowed_signers`], runs every
+    /// `FLEET_AGENT_INTERVAL` seconds (default 30) and starts its first run at once.
+    pub fn install_agents<S: AsRef<str>>(&self, hosts: &[S]) -> Result<()> {
+        let mut c = self.spec.command("install-agent");
+        for h in hosts {
+            assert!(
+                self.host(h.as_ref()).is_some(),
+                "{} is not a host of this fleet",
+                h.as_ref()
+            );
+            c.arg(h.as_ref());
+        }
+        self.script_stdout(c, "fleet install-agent").map(|_| ())
+    }
+
+    /// `GET http://ADDRESS:PORT/PATH` of a host of the fleet, from the controller; the body of a
+    /// 200 answer. Panics if `host` is not a host of this fleet (nothing else is dialled).
+    pub fn http_get(&self, host: &str, port: u16, path: &str) -> Result<String> {
+        use std::io::Write;
+        let h = self
+            .hosts
+            .iter()
+            .find(|h| h.name == host || h.address.to_string() == host)
+            .unwrap_or_else(|| panic!("{host} is not a host of this fleet"));
+        let addr = std::net::SocketAddr::from((h.address, port));
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .with_context(|| format!("connect to {addr}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)
+            .with_context(|| format!("read from {addr}"))?;
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .with_context(|| format!("no HTTP answer from {addr}: {text:?}"))?;
+        let status = head.lines().next().unwrap_or("");
+        if status.split_whitespace().nth(1) != Some("200") {
+            bail!("GET http://{addr}{path}: {status}");
+        }
+        Ok(body.to_string())
+    }
+
     /// Tear the fleet down now (idempotent; also done on drop for a fleet from [`Fleet::up`]).
     pub fn down(&self) -> Result<()> {
         if self.down.swap(true, Ordering::SeqCst) {
@@ -675,6 +764,8 @@ mod tests {
         std::fs::write(
             &script,
             "#!/bin/sh\necho \"$1\" >> \"$FLEET_STATE/calls\"\n\
+             [ \"$1\" = commit ] || [ \"$1\" = install-agent ] && echo \"$*\" >> \"$FLEET_STATE/args\"\n\
+             [ \"$1\" = commit ] && echo 0123abcd\n\
              [ \"$1\" = up ] && cat > \"$FLEET_STATE/inventory.toml\" <<EOF\n\
              [fleet]\ngit_url = \"git://controller/states\"\n\
              [hosts.b1]\ndc = \"lis01\"\naddress = \"10.77.2.11\"\ndc_net = 2\n\
@@ -727,6 +818,36 @@ mod tests {
         fleet.down().unwrap();
         drop(fleet);
         assert_eq!(calls(dir.path()), "up\ndown\n");
+    }
+
+    #[test]
+    fn commits_and_agent_installs_go_through_the_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::up(fake_fleet(dir.path())).unwrap();
+        assert_eq!(fleet.commit("a message").unwrap(), "0123abcd");
+        let tree = dir.path().join("tree");
+        assert_eq!(fleet.commit_untrusted(&tree, "evil").unwrap(), "0123abcd");
+        fleet.install_agents(&["a1", "b1"]).unwrap();
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert_eq!(
+            args,
+            format!(
+                "commit -m a message\ncommit --untrusted --tree {} -m evil\ninstall-agent a1 b1\n",
+                tree.display()
+            )
+        );
+        assert_eq!(
+            fleet.allowed_signers(),
+            dir.path().join("signing/allowed_signers")
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "is not a host of this fleet")]
+    fn http_get_dials_only_hosts_of_the_fleet() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::up(fake_fleet(dir.path())).unwrap();
+        let _ = fleet.http_get("10.77.9.9", 80, "/");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! Copies this binary to /usr/local/sbin, the allowed_signers file and the
 //! configuration to /etc/cfgm, the unit to /etc/systemd/system, and enables
-//! and (re)starts the service. Refuses without systemd as PID 1.
+//! and (re)starts the service. With `--repo` it writes a new configuration
+//! from `dist/agent.toml` (`--interval`/`--splay` set its timing); without,
+//! the one in place is kept. Refuses without systemd as PID 1.
 
 use cfgm_agent::config::{AgentConfig, DEFAULT_PATH};
 use cfgm_agent::RunError;
@@ -22,6 +24,12 @@ pub struct Args {
     /// The allowed_signers file to trust (copied to /etc/cfgm/allowed_signers).
     #[arg(long, value_name = "FILE")]
     allowed_signers: Option<PathBuf>,
+    /// Seconds between runs in the new configuration (with --repo).
+    #[arg(long, value_name = "SECS", requires = "repo")]
+    interval: Option<u64>,
+    /// Up to this many seconds added to each interval at random (with --repo).
+    #[arg(long, value_name = "SECS", requires = "repo")]
+    splay: Option<u64>,
     /// Install and enable, but do not start the service now.
     #[arg(long)]
     no_start: bool,
@@ -80,7 +88,17 @@ pub fn run(a: Args) -> Result<u8, RunError> {
         Some(repo) => {
             let text = CONFIG
                 .replace("@REPO@", repo)
-                .replace("@ALLOWED_SIGNERS@", SIGNERS_PATH);
+                .replace("@ALLOWED_SIGNERS@", SIGNERS_PATH)
+                .replace(
+                    "@INTERVAL@",
+                    &a.interval
+                        .unwrap_or(AgentConfig::DEFAULT_INTERVAL)
+                        .to_string(),
+                )
+                .replace(
+                    "@SPLAY@",
+                    &a.splay.unwrap_or(AgentConfig::DEFAULT_SPLAY).to_string(),
+                );
             AgentConfig::parse(DEFAULT_PATH, &text)
                 .map_err(|e| RunError::Refused(e.lines().join("\n")))?;
             put(config, text.as_bytes(), 0o644)?;
