@@ -28,6 +28,7 @@ pub mod plan;
 pub mod provider;
 pub mod render;
 pub mod report;
+pub mod rollout;
 pub mod schema;
 pub mod select;
 pub mod source;
