@@ -165,6 +165,7 @@ impl Daemon {
         let fetched = match &verdict {
             PullVerdict::Fresh { commit, .. }
             | PullVerdict::Unchanged { commit }
+            | PullVerdict::Behind { tip: commit, .. }
             | PullVerdict::Refused { commit, .. } => Some(commit.to_string()),
             PullVerdict::Stale { .. } => None,
         };
@@ -182,6 +183,7 @@ impl Daemon {
             (PullVerdict::Fresh { commit, .. } | PullVerdict::Unchanged { commit }, _) => {
                 vec![*commit]
             }
+            (PullVerdict::Behind { applied, .. }, _) => vec![*applied],
             // Asked for one commit: no other is converged in its place.
             (_, Some(_)) => Vec::new(),
             _ => verdict.target().into_iter().collect(),
@@ -227,7 +229,7 @@ impl Daemon {
             report = Some(out.report);
             break;
         }
-        if !matches!(pull.verdict.as_str(), "fresh" | "unchanged") {
+        if !matches!(pull.verdict.as_str(), "fresh" | "unchanged" | "behind") {
             if let Some(last) = &pull.converged_to {
                 if !pull.reason.contains("keeping") {
                     pull.reason

@@ -110,6 +110,10 @@ pub enum PullVerdict {
     },
     /// The tip is the last applied commit (still trusted).
     Unchanged { commit: Oid },
+    /// The ref's tip is an ancestor of the last applied commit (a rollout
+    /// took the host ahead of the ref): keep the applied commit. Not a
+    /// refusal — nothing older is applied either way.
+    Behind { tip: Oid, applied: Oid },
     /// The fetch failed: keep converging to `last_good`.
     Stale {
         reason: String,
@@ -128,6 +132,7 @@ impl PullVerdict {
     pub fn target(&self) -> Option<Oid> {
         match self {
             PullVerdict::Fresh { commit, .. } | PullVerdict::Unchanged { commit } => Some(*commit),
+            PullVerdict::Behind { applied, .. } => Some(*applied),
             PullVerdict::Stale { last_good, .. } | PullVerdict::Refused { last_good, .. } => {
                 *last_good
             }
@@ -139,6 +144,7 @@ impl PullVerdict {
         match self {
             PullVerdict::Fresh { .. } => "fresh",
             PullVerdict::Unchanged { .. } => "unchanged",
+            PullVerdict::Behind { .. } => "behind",
             PullVerdict::Stale { .. } => "stale",
             PullVerdict::Refused { .. } => "refused",
         }
@@ -165,6 +171,9 @@ impl PullVerdict {
                 }
             ),
             PullVerdict::Unchanged { commit } => format!("{commit}: unchanged"),
+            PullVerdict::Behind { tip, applied } => {
+                format!("{applied}: kept; the followed ref is behind it (at {tip}, an ancestor)")
+            }
             PullVerdict::Stale { reason, last_good } => {
                 format!("stale: {reason}{}", keep(last_good))
             }
@@ -245,13 +254,14 @@ impl Puller {
                 }
             }
         };
-        self.decide(tip, last, &mut depth)
+        self.decide(tip, last, &mut depth, false)
     }
 
-    /// A given commit of the followed ref (a rollout's target): fetch the
-    /// ref, find `rev` (a full or abbreviated commit id) in its history,
-    /// then the same checks as a pull. A commit that is not in the ref's
-    /// history is refused: an agent applies only what its branch carries.
+    /// A given commit (a rollout's target): fetch the followed ref, find
+    /// `rev` (a full or abbreviated commit id) in its history — or, for a
+    /// release not merged yet, in another branch's — then the same checks
+    /// as a pull: a trusted signature, and descent from the last applied
+    /// commit. A commit on no branch is not found.
     pub fn pull_commit(&self, rev: &str) -> PullVerdict {
         let last = self.last_applied();
         let mut depth = self.first_depth();
@@ -284,17 +294,47 @@ impl Puller {
                     }
                 }
                 None => {
+                    // Not on the followed ref (yet): a release branch. Its
+                    // signature and descent are checked all the same.
+                    match self.fetch_heads() {
+                        Ok(heads) => {
+                            let found = self
+                                .repo
+                                .revparse_single(rev)
+                                .ok()
+                                .and_then(|o| o.peel_to_commit().ok())
+                                .map(|c| c.id())
+                                .filter(|c| {
+                                    heads.iter().any(|h| {
+                                        h == c
+                                            || self
+                                                .repo
+                                                .graph_descendant_of(*h, *c)
+                                                .unwrap_or(false)
+                                    })
+                                });
+                            if let Some(c) = found {
+                                break c;
+                            }
+                        }
+                        Err(reason) => {
+                            return PullVerdict::Stale {
+                                reason: format!("looking for {rev} on other branches: {reason}"),
+                                last_good: last,
+                            }
+                        }
+                    }
                     return PullVerdict::Stale {
                         reason: format!(
-                            "commit {rev} is not in the history of {} at {}",
-                            self.opts.refname, self.opts.url
+                            "commit {rev} is on no branch of {} (not in the history of {} nor of any other branch)",
+                            self.opts.url, self.opts.refname
                         ),
                         last_good: last,
-                    }
+                    };
                 }
             }
         };
-        self.decide(commit, last, &mut depth)
+        self.decide(commit, last, &mut depth, true)
     }
 
     fn first_depth(&self) -> i32 {
@@ -311,7 +351,9 @@ impl Puller {
 
     /// Whether `commit` (fetched) may be applied after `last`: a trusted
     /// signature, and descent from `last` unless rollback is allowed.
-    fn decide(&self, tip: Oid, last: Option<Oid>, depth: &mut i32) -> PullVerdict {
+    /// `explicit`: the commit was asked for (`apply --commit`), not the
+    /// followed ref's tip.
+    fn decide(&self, tip: Oid, last: Option<Oid>, depth: &mut i32, explicit: bool) -> PullVerdict {
         let refused = |refusal| PullVerdict::Refused {
             commit: tip,
             refusal,
@@ -366,6 +408,14 @@ impl Puller {
                 _ => break false,
             }
         };
+        if !descends && !explicit && !self.opts.allow_rollback {
+            // The followed ref is behind what was applied (a rollout took
+            // this host to a newer commit, the ref has not caught up yet):
+            // nothing to do, the applied commit stays.
+            if self.repo.graph_descendant_of(last, tip).unwrap_or(false) {
+                return PullVerdict::Behind { tip, applied: last };
+            }
+        }
         if descends || self.opts.allow_rollback {
             PullVerdict::Fresh {
                 commit: tip,
@@ -376,6 +426,34 @@ impl Puller {
         } else {
             refused(Refusal::Rollback { last_applied: last })
         }
+    }
+
+    /// Fetches every branch of the remote (whole history) under
+    /// `refs/cfgm/heads/`, and returns their tips.
+    fn fetch_heads(&self) -> Result<Vec<Oid>, String> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let url = &self.opts.url;
+        let mut remote = self
+            .repo
+            .remote_anonymous(url)
+            .map_err(|e| format!("remote {url}: {}", e.message()))?;
+        let mut fo = FetchOptions::new();
+        fo.remote_callbacks(callbacks(deadline));
+        fo.download_tags(git2::AutotagOption::None);
+        remote
+            .fetch(&["+refs/heads/*:refs/cfgm/heads/*"], Some(&mut fo), None)
+            .map_err(|e| {
+                if Instant::now() >= deadline {
+                    format!("fetch timed out after {:?}", self.opts.timeout)
+                } else {
+                    format!("fetch branches from {url}: {}", e.message())
+                }
+            })?;
+        let refs = self
+            .repo
+            .references_glob("refs/cfgm/heads/*")
+            .map_err(|e| e.message().to_string())?;
+        Ok(refs.flatten().filter_map(|r| r.target()).collect())
     }
 
     /// Fetches the ref at `depth` (0: whole history) and returns its tip.

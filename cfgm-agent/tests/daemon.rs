@@ -375,7 +375,7 @@ fn apply_commit_converges_a_given_verified_commit() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is not in the history of refs/heads/main"));
+    assert!(stderr(&out).contains("is on no branch"), "{}", stderr(&out));
     // Untrusted: refused, and the last good is not converged in its place.
     let bad = f.commit(Some(c2), &state(&[("/etc/motd", "evil\n")]), Sign::None);
     set_main(&f.remote, bad);
@@ -387,6 +387,54 @@ fn apply_commit_converges_a_given_verified_commit() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("not signed"), "{}", stderr(&out));
     assert_eq!(f.read("/etc/motd").as_deref(), Some("drifted\n"));
+}
+
+/// A rollout's commit on a release branch, ahead of the followed ref: it
+/// is applied (signed, descends), and the daemon, whose ref is behind it,
+/// keeps it instead of calling the ref a rollback; once the ref catches up
+/// nothing changes.
+#[test]
+fn a_release_branch_commit_is_applied_and_the_daemon_keeps_it() {
+    let f = Fleet::new();
+    let c1 = f.push(None, &state(&[("/etc/motd", "one\n")]));
+    assert_eq!(f.run_once().0.status.code(), Some(0));
+    let c2 = f.commit(
+        Some(c1),
+        &state(&[("/etc/motd", "two\n")]),
+        Sign::Ssh(&f.key, "git"),
+    );
+    f.remote
+        .reference("refs/heads/release", c2, true, "test")
+        .unwrap();
+    let out = f
+        .agent(&["apply", "--json", "--commit", &c2.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(f.read("/etc/motd").as_deref(), Some("two\n"));
+    assert_eq!(f.applied(), Some(c2.to_string()));
+    // The daemon follows main, still at c1: behind, not a rollback.
+    let (out, rep) = f.run_once();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(rep["pull"]["verdict"], "behind", "{rep:#}");
+    assert_eq!(rep["pull"]["converged_to"], c2.to_string());
+    assert_eq!(f.read("/etc/motd").as_deref(), Some("two\n"));
+    // main catches up: unchanged, nothing to do.
+    set_main(&f.remote, c2);
+    let (_, rep) = f.run_once();
+    assert_eq!(rep["pull"]["verdict"], "unchanged");
+    assert_eq!(rep["counts"]["changed"], 0);
+    // An explicit older commit is still a rollback: refused.
+    let out = f
+        .agent(&["apply", "--commit", &c1.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("does not descend"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Many files: a run long enough to be interrupted.

@@ -100,19 +100,19 @@ fn pull_from_a_path_then_unchanged_then_descendant_then_rollback_refused() {
     );
     p.record_applied(c2).unwrap();
 
-    // Force-push main back to c1: older than what was applied.
+    // Force-push main back to c1, an ancestor of what was applied (or a
+    // rollout took the host ahead of main): the applied commit is kept.
     set_main(&s.remote, c1);
     let v = p.pull();
     assert_eq!(
         v,
-        PullVerdict::Refused {
-            commit: c1,
-            refusal: Refusal::Rollback { last_applied: c2 },
-            last_good: Some(c2),
+        PullVerdict::Behind {
+            tip: c1,
+            applied: c2
         }
     );
-    assert_eq!(v.target(), Some(c2), "keeps converging to the last good");
-    assert!(v.reason().contains("does not descend"), "{}", v.reason());
+    assert_eq!(v.target(), Some(c2), "keeps converging to the last applied");
+    assert!(v.reason().contains("behind"), "{}", v.reason());
 
     // A signed commit on another history: also not a descendant.
     let other = s.push(None, "unrelated");

@@ -44,6 +44,18 @@ enum Command {
     /// Show one host's dependency graph as Graphviz dot or JSON.
     #[command(after_help = EXIT_CODES)]
     Graph(commands::graph::Args),
+    /// Take a commit to the fleet in canary waves (rollout.toml) over SSH, halting when a wave fails.
+    #[command(after_help = EXIT_CODES)]
+    Apply(commands::apply::Args),
+    /// Past rollouts and their outcomes.
+    #[command(after_help = EXIT_CODES)]
+    Rollouts(commands::rollouts::ListArgs),
+    /// One rollout: `cfgm rollout show ID`.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Rollout(commands::rollouts::Rollout),
+    /// Put the agent on hosts over SSH (binary, allowed_signers, systemd service).
+    #[command(after_help = EXIT_CODES)]
+    Bootstrap(commands::bootstrap::Args),
     /// What the tree would change on each host, from the facts hosts reported (no host is contacted).
     #[command(after_help = EXIT_CODES)]
     Plan(commands::plan::Args),
@@ -89,6 +101,10 @@ fn main() -> ExitCode {
         Command::Hosts(a) => commands::hosts::run(&ui, &cli.tree, a),
         Command::Diff(a) => commands::diff::run(&ui, &cli.tree, a),
         Command::Plan(a) => commands::plan::run(&ui, &cli.tree, a),
+        Command::Apply(a) => commands::apply::run(&ui, &cli.tree, a),
+        Command::Rollouts(a) => commands::rollouts::list(&ui, a),
+        Command::Rollout(r) => commands::rollouts::show(&ui, r),
+        Command::Bootstrap(a) => commands::bootstrap::run(&ui, &cli.tree, a),
         Command::Facts(f) => commands::facts::run(&ui, &cli.tree, f),
     };
     match result {

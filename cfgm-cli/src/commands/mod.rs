@@ -1,12 +1,16 @@
 //! One file per command: parse its arguments, call cfgm-core, render.
 
+pub mod apply;
+pub mod bootstrap;
 pub mod catalog;
 pub mod diff;
 pub mod facts;
 pub mod fleet_out;
 pub mod graph;
 pub mod hosts;
+pub mod live;
 pub mod plan;
+pub mod rollouts;
 pub mod validate;
 
 use crate::ui::{diags_json, Ui};
