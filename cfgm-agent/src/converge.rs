@@ -153,8 +153,24 @@ pub fn converge_once(
 
     // Compile first: nothing is applied unless everything compiled.
     let registry = cfgm_modules::registry();
-    let compiler = Compiler::new(&tree, &registry);
-    let (catalog, resource_diags) = compiler.compile_host_partial(&host_name, cfg.facts.as_ref());
+    let cache_key =
+        (diags.is_empty()).then(|| crate::cache::key(&tree, &host_name, cfg.facts.as_ref()));
+    let cached = cache_key
+        .as_deref()
+        .and_then(|k| crate::cache::get(&cfg.state_dir, &host_name, k));
+    let (catalog, resource_diags) = match cached {
+        Some(c) => (Some(c), Vec::new()),
+        None => {
+            let compiler = Compiler::new(&tree, &registry);
+            let (c, d) = compiler.compile_host_partial(&host_name, cfg.facts.as_ref());
+            if let (Some(c), Some(k), true) = (&c, &cache_key, d.is_empty()) {
+                if cfg.mode == Mode::Apply || cfg.state_dir.exists() {
+                    crate::cache::put(&cfg.state_dir, &host_name, k, c);
+                }
+            }
+            (c, d)
+        }
+    };
     let catalog = match catalog {
         Some(c) if diags.is_empty() => c,
         _ => {

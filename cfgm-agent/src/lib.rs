@@ -15,6 +15,7 @@
 //! Prometheus view. None of them compiles, applies or loops: the daemon
 //! loop composes them.
 
+pub mod cache;
 pub mod config;
 pub mod converge;
 pub mod daemon;

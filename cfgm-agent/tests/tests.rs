@@ -896,3 +896,46 @@ fn backups_of_paths_that_read_alike_do_not_mix() {
     held.sort();
     assert_eq!(held, [["old 1\n"], ["old 2\n"]]);
 }
+
+/// The compiled catalog is kept between runs, under a key of what it was
+/// compiled from: an edit to the tree (no commit needed), a torn cache
+/// file, or other facts are never served a stale catalog.
+#[test]
+fn the_catalog_cache_never_serves_a_stale_catalog() {
+    let (_t, tr, root, st) = dirs();
+    tree(&tr, "[file.\"/etc/a\"]\ncontent = \"one\\n\"\n");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let (out, _) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success());
+    let cache = st.join("catalog-cache/h.json");
+    assert!(cache.exists(), "the catalog was not kept");
+    // Served from the cache: same catalog, nothing to do.
+    let (_, rep) = apply(&tr, &root, &st, &[]);
+    assert_eq!(rep["counts"]["changed"], 0);
+    // An edit in place, no commit: compiled again.
+    tree(&tr, "[file.\"/etc/a\"]\ncontent = \"two\\n\"\n");
+    let (_, rep) = apply(&tr, &root, &st, &[]);
+    assert_eq!(rep["counts"]["changed"], 1, "{rep:#}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/a")).unwrap(),
+        "two\n"
+    );
+    // A torn cache file is ignored.
+    std::fs::write(&cache, "{\"key\": \"x\", \"cata").unwrap();
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    // Other facts, another key: a template reading them sees the new ones.
+    tree(
+        &tr,
+        "[file.\"/etc/a\"]\ncontent = \"{{ facts.os | default('none') }}\\n\"\n",
+    );
+    let f = tr.join("facts.json");
+    std::fs::write(&f, "{\"os\": \"first\"}").unwrap();
+    apply(&tr, &root, &st, &["--facts", f.to_str().unwrap()]);
+    std::fs::write(&f, "{\"os\": \"second\"}").unwrap();
+    apply(&tr, &root, &st, &["--facts", f.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/a")).unwrap(),
+        "second\n"
+    );
+}

@@ -356,4 +356,8 @@ impl TreeSource for GitSource {
     fn id(&self) -> Option<String> {
         Some(self.commit.clone())
     }
+
+    fn content_id(&self) -> Option<String> {
+        Some(self.commit.clone())
+    }
 }

@@ -139,6 +139,13 @@ pub trait TreeSource: Send + Sync {
     fn id(&self) -> Option<String> {
         None
     }
+
+    /// An id that fixes every byte of the tree (a commit read from its
+    /// objects), for caches; `None` when files can change under the same
+    /// id (a checkout's HEAD says nothing of uncommitted edits).
+    fn content_id(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A tree in a directory, read so that nothing resolves outside it.

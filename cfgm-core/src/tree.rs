@@ -614,6 +614,32 @@ impl Tree {
         format!("blake3:{}", &h.finalize().to_hex()[..16])
     }
 
+    /// A key that changes whenever anything a compile of this tree could
+    /// read changes (for caching compiled catalogs): the commit of a tree
+    /// read from git objects; otherwise a hash of every file the loader
+    /// read and of every file under `files/` (read at compile time).
+    pub fn content_key(&self) -> String {
+        if let Some(c) = self.source.content_id() {
+            return format!("commit:{c}");
+        }
+        let mut h = blake3::Hasher::new();
+        for f in self.sources.all() {
+            h.update(f.name.as_bytes());
+            h.update(&[0]);
+            h.update(f.text.as_bytes());
+            h.update(&[0]);
+        }
+        for rel in self.source.list("files").files {
+            h.update(rel.as_bytes());
+            h.update(&[0]);
+            if let Ok(Some(b)) = self.source.read(&rel) {
+                h.update(&b);
+            }
+            h.update(&[0]);
+        }
+        format!("blake3:{}", h.finalize().to_hex())
+    }
+
     /// The data a host sees: common, then its dc, role and host layers,
     /// deep-merged in that order (later wins).
     pub fn data_for(&self, h: &Host) -> Value {

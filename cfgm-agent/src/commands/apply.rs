@@ -130,7 +130,11 @@ fn print_report(
     color: bool,
 ) {
     if json {
-        println!("{:#}", to_json(report));
+        // One write, not one per line (a 1,000-resource report is 18,000
+        // lines).
+        let mut text = serde_json::to_vec_pretty(&to_json(report)).unwrap_or_default();
+        text.push(b'\n');
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &text);
         return;
     }
     for d in diagnostics {
@@ -143,6 +147,11 @@ fn print_report(
             report.host,
             report.reason.as_deref().unwrap_or("nothing was applied")
         ),
-        _ => print!("{}", report.to_text(color)),
+        _ => {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stdout().lock(),
+                report.to_text(color).as_bytes(),
+            );
+        }
     }
 }
