@@ -38,6 +38,8 @@ fleet-test: build
 bench: deps
 	$(CARGO) bench -p cfgm-cli --bench compile
 	$(CARGO) bench -p cfgm-cli --bench fleet
+	$(CARGO) build --release -p cfgm-agent
+	$(CARGO) bench -p cfgm-cli --bench rollout
 	$(CARGO) bench -p cfgm-agent --bench apply
 	$(CARGO) bench -p cfgm-agent --bench agent
 	$(CARGO) bench -p cfgm-agent --bench idle
