@@ -542,6 +542,9 @@ impl Runner<'_> {
 /// Reaches hosts over SSH and runs their agent there: the agent fetches and
 /// verifies the commit itself (the operator's machine is not trusted to
 /// ship content).
+/// How long to wait before asking a busy agent again.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
 pub struct SshTransport {
     pub ssh: SshOptions,
     /// The agent on the hosts.
@@ -563,9 +566,17 @@ impl Transport for SshTransport {
         if dry_run {
             argv.push("--dry-run");
         }
-        let out = s
-            .exec(&argv, self.converge_timeout)
-            .map_err(|e| e.to_string())?;
+        // The host's own agent may be in a cycle (it holds the run lock):
+        // "busy, retry later" is asked again until the converge timeout.
+        let deadline = Instant::now() + self.converge_timeout;
+        let out = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let out = s.exec(&argv, left).map_err(|e| e.to_string())?;
+            if out.status != i32::from(cfgm_core::exit::BUSY) || Instant::now() >= deadline {
+                break out;
+            }
+            std::thread::sleep(BUSY_RETRY.min(deadline.saturating_duration_since(Instant::now())));
+        };
         match serde_json::from_slice::<Value>(&out.stdout) {
             Ok(report) if report.is_object() => Ok(HostRun {
                 exit: out.status,

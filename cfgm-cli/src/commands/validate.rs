@@ -1,4 +1,5 @@
-//! `cfgm validate`: compile every inventory host, report every problem.
+//! `cfgm validate`: compile every inventory host and check `rollout.toml`,
+//! report every problem.
 
 use crate::ui::{diags_json, Ui};
 use cfgm_core::{Compiler, Tree};
@@ -17,6 +18,11 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
     let compiler = Compiler::new(&tree, &registry);
     let v = compiler.validate();
     diags.extend(v.diags.iter().cloned());
+    // The rollout's waves are part of the tree: a bad rollout.toml fails
+    // here, in CI, not when a release engineer starts a rollout.
+    if let Err(d) = cfgm_core::rollout::RolloutConfig::load(&tree) {
+        diags.extend(d);
+    }
     cfgm_core::diag::sort_dedup(&tree.sources, &mut diags);
     let ok = diags.is_empty();
     let ms = v.elapsed.as_secs_f64() * 1000.0;
