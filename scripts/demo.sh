@@ -151,7 +151,10 @@ $CFGM --tree states apply --commit "$good" --repo "$REPO" --yes --journal-dir "$
 echo "   rolled out in $(( $(now) - t0 )) s; journal in $OUT/rollouts"
 $FLEET promote "$good"
 started=$(date +%s)
-for h in $(hosts); do $FLEET ssh "$h" systemctl start cfgm-agent & done
+# a running agent (a second demo run) is woken for a cycle now; a stopped one starts with one
+for h in $(hosts); do
+  $FLEET ssh "$h" 'systemctl -q is-active cfgm-agent && systemctl reload cfgm-agent || systemctl start cfgm-agent' &
+done
 wait
 echo "   main is now ${good:0:12}; every agent follows main from here on"
 wait_reports converge "$good" 300 "$started" || exit 1

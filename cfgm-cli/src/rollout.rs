@@ -428,6 +428,7 @@ impl Runner<'_> {
                         reason: reason.clone(),
                         report,
                         failed_resources: failed_res.clone(),
+                        changed,
                         time: now(),
                     });
                     if state == HostState::Failed {
