@@ -101,7 +101,13 @@ pub enum Event {
         reason: Option<String>,
     },
     Finished {
+        id: String,
         outcome: String,
+        /// The wave that halted it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wave: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 
@@ -368,8 +374,15 @@ impl Runner<'_> {
             },
         };
         self.log(&rec);
+        let (wave, reason) = match &outcome {
+            Outcome::Halted { wave, reason } => (Some(*wave), Some(reason.clone())),
+            _ => (None, None),
+        };
         self.observer.event(&Event::Finished {
+            id: self.id.clone(),
             outcome: outcome.name().into(),
+            wave,
+            reason,
         });
         outcome
     }
@@ -540,12 +553,12 @@ impl Runner<'_> {
 
 // ---- the SSH transport -----------------------------------------------------
 
-/// Reaches hosts over SSH and runs their agent there: the agent fetches and
-/// verifies the commit itself (the operator's machine is not trusted to
-/// ship content).
 /// How long to wait before asking a busy agent again.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
 
+/// Reaches hosts over SSH and runs their agent there: the agent fetches and
+/// verifies the commit itself (the operator's machine is not trusted to
+/// ship content).
 pub struct SshTransport {
     pub ssh: SshOptions,
     /// The agent on the hosts.
