@@ -16,7 +16,10 @@
 #   6. a commit signed by a key no host trusts is pushed: every host refuses it and stays
 #      converged on the good commit;
 #   7. a signed commit on top (the same tree): every host takes it, with zero changes;
-#   8. the fleet stays up: `testing/fleet ssh HOST`, `make demo-down` to stop it.
+#   8. a one-line change to a data file, as a commit nobody rolled out: `cfgm diff` shows what it
+#      changes in each host's catalog, `cfgm plan` what it would change on each host, from the
+#      facts the agents gathered (fetched over SSH);
+#   9. the fleet stays up: `testing/fleet ssh HOST`, `make demo-down` to stop it.
 # Run again, the release rolls out with zero changes on every host.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -194,7 +197,22 @@ check resigned "r['verdict'] == 'fresh' and r['changed'] == 0 and r['applied'] =
   "took ${fixed:0:12} with 0 changes" || exit 1
 echo
 
-bold "== 8. the fleet stays up, every agent keeps converging (every ${FLEET_AGENT_INTERVAL:-30} s)"
+bold "== 8. a one-line change, planned before it ships: cfgm diff and cfgm plan from the hosts' real facts"
+rm -rf "$OUT/change"; cp -a states "$OUT/change"
+sed -i 's/^"net.core.somaxconn" = 1024$/"net.core.somaxconn" = 2048/' "$OUT/change/data/common.toml"
+grep -q '^"net.core.somaxconn" = 2048$' "$OUT/change/data/common.toml" || { echo "   the somaxconn line in data/common.toml moved"; exit 1; }
+change=$($FLEET commit --branch demo-change --tree "$OUT/change" -m "make demo: net.core.somaxconn 2048" 2>/dev/null)
+echo "   data/common.toml: \"net.core.somaxconn\" = 1024 -> 2048, as commit ${change:0:12} (branch demo-change, not rolled out)"
+echo "\$ cfgm diff --from ${fixed:0:12} --to ${change:0:12}      # what the commit changes in every host's catalog"
+$CFGM diff --repo "$REPO" --from "$fixed" --to "$change"
+echo "\$ cfgm facts fetch --out $OUT/facts                 # each host's facts, over SSH"
+rm -rf "$OUT/facts"
+$CFGM --tree states facts fetch --out "$OUT/facts" "${SSH_ARGS[@]}"
+echo "\$ cfgm --tree $OUT/change plan --facts $OUT/facts   # what an apply would change, per host"
+$CFGM --tree "$OUT/change" plan --facts "$OUT/facts"
+echo
+
+bold "== 9. the fleet stays up, every agent keeps converging (every ${FLEET_AGENT_INTERVAL:-30} s)"
 addr=$(awk -v h="$first" '$1 == h {print $3}' "$FLEET_STATE/hosts.list")
 hint() { printf '   %-64s %s\n' "$1" "$2"; }
 hint "testing/fleet status" "hosts, ssh, memory"
