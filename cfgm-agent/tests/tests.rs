@@ -777,8 +777,9 @@ fn the_report_carries_each_resources_observed_state_without_secrets() {
     assert!(!kept.contains("hunter2"), "a secret reached the report");
 }
 
-/// A request that is not this host's run (an unknown host) is refused
-/// with a did-you-mean, and never replaces the host's kept report.
+/// A request that is not this host's run (an unknown host, facts that are
+/// not JSON, the lock held by another run) is refused — an unknown host
+/// with a did-you-mean — and never replaces the host's kept report.
 #[test]
 fn an_unknown_host_is_refused_and_keeps_the_last_report() {
     if !needs_root("an_unknown_host_is_refused_and_keeps_the_last_report") {
@@ -806,6 +807,32 @@ fn an_unknown_host_is_refused_and_keeps_the_last_report() {
     assert_eq!(
         std::fs::read_to_string(st.join("reports/last.json")).unwrap(),
         before
+    );
+    // Facts that are not JSON: refused before anything runs.
+    write(&tr.join("facts.json"), "{not json");
+    let facts = tr.join("facts.json");
+    let (out, _) = apply(&tr, &root, &st, &["--facts", facts.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    // The lock held by another run, also for a tree that does not compile
+    // (whose report would replace the last one under the lock).
+    let held = std::fs::OpenOptions::new()
+        .write(true)
+        .open(st.join("lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let (out, _) = apply(&tr, &root, &st, &[]);
+    assert_eq!(out.status.code(), Some(4));
+    write(
+        &tr.join("states/s.toml"),
+        "[file.\"/etc/x\"]\nrequire = [\"file:/nope\"]\n",
+    );
+    let (out, _) = apply(&tr, &root, &st, &[]);
+    assert_eq!(out.status.code(), Some(4));
+    held.unlock().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(st.join("reports/last.json")).unwrap(),
+        before,
+        "a request that was not this host's run replaced its report"
     );
 }
 
