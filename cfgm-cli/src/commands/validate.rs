@@ -34,6 +34,8 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
                 "failed_hosts": v.failed_hosts,
                 "distinct_catalogs": v.catalogs.len(),
                 "catalogs": v.catalogs,
+                // Which host has which catalog (hosts that compiled).
+                "host_catalogs": v.host_catalogs,
                 "resources": v.resources,
                 "elapsed_ms": (ms * 10.0).round() / 10.0,
                 "diagnostics": diags_json(&tree.sources, &diags),
