@@ -74,9 +74,13 @@ pub enum RunError {
     /// Another run holds the lock: retry later.
     #[error("{0}")]
     Busy(String),
-    /// The request itself is wrong (unknown host, missing root, no tree).
+    /// The request itself is wrong (missing root, no tree, bad facts).
     #[error("{0}")]
     Refused(String),
+    /// The host is not in the tree's inventory: the message with its
+    /// did-you-mean, as `cfgm` shows it.
+    #[error("{0}")]
+    UnknownHost(String),
     #[error("{0}")]
     Io(String),
 }
@@ -86,7 +90,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::Busy(_) => cfgm_core::exit::BUSY,
-            RunError::Refused(_) => cfgm_core::exit::REFUSED,
+            RunError::Refused(_) | RunError::UnknownHost(_) => cfgm_core::exit::REFUSED,
             RunError::Io(_) => cfgm_core::exit::FAILED,
         }
     }
@@ -146,9 +150,9 @@ pub fn converge_once(
     if let Err(d) = tree.host(&host_name) {
         let mut msg = d.message.clone();
         for n in &d.notes {
-            msg.push_str(&format!("; {n}"));
+            msg.push_str(&format!("\n  = {n}"));
         }
-        return Err(RunError::Refused(msg));
+        return Err(RunError::UnknownHost(msg));
     }
 
     // Compile first: nothing is applied unless everything compiled.

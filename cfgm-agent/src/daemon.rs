@@ -194,10 +194,21 @@ impl Daemon {
             }
         }
         let mut report = None;
+        // This host is in no candidate's inventory: a wrong request (a
+        // mistyped `--host`), not this host's run, whose report stays.
+        let mut unknown_host = None;
         for commit in candidates {
             let out = match self.converge_commit(commit, mode, sink.clone(), stop.clone()) {
                 Ok(o) => o,
                 Err(e @ RunError::Busy(_)) => return Err(e),
+                Err(RunError::UnknownHost(msg)) => {
+                    // A commit that drops this host is refused like one
+                    // that does not compile; the last good one still runs.
+                    pull.verdict = "refused".into();
+                    pull.reason = format!("refused {commit}: {}", msg.replace("\n  = ", "; "));
+                    unknown_host = Some(msg);
+                    continue;
+                }
                 Err(e) => {
                     // The commit's files could not be read as a tree.
                     pull.verdict = "refused".into();
@@ -236,6 +247,9 @@ impl Daemon {
                         .push_str(&format!("; converged the last good commit {last}"));
                 }
             }
+        }
+        if let (None, Some(msg)) = (&report, unknown_host) {
+            return Err(RunError::UnknownHost(msg));
         }
         let mut report = match report {
             // Only a refused fresh commit was tried, and nothing good is

@@ -554,3 +554,112 @@ fn sighup_runs_now() {
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// Requests that are not this host's run — a mistyped `--host`, the lock
+/// held by another run, a facts file that is not JSON — exit with their
+/// code and never replace the host's kept report or add to its history.
+#[test]
+fn a_wrong_request_never_replaces_the_hosts_report() {
+    let f = Fleet::new();
+    let c1 = f.push(None, &state(&[("/etc/motd", "one\n")]));
+    let (out, rep) = f.run_once();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(rep["status"], "converged");
+    let kept = std::fs::read_to_string(f.state_dir().join("reports/last.json")).unwrap();
+    let history = crate::daemon_history(&f.state_dir());
+    let unchanged = |what: &str| {
+        assert_eq!(
+            std::fs::read_to_string(f.state_dir().join("reports/last.json")).unwrap(),
+            kept,
+            "{what} replaced the kept report"
+        );
+        assert_eq!(crate::daemon_history(&f.state_dir()), history, "{what}");
+    };
+
+    // An unknown host, through the daemon's path (`apply --commit`).
+    let out = f
+        .agent(&["apply", "--commit", &c1.to_string(), "--host", "hh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("host `hh` is not in the inventory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("did you mean `h`?"),
+        "{}",
+        stderr(&out)
+    );
+    unchanged("apply --commit --host hh");
+
+    // The lock held by another run: busy, retry later.
+    let held = std::fs::OpenOptions::new()
+        .write(true)
+        .open(f.state_dir().join("lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let (out, _) = f.run_once();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let out = f
+        .agent(&["apply", "--commit", &c1.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    held.unlock().unwrap();
+    unchanged("a run while the lock is held");
+
+    // Bad arguments: clap's usage error (64), before anything runs.
+    let out = f.agent(&["apply", "--commit"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    let out = f.agent(&["run", "--nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    unchanged("bad arguments");
+
+    // The same host and commit still converge and report.
+    let out = f
+        .agent(&["apply", "--commit", &c1.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// A commit whose inventory no longer names this host is refused like one
+/// that does not compile: the daemon converges the last good commit.
+#[test]
+fn a_commit_that_drops_this_host_keeps_the_last_good() {
+    let f = Fleet::new();
+    let c1 = f.push(None, &state(&[("/etc/motd", "one\n")]));
+    assert_eq!(f.run_once().0.status.code(), Some(0));
+    let t = tree(
+        &f.remote,
+        &[
+            (
+                "inventory.toml",
+                Entry::File(b"[hosts.other]\ndc = \"dc1\"\nrole = \"r\"\n"),
+            ),
+            ("top.toml", Entry::File(TOP.as_bytes())),
+            ("states/s.toml", Entry::File(b"")),
+        ],
+    );
+    let c2 = commit_at(
+        &f.remote,
+        t,
+        &[c1],
+        "drop h",
+        Sign::Ssh(&f.key, "git"),
+        now(),
+    );
+    set_main(&f.remote, c2);
+    let (out, rep) = f.run_once();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(rep["pull"]["verdict"], "refused", "{rep:#}");
+    assert_eq!(rep["pull"]["converged_to"], c1.to_string());
+    let reason = rep["pull"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("host `h` is not in the inventory"),
+        "{reason}"
+    );
+    assert_eq!(f.applied(), Some(c1.to_string()));
+}

@@ -777,8 +777,9 @@ fn the_report_carries_each_resources_observed_state_without_secrets() {
     assert!(!kept.contains("hunter2"), "a secret reached the report");
 }
 
-/// A request that is not this host's run (an unknown host) is refused
-/// with a did-you-mean, and never replaces the host's kept report.
+/// A request that is not this host's run (an unknown host, facts that are
+/// not JSON, the lock held by another run) is refused — an unknown host
+/// with a did-you-mean — and never replaces the host's kept report.
 #[test]
 fn an_unknown_host_is_refused_and_keeps_the_last_report() {
     if !needs_root("an_unknown_host_is_refused_and_keeps_the_last_report") {
@@ -806,6 +807,32 @@ fn an_unknown_host_is_refused_and_keeps_the_last_report() {
     assert_eq!(
         std::fs::read_to_string(st.join("reports/last.json")).unwrap(),
         before
+    );
+    // Facts that are not JSON: refused before anything runs.
+    write(&tr.join("facts.json"), "{not json");
+    let facts = tr.join("facts.json");
+    let (out, _) = apply(&tr, &root, &st, &["--facts", facts.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    // The lock held by another run, also for a tree that does not compile
+    // (whose report would replace the last one under the lock).
+    let held = std::fs::OpenOptions::new()
+        .write(true)
+        .open(st.join("lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let (out, _) = apply(&tr, &root, &st, &[]);
+    assert_eq!(out.status.code(), Some(4));
+    write(
+        &tr.join("states/s.toml"),
+        "[file.\"/etc/x\"]\nrequire = [\"file:/nope\"]\n",
+    );
+    let (out, _) = apply(&tr, &root, &st, &[]);
+    assert_eq!(out.status.code(), Some(4));
+    held.unlock().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(st.join("reports/last.json")).unwrap(),
+        before,
+        "a request that was not this host's run replaced its report"
     );
 }
 
@@ -938,4 +965,91 @@ fn the_catalog_cache_never_serves_a_stale_catalog() {
         std::fs::read_to_string(root.join("etc/a")).unwrap(),
         "second\n"
     );
+}
+
+/// Progress over a pipe: one line per resource on stderr as it finishes,
+/// not all at the end — the line of a file that converges before a slow
+/// command arrives while the command still runs; `--quiet` prints none,
+/// and stdout holds the report either way.
+#[test]
+fn progress_streams_one_line_per_resource_over_a_pipe() {
+    if !needs_root("progress_streams_one_line_per_resource_over_a_pipe") {
+        return;
+    }
+    use std::io::BufRead;
+    let (_t, tr, root, st) = dirs();
+    shell_root(&root);
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/sleep", root.join("bin/sleep")).unwrap();
+    tree(
+        &tr,
+        r#"
+[file."/data/first"]
+content = "1\n"
+
+[cmd.slow]
+run = "/bin/sleep 2 && : > /data/slow-done"
+creates = "/data/slow-done"
+require = ["file:/data/first"]
+
+[file."/data/last"]
+content = "2\n"
+require = ["cmd:slow"]
+"#,
+    );
+    let t0 = Instant::now();
+    let mut child = Command::new(agent())
+        .args(["apply", "--host", "h", "--color", "never", "--tree"])
+        .arg(&tr)
+        .arg("--root")
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&st)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let lines: Vec<(Duration, String)> =
+        stderr.lines().map(|l| (t0.elapsed(), l.unwrap())).collect();
+    let out = child.wait_with_output().unwrap();
+    let ended = t0.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{lines:?}");
+    let at = |what: &str| {
+        lines
+            .iter()
+            .find(|(_, l)| l.contains(what))
+            .unwrap_or_else(|| panic!("no progress line for {what}: {lines:?}"))
+    };
+    let (first_at, first) = at("file[/data/first]");
+    assert!(first.starts_with("[1/3] changed"), "{first}");
+    let (_, slow) = at("cmd[slow]");
+    assert!(slow.starts_with("[2/3] changed"), "{slow}");
+    let (last_at, _) = at("file[/data/last]");
+    // Streamed: the first line came while the 2-second command still ran.
+    assert!(
+        *last_at >= *first_at + Duration::from_millis(1500),
+        "the lines came together: {lines:?}"
+    );
+    assert!(ended >= *first_at + Duration::from_millis(1500));
+    assert_eq!(lines.len(), 3, "one line per resource: {lines:?}");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("3 changed"), "{report}");
+
+    // --quiet: nothing on stderr, the report on stdout.
+    std::fs::remove_file(root.join("data/first")).unwrap();
+    let out = Command::new(agent())
+        .args([
+            "apply", "--quiet", "--host", "h", "--color", "never", "--tree",
+        ])
+        .arg(&tr)
+        .arg("--root")
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&st)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 changed, 2 unchanged"));
 }

@@ -53,6 +53,14 @@ impl Ui {
         }
     }
 
+    pub fn warning(&self, msg: &str) {
+        if self.color_err {
+            self.err(&format!("\x1b[1;33mwarning\x1b[0m: {msg}\n"));
+        } else {
+            self.err(&format!("warning: {msg}\n"));
+        }
+    }
+
     /// Prints diagnostics to stderr, each with its source lines.
     pub fn diagnostics(&self, sources: &Sources, diags: &[Diagnostic]) {
         for d in diags {

@@ -122,6 +122,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let (_tmp, tree) = prepare(dir);
     let (code, stdout, stderr) = run_limited(&args, &tree)?;
     let actual = format!("exit: {code}\n--- stdout\n{stdout}--- stderr\n{stderr}");
+    let actual = without_timings(&actual);
     if let Ok(secrets) = std::fs::read_to_string(dir.join("secrets")) {
         let json_args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
         let (_, json_out, json_err) = run_limited(&json_args, &tree)?;
@@ -157,6 +158,37 @@ fn run_case(dir: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `compiled in 0.9 ms` and `"elapsed_ms":0.9` differ from run to run:
+/// the golden files hold `compiled in N ms` and `"elapsed_ms":N`.
+fn without_timings(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("compiled in ") {
+        let (head, tail) = rest.split_at(at + "compiled in ".len());
+        out.push_str(head);
+        match tail.find(" ms") {
+            Some(end) if tail[..end].bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+                out.push('N');
+                rest = &tail[end..];
+            }
+            _ => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    // `"elapsed_ms":12.3` likewise holds `"elapsed_ms":N`.
+    let key = "\"elapsed_ms\":";
+    let mut text = out;
+    let mut from = 0;
+    while let Some(at) = text[from..].find(key).map(|i| i + from + key.len()) {
+        let end = text[at..]
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .map_or(text.len(), |i| i + at);
+        text.replace_range(at..end, "N");
+        from = at;
+    }
+    text
 }
 
 #[test]

@@ -194,9 +194,19 @@ pub struct Label {
     pub primary: bool,
 }
 
+/// How bad a diagnostic is: an error stops a compile; a warning (a data
+/// key nothing reads) does not, unless `--deny-warnings` says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
 /// One problem in the author's input, with every place that explains it.
 #[derive(Clone, Debug)]
 pub struct Diagnostic {
+    pub severity: Severity,
     /// Short stable name of the error class (`toml`, `unknown-attribute`, `cycle` …).
     pub code: &'static str,
     pub message: String,
@@ -207,10 +217,19 @@ pub struct Diagnostic {
 impl Diagnostic {
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
         Self {
+            severity: Severity::Error,
             code,
             message: message.into(),
             labels: Vec::new(),
             notes: Vec::new(),
+        }
+    }
+
+    /// A problem that does not stop a compile.
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(code, message)
         }
     }
 
@@ -249,8 +268,11 @@ impl Diagnostic {
     }
 
     fn to_codespan(&self) -> cs::Diagnostic<FileId> {
-        cs::Diagnostic::error()
-            .with_message(&self.message)
+        let d = match self.severity {
+            Severity::Error => cs::Diagnostic::error(),
+            Severity::Warning => cs::Diagnostic::warning(),
+        };
+        d.with_message(&self.message)
             .with_code(self.code)
             .with_labels(
                 self.labels

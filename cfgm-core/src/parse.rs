@@ -215,6 +215,9 @@ pub fn parse_state(
         if let Some(r) = rest.filter(|r| !r.is_empty()) {
             d = d.note(r);
         }
+        if let Some(hint) = leading_zero_hint(&rendered.text, &msg, e.span()) {
+            d = d.note(hint);
+        }
         let dup = shown
             .iter()
             .any(|x| x.message == d.message && x.first_span() == d.first_span());
@@ -627,6 +630,38 @@ pub fn toml_to_json(v: &toml::Value) -> Value {
                 .collect(),
         ),
     }
+}
+
+/// `mode = 0644` (unquoted, as Salt and Ansible users write it) is no TOML
+/// number: the parser says "unexpected leading zero". The hint says what
+/// to write instead, with the author's digits.
+pub(crate) fn leading_zero_hint(
+    text: &str,
+    message: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> Option<String> {
+    if !message.contains("leading zero") {
+        return None;
+    }
+    let at = span?.start;
+    // The number the error points into: back to its start, on to its end.
+    let start = text[..at.min(text.len())]
+        .rfind(|c: char| !(c.is_ascii_digit() || c == '_'))
+        .map_or(0, |i| i + 1);
+    let len = text[start..]
+        .find(|c: char| !(c.is_ascii_digit() || c == '_'))
+        .unwrap_or(text.len() - start);
+    let digits = &text[start..start + len];
+    if digits.len() < 2 || !digits.starts_with('0') {
+        return None;
+    }
+    let line = &text[text[..start].rfind('\n').map_or(0, |i| i + 1)..start];
+    let key = line.trim_end().trim_end_matches('=').trim_end();
+    Some(if key.trim_matches('"').ends_with("mode") {
+        format!("quote it: \"{digits}\" (a mode is a string of octal digits; TOML numbers cannot start with 0)")
+    } else {
+        format!("TOML numbers cannot start with 0; if the zero matters, quote it: \"{digits}\"")
+    })
 }
 
 #[cfg(test)]

@@ -377,7 +377,10 @@ impl Tree {
         match toml::from_str::<T>(text) {
             Ok(v) => Some(v),
             Err(e) => {
-                diags.push(toml_error(id, &e));
+                let mut d = toml_error(id, &e);
+                let hint = crate::parse::leading_zero_hint(text, e.message(), e.span());
+                d.notes.extend(hint);
+                diags.push(d);
                 None
             }
         }

@@ -447,16 +447,25 @@ impl Fleet {
     }
 
     /// Memory of a host: the proportional set size (PSS) of every process in its cgroup (its
-    /// systemd and everything below it; not the nspawn supervisor on the controller), in bytes.
+    /// systemd and everything below it; not nspawn and its supervisor on the controller), in bytes.
     pub fn host_memory(&self, host: &str) -> Result<u64> {
         let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
             .iter()
             .map(|r| Path::new(r).join("fleet").join(host))
             .find(|p| p.is_dir())
             .with_context(|| format!("no cgroup for host {host}"))?;
-        let nspawn =
-            std::fs::read_to_string(self.spec.state_dir.join("hosts").join(host).join("pid"))
-                .unwrap_or_default();
+        // Not the host's supervisor (`pid`: it boots the host again after a reboot) nor
+        // systemd-nspawn (`nspawn.pid`): they run on the controller, not in the host.
+        let dir = self.spec.state_dir.join("hosts").join(host);
+        let outside: Vec<String> = ["pid", "nspawn.pid"]
+            .iter()
+            .map(|f| {
+                std::fs::read_to_string(dir.join(f))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            })
+            .collect();
         let mut pids = Vec::new();
         let mut dirs = vec![root];
         while let Some(d) = dirs.pop() {
@@ -469,7 +478,7 @@ impl Fleet {
             pids.extend(
                 procs
                     .lines()
-                    .filter(|p| *p != nspawn.trim())
+                    .filter(|p| !outside.iter().any(|o| o == p))
                     .map(str::to_owned),
             );
         }
@@ -489,6 +498,33 @@ impl Fleet {
             }
         }
         Ok(kib * 1024)
+    }
+
+    /// Reboot a host (`systemctl reboot` inside) and wait until it answers ssh again from a new
+    /// boot, on its own disk (`testing/fleet` boots it again when its systemd asks for a reboot).
+    /// Returns how long it was away.
+    pub fn reboot(&self, host: &str, timeout: Duration) -> Result<Duration> {
+        let boot_id = || -> Result<String> {
+            let o = self
+                .ssh_timeout(
+                    host,
+                    "cat /proc/sys/kernel/random/boot_id",
+                    Duration::from_secs(10),
+                )?
+                .ok()?;
+            Ok(o.stdout.trim().to_string())
+        };
+        let before = boot_id()?;
+        let t0 = Instant::now();
+        // The connection dies with the host: its exit status says nothing.
+        let _ = self.ssh_timeout(host, "systemctl reboot", Duration::from_secs(10));
+        while t0.elapsed() < timeout {
+            match boot_id() {
+                Ok(now) if !now.is_empty() && now != before => return Ok(t0.elapsed()),
+                _ => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+        bail!("{host} did not come back within {timeout:?} of a reboot")
     }
 
     /// Run a shell command on a host with `input` on its stdin, e.g. `cat > /etc/x` to write a

@@ -34,11 +34,14 @@ fn sh(f: &Fleet, host: &str, cmd: &str) -> String {
 // every commit holds SERVED_HEAD for writing (a test that compares what the controller serves
 // with what a host clones holds it for reading); an untrusted tip is served only while
 // SERVED_TREE is held for writing (the `apply` tests, which clone `main` and converge its tree by
-// hand, hold it for reading). Lock order: DAEMON, SERVED_TREE, SERVED_HEAD.
+// hand, hold it for reading). Lock order: UP, DAEMON, SERVED_TREE, SERVED_HEAD.
 static SERVED_HEAD: RwLock<()> = RwLock::new(());
 static SERVED_TREE: RwLock<()> = RwLock::new(());
 /// The agent-daemon tests run one at a time: each changes what the agents see or do.
 static DAEMON: Mutex<()> = Mutex::new(());
+/// Every host answers: each test holds this for reading from its start (many dial every host); a
+/// reboot holds it for writing. Taken before any other lock.
+static UP: RwLock<()> = RwLock::new(());
 
 fn read<T>(l: &'static RwLock<T>) -> RwLockReadGuard<'static, T> {
     l.read().unwrap_or_else(|e| e.into_inner()) // a failed test must not fail the others
@@ -54,6 +57,7 @@ fn daemon_lock() -> MutexGuard<'static, ()> {
 
 #[test]
 fn the_fleet_is_the_states_inventory_in_three_datacenters() {
+    let _up = read(&UP);
     let f = fleet();
     let inv = Inventory::load(&f.spec().inventory).unwrap();
     match f.spec().select.as_deref() {
@@ -106,6 +110,7 @@ fn the_fleet_is_the_states_inventory_in_three_datacenters() {
 
 #[test]
 fn every_host_answers_ssh_with_its_own_hostname() {
+    let _up = read(&UP);
     let f = fleet();
     for h in f.hosts() {
         assert_eq!(sh(f, &h.name, "hostname").trim(), h.name);
@@ -119,6 +124,7 @@ fn every_host_answers_ssh_with_its_own_hostname() {
 
 #[test]
 fn strict_host_key_checking_uses_the_real_host_keys() {
+    let _up = read(&UP);
     let f = fleet();
     let config = std::fs::read_to_string(f.ssh_config()).unwrap();
     assert!(config.contains("StrictHostKeyChecking yes"));
@@ -155,6 +161,7 @@ fn strict_host_key_checking_uses_the_real_host_keys() {
 
 #[test]
 fn each_host_has_its_own_machine_id_and_host_key() {
+    let _up = read(&UP);
     let f = fleet();
     let mut ids = BTreeSet::new();
     let mut keys = BTreeSet::new();
@@ -178,6 +185,7 @@ fn each_host_has_its_own_machine_id_and_host_key() {
 
 #[test]
 fn hosts_in_different_datacenters_reach_each_other_through_the_router() {
+    let _up = read(&UP);
     let f = fleet();
     let hosts = one_per_dc(f);
     assert!(hosts.len() >= 3);
@@ -208,6 +216,7 @@ fn hosts_in_different_datacenters_reach_each_other_through_the_router() {
 
 #[test]
 fn a_host_cannot_reach_anything_outside_the_box() {
+    let _up = read(&UP);
     let f = fleet();
     let h = &f.hosts()[0];
     // Hosts route through the router, which has no uplink; a local rule makes anything outside
@@ -289,6 +298,7 @@ fn a_host_cannot_reach_anything_outside_the_box() {
 
 #[test]
 fn systemd_is_pid_1_and_starts_units() {
+    let _up = read(&UP);
     let f = fleet();
     let h = &f.hosts()[1];
     assert_eq!(sh(f, &h.name, "cat /proc/1/comm").trim(), "systemd");
@@ -325,6 +335,7 @@ fn systemd_is_pid_1_and_starts_units() {
 
 #[test]
 fn a_package_installs_through_the_controller_proxy() {
+    let _up = read(&UP);
     let f = fleet();
     let h = f.hosts().last().unwrap();
     let proxy = sh(f, &h.name, "apt-config dump Acquire::http::Proxy");
@@ -357,6 +368,7 @@ fn a_package_installs_through_the_controller_proxy() {
 
 #[test]
 fn the_agent_runs_inside_every_host() {
+    let _up = read(&UP);
     let f = fleet();
     let bin = f.spec().agent_bin.clone().unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/cfgm-agent")
@@ -376,6 +388,7 @@ fn the_agent_runs_inside_every_host() {
 
 #[test]
 fn the_states_repository_clones_over_git_from_inside_hosts() {
+    let _up = read(&UP);
     let f = fleet();
     let _head = read(&SERVED_HEAD);
     assert_eq!(f.git_url(), "git://controller/states");
@@ -416,6 +429,7 @@ fn the_states_repository_clones_over_git_from_inside_hosts() {
 /// the hosts that the converging tests leave alone.
 #[test]
 fn hosts_are_light_median_under_48_mib_each_under_256_mib() {
+    let _up = read(&UP);
     let f = fleet();
     let busy: BTreeSet<String> = apply_hosts(f)
         .into_iter()
@@ -552,6 +566,7 @@ fn converge_and_check(f: &Fleet, host: &Host) {
 
 #[test]
 fn the_agent_converges_an_edge_host_to_the_example_states() {
+    let up = read(&UP);
     let f = fleet();
     let host = f
         .hosts()
@@ -594,10 +609,99 @@ fn the_agent_converges_an_edge_host_to_the_example_states() {
     );
     assert_eq!(sh(f, name, "stat -c %a /etc/sudoers.d/ops").trim(), "440");
     assert!(sh(f, name, "cat /etc/motd").starts_with(&format!("{name} — edge in {}", host.dc)));
+
+    // A reboot keeps what the agent converged: services, sysctls, users, files.
+    let probe = "systemctl is-active nginx prometheus-node-exporter ssh; \
+                 systemctl is-enabled nginx prometheus-node-exporter; \
+                 sysctl -n net.core.somaxconn net.ipv4.tcp_fin_timeout; id alice; id bob; \
+                 stat -c '%a %U' /etc/sudoers.d/ops; head -n 1 /etc/motd";
+    survives_a_reboot(f, name, probe, up);
+    let page = sh(f, name, "curl -s http://localhost/");
+    assert!(
+        page.contains(&format!("<h1>{name}</h1>")),
+        "after a reboot: {page}"
+    );
+}
+
+/// Reboots `host` (its disk stays: `testing/fleet` boots it again) and checks that `probe` prints
+/// the same before and after, and that the agent then finds nothing to change. Holds [`UP`] for
+/// writing while the host is away (the caller's read guard is given up first).
+fn survives_a_reboot(f: &Fleet, host: &str, probe: &str, up: RwLockReadGuard<'static, ()>) {
+    let before = sh(f, host, probe);
+    drop(up);
+    let _down = write(&UP);
+    let away = f
+        .reboot(host, Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    // systemd may still be starting units when sshd answers
+    let mut after = String::new();
+    for _ in 0..60 {
+        after = sh(
+            f,
+            host,
+            &format!("timeout 60 systemctl is-system-running --wait >/dev/null 2>&1; {probe}"),
+        );
+        if after == before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(after, before, "{host}: not the same after a reboot");
+    let _tree = read(&SERVED_TREE);
+    let (code, report) = agent_apply(f, host, "");
+    assert_eq!(
+        code,
+        Some(0),
+        "{host}: apply after a reboot: {:?}",
+        problems(&report)
+    );
+    assert_eq!(
+        report["counts"]["changed"],
+        0,
+        "{host}: after a reboot the agent changed {:?}",
+        with_outcome(&report, "changed")
+    );
+    eprintln!(
+        "{host}: rebooted, back in {:.1} s with services, sysctls, users and files as they were; apply: 0 changes",
+        away.as_secs_f64()
+    );
+}
+
+/// The redis password of the example states (a secret data value).
+fn redis_password() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../states/data/role/db.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let v: toml::Table = toml::from_str(&text).unwrap();
+    v["redis"]["password"].as_str().unwrap().to_string()
+}
+
+/// A host that neither the `apply` tests nor the agent service use, to act as a client.
+fn client_host(f: &Fleet) -> Option<Host> {
+    let busy: Vec<String> = apply_hosts(f)
+        .iter()
+        .map(|h| h.name.clone())
+        .chain(agent_hosts(f).iter().map(|h| h.name.clone()))
+        .collect();
+    f.hosts().iter().find(|h| !busy.contains(&h.name)).cloned()
+}
+
+/// `redis-cli -h ADDR [-a PASSWORD] ping` from `client`.
+fn redis_ping(f: &Fleet, client: &str, server: &Host, password: Option<&str>) -> String {
+    let auth = password
+        .map(|p| format!("-a '{p}' --no-auth-warning"))
+        .unwrap_or_default();
+    sh(
+        f,
+        client,
+        &format!("redis-cli -h {} {auth} ping 2>&1 || true", server.address),
+    )
+    .trim()
+    .to_string()
 }
 
 #[test]
 fn the_agent_converges_a_db_host_to_the_example_states() {
+    let up = read(&UP);
     let f = fleet();
     let host = f
         .hosts()
@@ -622,6 +726,61 @@ fn the_agent_converges_a_db_host_to_the_example_states() {
     assert!(conf.contains("maxmemory 64mb"), "{conf}");
     assert_eq!(sh(f, name, "sysctl -n net.core.somaxconn").trim(), "1024");
     assert!(sh(f, name, "cat /etc/sysctl.d/*cfgm*").contains("net.core.somaxconn"));
+    assert_eq!(
+        sh(f, name, "grep '^protected-mode ' /etc/redis/redis.conf").trim(),
+        "protected-mode yes"
+    );
+    // The password is in its own file that redis.conf includes, and in no report the agent kept.
+    let password = redis_password();
+    assert_eq!(
+        sh(f, name, "stat -c '%a %U:%G' /etc/redis/auth.conf; grep -c '^requirepass ' /etc/redis/auth.conf; tail -n 1 /etc/redis/redis.conf"),
+        "640 root:redis\n1\ninclude /etc/redis/auth.conf\n"
+    );
+    assert_eq!(
+        sh(
+            f,
+            name,
+            &format!("grep -rlF '{password}' /var/lib/cfgm/reports || true")
+        )
+        .trim(),
+        "",
+        "a report shows the redis password"
+    );
+
+    // Bound to the fleet address, protected mode on, a password: another host's client is
+    // answered once it authenticates, and refused without.
+    let client = client_host(f);
+    if let Some(c) = &client {
+        let install = "apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive \
+                       apt-get install -y -q --no-install-recommends redis-tools >/dev/null";
+        f.ssh_timeout(&c.name, install, Duration::from_secs(300))
+            .and_then(|o| o.ok())
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(redis_ping(f, &c.name, host, Some(&password)), "PONG");
+        let refused = redis_ping(f, &c.name, host, None);
+        assert!(
+            refused.contains("NOAUTH"),
+            "without the password: {refused}"
+        );
+        eprintln!(
+            "{name}: redis answers PONG to redis-cli -a … from {}",
+            c.name
+        );
+    } else {
+        eprintln!("{name}: no free host for a redis client (FLEET_HOSTS too small)");
+    }
+
+    let probe = "systemctl is-active redis-server prometheus-node-exporter ssh; \
+                 systemctl is-enabled redis-server; sysctl -n net.core.somaxconn; id alice; \
+                 grep -E '^(bind|port|protected-mode|maxmemory) ' /etc/redis/redis.conf";
+    survives_a_reboot(f, name, probe, up);
+    if let Some(c) = &client {
+        assert_eq!(
+            redis_ping(f, &c.name, host, Some(&password)),
+            "PONG",
+            "after a reboot"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -811,6 +970,7 @@ fn resource_ids(r: &Value, outcome: &str) -> BTreeSet<String> {
 /// release key, and converged with no failure; `applied-commit` names it.
 #[test]
 fn the_agent_service_brings_each_host_to_the_signed_commit_on_its_own() {
+    let _up = read(&UP);
     let f = fleet();
     let a = agents();
     let _d = daemon_lock();
@@ -889,6 +1049,7 @@ fn the_agent_service_brings_each_host_to_the_signed_commit_on_its_own() {
 /// untrusted tree reaches it. A signed commit on top is then accepted, with nothing to change.
 #[test]
 fn a_commit_signed_by_an_untrusted_key_is_refused_and_hosts_stay_on_the_good_commit() {
+    let _up = read(&UP);
     let f = fleet();
     let a = agents();
     let _d = daemon_lock();
@@ -992,6 +1153,7 @@ fn a_commit_signed_by_an_untrusted_key_is_refused_and_hosts_stay_on_the_good_com
 /// next cycle, whose report lists exactly those two changes.
 #[test]
 fn drift_is_repaired_by_the_next_cycle_and_reported_exactly() {
+    let _up = read(&UP);
     let f = fleet();
     let a = agents();
     let _d = daemon_lock();
@@ -1069,6 +1231,7 @@ fn cfgm_metrics_via_node_exporter(f: &Fleet, h: &Host) -> (String, String) {
 /// serves the last run's success and the commit the host is converged to.
 #[test]
 fn node_exporter_serves_the_agents_metrics() {
+    let _up = read(&UP);
     let f = fleet();
     let a = agents();
     let _d = daemon_lock();
@@ -1099,6 +1262,7 @@ fn node_exporter_serves_the_agents_metrics() {
 /// promtool accepts the agent's metrics file and the `cfgm_*` families node exporter serves.
 #[test]
 fn the_agents_metrics_pass_promtool_check_metrics() {
+    let _up = read(&UP);
     let f = fleet();
     let a = agents();
     let _d = daemon_lock();

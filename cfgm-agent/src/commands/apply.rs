@@ -1,11 +1,14 @@
 //! `cfgm-agent apply`: converge this host to its catalog once, print the
 //! report.
 
+use super::progress::Progress;
 use cfgm_agent::converge::{converge_once, to_json, Config, TreeInput};
 use cfgm_agent::RunError;
+use cfgm_core::engine::EventSink;
 use cfgm_core::Mode;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,9 +21,13 @@ pub struct Args {
     /// Show what would change, change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Print the report as JSON.
+    /// Print the report as JSON (and no progress lines).
     #[arg(long)]
     json: bool,
+    /// No progress lines while it works (one per resource as it finishes,
+    /// on stderr; a spinner for what runs when stderr is a terminal).
+    #[arg(long, short)]
+    quiet: bool,
     /// Converge a host root filesystem mounted at DIR instead of this machine
     /// (files under DIR; packages, services and users through chroot).
     #[arg(long, default_value = "/", value_name = "DIR")]
@@ -48,16 +55,21 @@ pub struct Args {
 
 /// Runs the command; the exit code follows `cfgm_core::exit`.
 pub fn run(a: Args) -> Result<u8, RunError> {
-    let color = match a.color.as_str() {
+    let color_on = |terminal: bool| match a.color.as_str() {
         "always" => true,
         "never" => false,
-        _ => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal()
-        }
+        _ => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal,
     };
+    let color = color_on(std::io::stdout().is_terminal());
+    let progress =
+        (!a.json && !a.quiet).then(|| Progress::start(color_on(std::io::stderr().is_terminal())));
+    let sink = progress.clone().map(|p| p as Arc<dyn EventSink>);
     if let Some(rev) = &a.commit {
-        return apply_commit(&a, rev, color);
+        let code = apply_commit(&a, rev, color, sink);
+        if let Some(p) = &progress {
+            p.finish();
+        }
+        return code;
     }
     let facts = match &a.facts {
         Some(p) => {
@@ -85,7 +97,11 @@ pub fn run(a: Args) -> Result<u8, RunError> {
         locked: false,
         keep_report: true,
     };
-    let out = converge_once(&cfg, None, None)?;
+    let out = converge_once(&cfg, sink, None);
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    let out = out?;
     print_report(
         &out.report,
         &out.diagnostics,
@@ -98,7 +114,12 @@ pub fn run(a: Args) -> Result<u8, RunError> {
 
 /// `--commit REV`: pull that commit of the configured repository, verify
 /// it, converge it; a refused commit changes nothing and exits 3.
-fn apply_commit(a: &Args, rev: &str, color: bool) -> Result<u8, RunError> {
+fn apply_commit(
+    a: &Args,
+    rev: &str,
+    color: bool,
+    sink: Option<Arc<dyn EventSink>>,
+) -> Result<u8, RunError> {
     let mut cfg = super::run::load_config(&a.config)?;
     if let Some(h) = &a.host {
         cfg.host = Some(h.clone());
@@ -108,7 +129,7 @@ fn apply_commit(a: &Args, rev: &str, color: bool) -> Result<u8, RunError> {
     }
     let mut daemon = cfgm_agent::daemon::Daemon::new(cfg, &a.root, None)?;
     let mode = if a.dry_run { Mode::DryRun } else { Mode::Apply };
-    let report = daemon.cycle(Some(rev), mode, None, None)?;
+    let report = daemon.cycle(Some(rev), mode, sink, None)?;
     let sources = cfgm_core::Sources::new();
     print_report(&report, &[], &sources, a.json, color);
     let accepted = report

@@ -3,4 +3,5 @@
 pub mod apply;
 pub mod facts;
 pub mod install;
+pub mod progress;
 pub mod run;

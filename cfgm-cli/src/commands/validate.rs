@@ -10,6 +10,9 @@ pub struct Args {
     /// Print the outcome as JSON (summary and diagnostics with file, line, column).
     #[arg(long)]
     json: bool,
+    /// Fail (exit 1) on warnings too, e.g. a data key that no state or template reads (for CI).
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
@@ -24,23 +27,28 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
         diags.extend(d);
     }
     cfgm_core::diag::sort_dedup(&tree.sources, &mut diags);
-    let ok = diags.is_empty();
+    let warnings = cfgm_core::unused::unused_data_keys(&tree);
+    let ok = diags.is_empty() && (warnings.is_empty() || !args.deny_warnings);
     let ms = v.elapsed.as_secs_f64() * 1000.0;
     if args.json {
         ui.out(&format!(
             "{}\n",
             serde_json::json!({
                 "ok": ok,
+                "warnings": diags_json(&tree.sources, &warnings),
                 "hosts": v.hosts,
                 "failed_hosts": v.failed_hosts,
                 "distinct_catalogs": v.catalogs.len(),
                 "catalogs": v.catalogs,
+                // Which host has which catalog (hosts that compiled).
+                "host_catalogs": v.host_catalogs,
                 "resources": v.resources,
                 "elapsed_ms": (ms * 10.0).round() / 10.0,
                 "diagnostics": diags_json(&tree.sources, &diags),
             })
         ));
-    } else if ok {
+    } else if diags.is_empty() {
+        ui.diagnostics(&tree.sources, &warnings);
         ui.out(&format!(
             "{} {} hosts, {} distinct catalogs, {} resources, compiled in {:.1} ms\n",
             ui.green("valid:"),
@@ -49,7 +57,16 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
             v.resources,
             ms
         ));
+        if !warnings.is_empty() {
+            let n = plural(warnings.len(), "warning");
+            if args.deny_warnings {
+                ui.error(&format!("{n}, denied by --deny-warnings"));
+            } else {
+                ui.warning(&n);
+            }
+        }
     } else {
+        ui.diagnostics(&tree.sources, &warnings);
         ui.diagnostics(&tree.sources, &diags);
         let mut msg = format!(
             "{} problem{} in the tree",
@@ -77,4 +94,9 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
     } else {
         cfgm_core::exit::FAILED
     })
+}
+
+/// `1 warning`, `2 warnings`.
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
