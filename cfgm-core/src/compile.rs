@@ -404,7 +404,12 @@ impl<'a> Compiler<'a> {
                 };
                 let out = match a.ty {
                     AttrType::Template { .. } => {
-                        let (k, out) = self.template(st, r, path, at.val.clone(), ctx);
+                        let vars = spec
+                            .attrs
+                            .iter()
+                            .find(|v| v.ty == AttrType::TemplateVars)
+                            .and_then(|v| r.attrs.get(v.name));
+                        let (k, out) = self.template(st, r, path, at.val.clone(), ctx, vars);
                         ckey.update(&k);
                         out
                     }
@@ -452,6 +457,12 @@ impl<'a> Compiler<'a> {
                     for a in spec.attrs {
                         let into = match a.ty {
                             AttrType::Template { into } | AttrType::TreeFile { into } => into,
+                            AttrType::TemplateVars => {
+                                // Rendered into the content; a catalog
+                                // carries what is applied, not its inputs.
+                                attrs.remove(a.name);
+                                continue;
+                            }
                             _ => continue,
                         };
                         match rendered.get(&(i, a.name)).map(|x| x.as_ref()) {
@@ -546,6 +557,7 @@ impl<'a> Compiler<'a> {
         path: &str,
         at: Range<usize>,
         ctx: &Value,
+        vars: Option<&Value>,
     ) -> (Key, Arc<Result<String, Diagnostic>>) {
         let broken = |b: &String| {
             path == b.as_str()
@@ -581,7 +593,12 @@ impl<'a> Compiler<'a> {
                 .note(format!("expected a file templates/{path}"));
             return ([0; 32], Arc::new(Err(d)));
         };
-        let key = vars_key(&["template", path], &tf.vars, ctx);
+        let empty = Value::Object(Default::default());
+        let fctx = FileContext {
+            ctx,
+            vars: vars.unwrap_or(&empty),
+        };
+        let key = vars_key(&["template", path], &tf.vars, &fctx);
         if let Some(s) = self.files.lock().expect("cache").get(&key) {
             return (key, s.clone());
         }
@@ -590,12 +607,16 @@ impl<'a> Compiler<'a> {
             .files_env
             .get_template(path)
             .map_err(RenderError::Template)
-            .and_then(|t| render_bounded(&t, ctx))
+            .and_then(|t| render_bounded(&t, &fctx))
         {
             Ok(s) => Ok(s),
             Err(e) => {
                 let text = self.sources().text(tf.file);
-                let mut d = render_error(self.sources(), tf.file, &text, &e, Some(ctx));
+                let mut whole = ctx.clone();
+                if let Value::Object(o) = &mut whole {
+                    o.insert("vars".into(), fctx.vars.clone());
+                }
+                let mut d = render_error(self.sources(), tf.file, &text, &e, Some(&whole));
                 let span = st.span(self.sources(), at);
                 d = d.secondary(span, format!("rendered for {}", r.id));
                 Err(d)
@@ -686,8 +707,49 @@ fn one_line(sources: &Sources, d: &Diagnostic) -> String {
     }
 }
 
+/// What a file template sees: the host's context and the resource's
+/// `vars` (an empty table when it gives none), without copying the context.
+struct FileContext<'a> {
+    ctx: &'a Value,
+    vars: &'a Value,
+}
+
+impl serde::Serialize for FileContext<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if let Value::Object(o) = self.ctx {
+            for (k, v) in o.iter().filter(|(k, _)| k.as_str() != "vars") {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("vars", self.vars)?;
+        m.end()
+    }
+}
+
+/// A render context whose values a cache key can read by name.
+trait Lookup {
+    fn top(&self, name: &str) -> Option<&Value>;
+}
+
+impl Lookup for Value {
+    fn top(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}
+
+impl Lookup for FileContext<'_> {
+    fn top(&self, name: &str) -> Option<&Value> {
+        match name {
+            "vars" => Some(self.vars),
+            _ => self.ctx.get(name),
+        }
+    }
+}
+
 /// Hashes a tag and the values of the context paths a template reads.
-fn vars_key(tag: &[&str], vars: &[String], ctx: &Value) -> Key {
+fn vars_key(tag: &[&str], vars: &[String], ctx: &impl Lookup) -> Key {
     let mut h = blake3::Hasher::new();
     for t in tag {
         h.update(t.as_bytes());
@@ -696,8 +758,9 @@ fn vars_key(tag: &[&str], vars: &[String], ctx: &Value) -> Key {
     for v in vars {
         h.update(v.as_bytes());
         h.update(&[0]);
-        let mut cur = Some(ctx);
-        for part in v.split('.') {
+        let mut parts = v.split('.');
+        let mut cur = parts.next().and_then(|p| ctx.top(p));
+        for part in parts {
             cur = cur.and_then(|c| c.get(part));
         }
         let _ = serde_json::to_writer(&mut h, &cur.unwrap_or(&Value::Null));

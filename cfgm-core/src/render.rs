@@ -52,7 +52,7 @@ pub enum RenderError {
 /// is set on the environment).
 pub fn render_bounded(
     t: &minijinja::Template<'_, '_>,
-    ctx: &serde_json::Value,
+    ctx: &impl serde::Serialize,
 ) -> Result<String, RenderError> {
     let mut out = Capped {
         buf: Vec::new(),
@@ -507,7 +507,7 @@ pub(crate) fn reads(source: &str, vars: std::collections::HashSet<String>) -> Ve
             matches!(keyword, "set" | "for" | "with" | "macro") && binds_context_name(rest)
         });
     if opaque {
-        return vec!["data".into(), "facts".into(), "host".into()];
+        return vec!["data".into(), "facts".into(), "host".into(), "vars".into()];
     }
     let mut v: Vec<String> = vars.into_iter().collect();
     v.sort();
@@ -535,7 +535,7 @@ pub(crate) fn block_tags(source: &str) -> impl Iterator<Item = (usize, &str, &st
 }
 
 /// Whether the targets of a `set`/`for`/`with`/`macro` tag (the part before
-/// `=`, `in` or the closing `%}`) name `host`, `data` or `facts`.
+/// `=`, `in` or the closing `%}`) name `host`, `data`, `facts` or `vars`.
 fn binds_context_name(after_keyword: &str) -> bool {
     let end = after_keyword.find("%}").unwrap_or(after_keyword.len());
     let tag = &after_keyword[..end];
@@ -547,7 +547,7 @@ fn binds_context_name(after_keyword: &str) -> bool {
     };
     targets
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .any(|w| matches!(w, "host" | "data" | "facts"))
+        .any(|w| matches!(w, "host" | "data" | "facts" | "vars"))
 }
 
 /// A bounded render's failure as a diagnostic in the template source.

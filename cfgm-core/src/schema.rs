@@ -43,6 +43,10 @@ pub enum AttrType {
     Template {
         into: &'static str,
     },
+    /// Variables for the resource's template: a table of any values,
+    /// visible to the template as `vars`. Consumed at compile time (the
+    /// rendered content carries them); the catalog does not hold them.
+    TemplateVars,
     /// A path under the tree's `files/`, read at compile time into the
     /// attribute named here.
     TreeFile {
@@ -72,6 +76,7 @@ impl AttrType {
             }
             AttrType::LinkTarget => "a link target (a path, not empty)".into(),
             AttrType::Table => "a table".into(),
+            AttrType::TemplateVars => "a table of template variables".into(),
             AttrType::Template { .. } => "a template path (a string)".into(),
             AttrType::TreeFile { .. } => "a file path under files/ (a string)".into(),
         }
@@ -124,7 +129,7 @@ impl AttrType {
                 }
                 true
             }
-            (AttrType::Table, Value::Object(_)) => true,
+            (AttrType::Table | AttrType::TemplateVars, Value::Object(_)) => true,
             (AttrType::Template { .. } | AttrType::TreeFile { .. }, Value::String(_)) => true,
             _ => false,
         };

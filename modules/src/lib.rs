@@ -303,7 +303,7 @@ mod tests {
                 AttrType::Scalar => json!("1"),
                 AttrType::Mode => json!("0644"),
                 AttrType::Enum(v) => json!(v[0]),
-                AttrType::Table => json!({"k": "v"}),
+                AttrType::Table | AttrType::TemplateVars => json!({"k": "v"}),
             }
         }
         let mut bad = Vec::new();

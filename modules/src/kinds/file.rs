@@ -24,6 +24,11 @@ pub static SPEC: KindSpec = KindSpec {
             "a template under templates/, rendered with host, data and facts",
         ),
         AttrSpec::opt(
+            "vars",
+            AttrType::TemplateVars,
+            "variables for the template, seen there as `vars` (any TOML values)",
+        ),
+        AttrSpec::opt(
             "source",
             AttrType::TreeFile { into: "content" },
             "a file under files/ copied as is",
@@ -56,6 +61,12 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
                 "`{}` and `{}` exclude each other: give the content one way",
                 sources[0], sources[1]
             ),
+        ));
+    }
+    if attrs.contains_key("vars") && !attrs.contains_key("template") {
+        out.push(Problem::attr(
+            "vars",
+            "`vars` are for a template: give `template` too",
         ));
     }
     if crate::is_absent(attrs) {
@@ -98,6 +109,10 @@ pub struct Desired {
     pub template: Option<String>,
     #[serde(default)]
     pub source: Option<String>,
+    /// Consumed by the compiler (rendered into `content`); accepted so a
+    /// resource may say it, never in a catalog.
+    #[serde(default)]
+    pub vars: Option<Value>,
     #[serde(default)]
     pub mode: Option<String>,
     #[serde(default)]
