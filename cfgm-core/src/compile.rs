@@ -479,7 +479,15 @@ impl<'a> Compiler<'a> {
                     (true, Some(s)) => s.secret_attrs.iter().map(|a| a.to_string()).collect(),
                     _ => Vec::new(),
                 };
-                let origin = match &files[node.state] {
+                // A resource a macro wrote comes from the macro's file.
+                let map = &st.rendered.map;
+                let foreign = map.file_at(r.range.start);
+                let file = if foreign == map.file {
+                    files[node.state].clone()
+                } else {
+                    self.sources().get(foreign)
+                };
+                let origin = match &file {
                     Some(f) => {
                         let span = st
                             .rendered
@@ -531,16 +539,26 @@ impl<'a> Compiler<'a> {
                     diags,
                 }
             }
-            Err(e) => StateOutcome {
-                parsed: None,
-                diags: vec![render_error(
-                    self.sources(),
-                    sf.file,
-                    &sf.tagged,
-                    &e,
-                    Some(ctx),
-                )],
-            },
+            Err(e) => {
+                // An error inside an imported macro is that library's.
+                let in_macro = match &e {
+                    RenderError::Template(t) => t.name().and_then(|n| self.tree.macros.get(n)),
+                    RenderError::Output { .. } => None,
+                };
+                let d = match in_macro {
+                    Some(m) => render_error(self.sources(), m.file, &m.tagged, &e, Some(ctx)).note(
+                        format!(
+                            "in a macro of macros/{}, called by states/{name}.toml",
+                            m.name
+                        ),
+                    ),
+                    None => render_error(self.sources(), sf.file, &sf.tagged, &e, Some(ctx)),
+                };
+                StateOutcome {
+                    parsed: None,
+                    diags: vec![d],
+                }
+            }
         };
         let outcome = Arc::new(outcome);
         self.states

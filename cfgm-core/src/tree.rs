@@ -2,7 +2,7 @@
 //!
 //! This module owns the tree's format: `cfgm.toml`, `inventory.toml`,
 //! `top.toml`, `data/` (layered: common, dc, role, host), `states/*.toml`,
-//! `templates/` and `files/`. It reads every file once, through the tree's
+//! `macros/` (macro libraries states import), `templates/` and `files/`. It reads every file once, through the tree's
 //! [`TreeSource`] (a directory or, later, a git commit: one code path),
 //! into [`Sources`], parses the plain TOML files (with spans, so errors
 //! point into them), prepares the state and file templates in minijinja,
@@ -16,7 +16,9 @@
 
 use crate::diag::{suggest, Diagnostic, FileId, Sources, Span};
 use crate::parse::toml_to_json;
-use crate::render::{pulls_in, reads, tag_source, template_error};
+use crate::render::{
+    imports, includes, reads, reads_with, tag_source, tag_source_in, template_error,
+};
 use crate::select::{SelectError, Selector, Term};
 use crate::source::{DirSource, SourceError, TreeSource, MAX_FILE_BYTES};
 use minijinja::{Environment, UndefinedBehavior};
@@ -137,6 +139,22 @@ pub struct StateFile {
     pub vars: Vec<String>,
 }
 
+/// A macro library under `macros/`, which states import from
+/// (`{% from "ssh.jinja" import server %}`).
+#[derive(Debug)]
+pub struct MacroFile {
+    /// Its path under `macros/`: the name states import it by.
+    pub name: String,
+    pub file: FileId,
+    /// The tagged source: its markers name this file, so lines a macro
+    /// writes into a state map to the macro's lines.
+    pub tagged: String,
+    /// The context paths it reads (see [`StateFile::vars`]).
+    pub vars: Vec<String>,
+    /// The macro libraries it imports in turn.
+    pub imports: Vec<String>,
+}
+
 /// A file template under `templates/`.
 #[derive(Debug)]
 pub struct TemplateFile {
@@ -159,6 +177,10 @@ pub struct Tree {
     pub data_role: BTreeMap<String, Value>,
     pub data_host: BTreeMap<String, Value>,
     pub states: BTreeMap<String, StateFile>,
+    /// Macro libraries under `macros/`, by name.
+    pub macros: BTreeMap<String, MacroFile>,
+    /// Macro libraries that could not be loaded (already reported).
+    pub broken_macros: BTreeSet<String>,
     /// States whose template does not parse (already reported): they exist,
     /// so naming them is not a second error.
     pub broken_states: BTreeSet<String>,
@@ -242,6 +264,8 @@ impl Tree {
             data_role: BTreeMap::new(),
             data_host: BTreeMap::new(),
             states: BTreeMap::new(),
+            macros: BTreeMap::new(),
+            broken_macros: BTreeSet::new(),
             broken_states: BTreeSet::new(),
             templates: BTreeMap::new(),
             broken_templates: BTreeSet::new(),
@@ -253,6 +277,7 @@ impl Tree {
         t.load_config(&mut diags);
         t.load_inventory(&mut diags);
         t.load_data(&mut diags);
+        t.load_macros(&mut diags);
         t.load_states(&mut diags);
         t.load_templates(&mut diags);
         t.load_top(&mut diags);
@@ -457,28 +482,45 @@ impl Tree {
                     continue;
                 }
             };
+            if self.macros.contains_key(&name) {
+                diags.push(
+                    Diagnostic::error(
+                        "state-name",
+                        format!("{rel}: state `{name}` has the name of a macro library"),
+                    )
+                    .primary(Span::new(id, 0..0), "rename this state")
+                    .note(format!("macros/{name} is imported by that name")),
+                );
+                self.broken_states.insert(name);
+                continue;
+            }
             let tagged = tag_source(&text);
             match self
                 .states_env
                 .add_template_owned(name.clone(), tagged.clone())
             {
                 Ok(()) => {
-                    if let Some(at) = pulls_in(&text) {
+                    if let Some(at) = includes(&text) {
                         // Another state's text would arrive with that file's
                         // line markers and be reported in this one.
                         diags.push(
-                            Diagnostic::error("state-include", "a state file cannot pull in another template")
-                                .primary(Span::new(id, at..at + 2), "Jinja include/import/extends in a state")
-                                .note("states compose with `include = [\"base\"]` at the top of the file; file templates (templates/) may include each other"),
+                            Diagnostic::error("state-include", "a state file cannot include or extend another template")
+                                .primary(Span::new(id, at..at + 2), "Jinja include/extends in a state")
+                                .note("states compose with `include = [\"base\"]` at the top of the file, and import macros from macros/ (`{% from \"x.jinja\" import y %}`); file templates (templates/) may include each other"),
                         );
                         self.broken_states.insert(name);
                         continue;
                     }
-                    let vars = self
+                    let Some(imported) = self.check_imports(id, &text, diags) else {
+                        self.broken_states.insert(name);
+                        continue;
+                    };
+                    let own = self
                         .states_env
                         .get_template(&name)
-                        .map(|t| reads(&text, t.undeclared_variables(true)))
+                        .map(|t| reads_with(&text, t.undeclared_variables(true), true))
                         .unwrap_or_default();
+                    let vars = self.with_macro_vars(own, &imported);
                     self.states.insert(
                         name.clone(),
                         StateFile {
@@ -495,6 +537,147 @@ impl Tree {
                 }
             }
         }
+    }
+
+    /// Loads `macros/`: every file is a macro library states may import by
+    /// its path under `macros/`. Read through the source like every other
+    /// file; its markers name its own file (see `render::tag_source_in`).
+    fn load_macros(&mut self, diags: &mut Vec<Diagnostic>) {
+        let listing = self.source.list("macros");
+        for p in &listing.problems {
+            diags.push(source_error(p));
+            if let Some(path) = p.path().strip_prefix("macros/") {
+                self.broken_macros.insert(path.to_string());
+            }
+        }
+        let mut loaded = Vec::new();
+        for rel in listing.files {
+            let name = rel["macros/".len()..].to_string();
+            let (id, text) = match self.read(&rel, diags) {
+                Read::Text(id, text) => (id, text),
+                Read::Missing => continue,
+                Read::Failed => {
+                    self.broken_macros.insert(name);
+                    continue;
+                }
+            };
+            let tagged = tag_source_in(&text, id);
+            if let Err(e) = self
+                .states_env
+                .add_template_owned(name.clone(), tagged.clone())
+            {
+                diags.push(template_error(&self.sources, id, &tagged, &e, None));
+                self.broken_macros.insert(name);
+                continue;
+            }
+            if let Some(at) = includes(&text) {
+                diags.push(
+                    Diagnostic::error("state-include", "a macro library cannot include or extend another template")
+                        .primary(Span::new(id, at..at + 2), "Jinja include/extends in a macro library")
+                        .note("a macro library holds macros; it may import other macro libraries (`{% from \"x.jinja\" import y %}`)"),
+                );
+                self.broken_macros.insert(name);
+                continue;
+            }
+            let vars = self
+                .states_env
+                .get_template(&name)
+                .map(|t| reads_with(&text, t.undeclared_variables(true), true))
+                .unwrap_or_default();
+            self.macros.insert(
+                name.clone(),
+                MacroFile {
+                    name: name.clone(),
+                    file: id,
+                    tagged,
+                    vars,
+                    imports: Vec::new(),
+                },
+            );
+            loaded.push((name, id, text));
+        }
+        // Imports are checked once every library is known.
+        for (name, id, text) in loaded {
+            match self.check_imports(id, &text, diags) {
+                Some(imports) => {
+                    if let Some(m) = self.macros.get_mut(&name) {
+                        m.imports = imports;
+                    }
+                }
+                None => {
+                    self.macros.remove(&name);
+                    self.broken_macros.insert(name);
+                }
+            }
+        }
+    }
+
+    /// The macro libraries a state or library imports, each named by a
+    /// string literal that is a file under `macros/`; `None` (reported)
+    /// when one is not.
+    fn check_imports(
+        &self,
+        id: FileId,
+        text: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (at, lit) in imports(text) {
+            match lit {
+                Some((_, name)) if self.macros.contains_key(name) => out.push(name.to_string()),
+                // Its own problem was reported when it loaded.
+                Some((_, name)) if self.broken_macros.contains(name) => ok = false,
+                Some((range, name)) => {
+                    let label = match suggest(name, self.macros.keys().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "no such macro library".to_string(),
+                    };
+                    diags.push(
+                        Diagnostic::error(
+                            "missing-macros",
+                            format!("imports `{name}`, which is not a macro library"),
+                        )
+                        .primary(Span::new(id, range), label)
+                        .note(format!(
+                            "expected a file macros/{name}; states import macros from macros/ only"
+                        )),
+                    );
+                    ok = false;
+                }
+                None => {
+                    diags.push(
+                        Diagnostic::error(
+                            "state-include",
+                            "an import must name its macro library literally",
+                        )
+                        .primary(Span::new(id, at..at + 2), "import of a computed name")
+                        .note("write the name as a string: `{% from \"x.jinja\" import y %}`"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A state's own reads plus those of every macro library it imports,
+    /// directly or not: hosts that agree on all of them render it alike.
+    fn with_macro_vars(&self, mut vars: Vec<String>, imported: &[String]) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<&str> = imported.iter().map(String::as_str).collect();
+        while let Some(n) = todo.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            if let Some(m) = self.macros.get(n) {
+                vars.extend(m.vars.iter().cloned());
+                todo.extend(m.imports.iter().map(String::as_str));
+            }
+        }
+        vars.sort();
+        vars.dedup();
+        vars
     }
 
     fn load_templates(&mut self, diags: &mut Vec<Diagnostic>) {
