@@ -25,7 +25,7 @@ use crate::render::render_error;
 use crate::render::{render_bounded, untag, RenderError};
 use crate::schema::{AttrType, Registry};
 use crate::source::{is_tree_path, SourceError};
-use crate::tree::{missing_state, source_error, Host, Tree};
+use crate::tree::{missing_state, source_error, Data, Host, Tree};
 use rayon::prelude::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -209,12 +209,14 @@ impl<'a> Compiler<'a> {
     }
 
     /// The template context of a host: `host`, `data` and `facts`.
-    pub fn context(&self, host: &Host, facts: Option<&Value>) -> Value {
-        serde_json::json!({
-            "host": host.to_context(),
-            "data": self.tree.data_for(host),
-            "facts": facts.cloned().unwrap_or_else(|| Value::Object(Default::default())),
-        })
+    pub fn context(&self, host: &Host, facts: Option<&Value>) -> Context {
+        Context {
+            host: host.to_context(),
+            data: self.tree.data_for(host),
+            facts: facts
+                .cloned()
+                .unwrap_or_else(|| Value::Object(Default::default())),
+        }
     }
 
     /// Compiles one host's catalog; any problem is an error.
@@ -320,7 +322,7 @@ impl<'a> Compiler<'a> {
     fn parsed_states(
         &self,
         host: &Host,
-        ctx: &Value,
+        ctx: &Context,
         diags: &mut Vec<Diagnostic>,
     ) -> Option<Vec<(Key, Arc<ParsedState>)>> {
         let mut level: Vec<Pending> = self
@@ -383,7 +385,7 @@ impl<'a> Compiler<'a> {
         &self,
         graph: &GraphOutcome,
         gkey: Key,
-        ctx: &Value,
+        ctx: &Context,
         diags: &mut Vec<Diagnostic>,
     ) -> (Key, Rendered) {
         let mut ckey = blake3::Hasher::new();
@@ -519,7 +521,7 @@ impl<'a> Compiler<'a> {
             .collect()
     }
 
-    fn state(&self, key: Key, name: &str, ctx: &Value) -> Arc<StateOutcome> {
+    fn state(&self, key: Key, name: &str, ctx: &Context) -> Arc<StateOutcome> {
         if let Some(s) = self.states.lock().expect("cache").get(&key) {
             return s.clone();
         }
@@ -545,14 +547,14 @@ impl<'a> Compiler<'a> {
                     RenderError::Template(t) => t.name().and_then(|n| self.tree.macros.get(n)),
                     RenderError::Output { .. } => None,
                 };
+                let whole = ctx.to_json();
                 let d = match in_macro {
-                    Some(m) => render_error(self.sources(), m.file, &m.tagged, &e, Some(ctx)).note(
-                        format!(
+                    Some(m) => render_error(self.sources(), m.file, &m.tagged, &e, Some(&whole))
+                        .note(format!(
                             "in a macro of macros/{}, called by states/{name}.toml",
                             m.name
-                        ),
-                    ),
-                    None => render_error(self.sources(), sf.file, &sf.tagged, &e, Some(ctx)),
+                        )),
+                    None => render_error(self.sources(), sf.file, &sf.tagged, &e, Some(&whole)),
                 };
                 StateOutcome {
                     parsed: None,
@@ -574,7 +576,7 @@ impl<'a> Compiler<'a> {
         r: &ParsedResource,
         path: &str,
         at: Range<usize>,
-        ctx: &Value,
+        ctx: &Context,
         vars: Option<&Value>,
     ) -> (Key, Arc<Result<String, Diagnostic>>) {
         let broken = |b: &String| {
@@ -630,7 +632,7 @@ impl<'a> Compiler<'a> {
             Ok(s) => Ok(s),
             Err(e) => {
                 let text = self.sources().text(tf.file);
-                let mut whole = ctx.clone();
+                let mut whole = ctx.to_json();
                 if let Value::Object(o) = &mut whole {
                     o.insert("vars".into(), fctx.vars.clone());
                 }
@@ -725,43 +727,77 @@ fn one_line(sources: &Sources, d: &Diagnostic) -> String {
     }
 }
 
+/// What a host's templates see: `host`, `data` and `facts`. Data keeps
+/// its tables in source order (see [`Data`]), so it is not JSON.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Context {
+    pub host: Value,
+    pub data: Data,
+    pub facts: Value,
+}
+
+impl Context {
+    /// The context as JSON (keys sorted), for messages about it.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
 /// What a file template sees: the host's context and the resource's
 /// `vars` (an empty table when it gives none), without copying the context.
+#[derive(serde::Serialize)]
 struct FileContext<'a> {
-    ctx: &'a Value,
+    #[serde(flatten)]
+    ctx: &'a Context,
     vars: &'a Value,
 }
 
-impl serde::Serialize for FileContext<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(None)?;
-        if let Value::Object(o) = self.ctx {
-            for (k, v) in o.iter().filter(|(k, _)| k.as_str() != "vars") {
-                m.serialize_entry(k, v)?;
-            }
+/// A value in a render context: JSON (host, facts, vars) or data.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Json(&'a Value),
+    Data(&'a Data),
+}
+
+impl<'a> Node<'a> {
+    fn get(self, key: &str) -> Option<Node<'a>> {
+        match self {
+            Node::Json(v) => v.get(key).map(Node::Json),
+            Node::Data(v) => v.get(key).map(Node::Data),
         }
-        m.serialize_entry("vars", self.vars)?;
-        m.end()
+    }
+}
+
+impl serde::Serialize for Node<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Json(v) => v.serialize(s),
+            Node::Data(v) => v.serialize(s),
+        }
     }
 }
 
 /// A render context whose values a cache key can read by name.
 trait Lookup {
-    fn top(&self, name: &str) -> Option<&Value>;
+    fn top(&self, name: &str) -> Option<Node<'_>>;
 }
 
-impl Lookup for Value {
-    fn top(&self, name: &str) -> Option<&Value> {
-        self.get(name)
+impl Lookup for Context {
+    fn top(&self, name: &str) -> Option<Node<'_>> {
+        match name {
+            "host" => Some(Node::Json(&self.host)),
+            "data" => Some(Node::Data(&self.data)),
+            "facts" => Some(Node::Json(&self.facts)),
+            _ => None,
+        }
     }
 }
 
 impl Lookup for FileContext<'_> {
-    fn top(&self, name: &str) -> Option<&Value> {
+    fn top(&self, name: &str) -> Option<Node<'_>> {
         match name {
-            "vars" => Some(self.vars),
-            _ => self.ctx.get(name),
+            "vars" => Some(Node::Json(self.vars)),
+            _ => self.ctx.top(name),
         }
     }
 }
@@ -781,7 +817,7 @@ fn vars_key(tag: &[&str], vars: &[String], ctx: &impl Lookup) -> Key {
         for part in parts {
             cur = cur.and_then(|c| c.get(part));
         }
-        let _ = serde_json::to_writer(&mut h, &cur.unwrap_or(&Value::Null));
+        let _ = serde_json::to_writer(&mut h, &cur);
         h.update(&[0]);
     }
     h.finalize().into()

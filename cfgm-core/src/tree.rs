@@ -23,7 +23,7 @@ use crate::select::{SelectError, Selector, Term};
 use crate::source::{DirSource, SourceError, TreeSource, MAX_FILE_BYTES};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -172,10 +172,10 @@ pub struct Tree {
     pub config: TreeConfig,
     pub hosts: BTreeMap<String, Host>,
     pub top: Vec<TopRule>,
-    pub data_common: Value,
-    pub data_dc: BTreeMap<String, Value>,
-    pub data_role: BTreeMap<String, Value>,
-    pub data_host: BTreeMap<String, Value>,
+    pub data_common: Data,
+    pub data_dc: BTreeMap<String, Data>,
+    pub data_role: BTreeMap<String, Data>,
+    pub data_host: BTreeMap<String, Data>,
     pub states: BTreeMap<String, StateFile>,
     /// Macro libraries under `macros/`, by name.
     pub macros: BTreeMap<String, MacroFile>,
@@ -259,7 +259,7 @@ impl Tree {
             config: TreeConfig::default(),
             hosts: BTreeMap::new(),
             top: Vec::new(),
-            data_common: Value::Object(Map::new()),
+            data_common: Data::Table(Default::default()),
             data_dc: BTreeMap::new(),
             data_role: BTreeMap::new(),
             data_host: BTreeMap::new(),
@@ -436,7 +436,7 @@ impl Tree {
     fn load_data(&mut self, diags: &mut Vec<Diagnostic>) {
         if let Some((id, text)) = self.read_optional("data/common.toml", diags) {
             if let Some(v) = self.parse_toml::<toml::Table>(id, &text, diags) {
-                self.data_common = toml_to_json(&toml::Value::Table(v));
+                self.data_common = plain_data(toml::Value::Table(v));
             }
         }
         for (dir, which) in [("dc", 0), ("role", 1), ("host", 2)] {
@@ -451,7 +451,7 @@ impl Tree {
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let v = toml_to_json(&toml::Value::Table(v));
+                let v = plain_data(toml::Value::Table(v));
                 match which {
                     0 => self.data_dc.insert(key, v),
                     1 => self.data_role.insert(key, v),
@@ -824,8 +824,8 @@ impl Tree {
     }
 
     /// The data a host sees: common, then its dc, role and host layers,
-    /// deep-merged in that order (later wins).
-    pub fn data_for(&self, h: &Host) -> Value {
+    /// deep-merged in that order (later wins), tables in source order.
+    pub fn data_for(&self, h: &Host) -> Data {
         let mut d = self.data_common.clone();
         for layer in [
             self.data_dc.get(&h.dc),
@@ -835,7 +835,7 @@ impl Tree {
         .into_iter()
         .flatten()
         {
-            deep_merge(&mut d, layer);
+            merge_data(&mut d, layer);
         }
         d
     }
@@ -906,6 +906,42 @@ pub fn source_error(e: &SourceError) -> Diagnostic {
 /// The state a path under `states/` holds: `states/web.toml` → `web`.
 fn state_name(rel: &str) -> Option<&str> {
     rel.strip_prefix("states/")?.strip_suffix(".toml")
+}
+
+/// A host's data: TOML values whose tables keep their source order (the
+/// order an author wrote directives in is what a template writes them in),
+/// and whose dates are strings.
+pub type Data = toml::Value;
+
+/// Data as templates see it: every date and time as its TOML text.
+fn plain_data(v: toml::Value) -> Data {
+    match v {
+        toml::Value::Datetime(d) => toml::Value::String(d.to_string()),
+        toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(plain_data).collect()),
+        toml::Value::Table(t) => {
+            toml::Value::Table(t.into_iter().map(|(k, v)| (k, plain_data(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// Merges data layer `over` into `base`: tables merge key by key (a key
+/// already there keeps its place, a new one comes after), anything else
+/// replaces.
+pub fn merge_data(base: &mut Data, over: &Data) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(bv) => merge_data(bv, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
 }
 
 /// Merges `over` into `base`: tables merge key by key, anything else replaces.

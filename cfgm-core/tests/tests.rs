@@ -215,6 +215,31 @@ fn a_state_is_keyed_by_what_its_imported_macros_read() {
     assert_eq!(b.resources[0].origin.line, 2);
 }
 
+/// Data tables keep their source order through the layers and into
+/// templates (an override keeps its place, a new key comes last), and the
+/// catalog is still the same on every compile.
+#[test]
+fn data_keeps_source_order_through_merging_and_templates() {
+    let d = tempfile::tempdir().unwrap();
+    write_tree(
+        d.path(),
+        &[(
+            "s",
+            "[file.\"/etc/o\"]\ncontent = \"{% for k, v in data.o | items %}{{ k }}={{ v }} {% endfor %}\"\n",
+        )],
+    );
+    std::fs::create_dir_all(d.path().join("data/dc")).unwrap();
+    std::fs::write(
+        d.path().join("data/common.toml"),
+        "[o]\nz = 1\nb = 2\na = 3\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("data/dc/x.toml"), "[o]\nc = 4\nb = 5\n").unwrap();
+    let c = compile(d.path(), "a");
+    assert_eq!(c.resources[0].attrs["content"], "z=1 b=5 a=3 c=4 ");
+    assert_eq!(compile(d.path(), "a").id, c.id);
+}
+
 /// Regression: an escaped non-ASCII character in a template string made
 /// loading the tree panic.
 #[test]
