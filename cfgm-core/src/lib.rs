@@ -33,6 +33,7 @@ pub mod schema;
 pub mod select;
 pub mod source;
 pub mod tree;
+pub mod version;
 
 pub use catalog::{Catalog, CatalogId, DepKind, Resource, ResourceId};
 pub use compile::{Compiler, Validation};

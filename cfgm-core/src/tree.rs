@@ -216,6 +216,9 @@ fn new_env(states: bool) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(crate::render::FUEL));
+    // `x is version(">=", "1:9.2")`, and the filter alike: Debian ordering.
+    env.add_test("version", crate::version::template_fn);
+    env.add_filter("version", crate::version::template_fn);
     // File templates read like Ansible's: block tags do not leave blank
     // lines. States get the same effect from `render::untag`, which needs
     // every newline kept to map lines.
