@@ -116,12 +116,35 @@ fn prepare(dir: &Path) -> (Option<tempfile::TempDir>, PathBuf) {
     (Some(tmp), tree)
 }
 
+/// Output with `compiled in 1.2 ms` as `compiled in N ms`: timings vary.
+fn without_timings(out: &str) -> String {
+    let mut res = String::with_capacity(out.len());
+    let mut rest = out;
+    while let Some(p) = rest.find("compiled in ") {
+        let after = &rest[p + "compiled in ".len()..];
+        match after.find(" ms") {
+            Some(e) if after[..e].chars().all(|c| c.is_ascii_digit() || c == '.') => {
+                res.push_str(&rest[..p]);
+                res.push_str("compiled in N ms");
+                rest = &after[e + " ms".len()..];
+            }
+            _ => {
+                res.push_str(&rest[..p + "compiled in ".len()]);
+                rest = after;
+            }
+        }
+    }
+    res.push_str(rest);
+    res
+}
+
 fn run_case(dir: &Path) -> Result<(), String> {
     let cmd = std::fs::read_to_string(dir.join("cmd")).unwrap_or_else(|_| "validate".into());
     let args: Vec<&str> = cmd.split_whitespace().collect();
     let (_tmp, tree) = prepare(dir);
     let (code, stdout, stderr) = run_limited(&args, &tree)?;
     let actual = format!("exit: {code}\n--- stdout\n{stdout}--- stderr\n{stderr}");
+    let actual = without_timings(&actual);
     if let Ok(secrets) = std::fs::read_to_string(dir.join("secrets")) {
         let json_args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
         let (_, json_out, json_err) = run_limited(&json_args, &tree)?;

@@ -117,6 +117,9 @@ pub struct Validation {
     pub resources: usize,
     pub diags: Vec<Diagnostic>,
     pub elapsed: Duration,
+    /// Hosts compiled without facts of their own (with the tree's
+    /// `[default_facts]`, or none), sorted.
+    pub without_facts: Vec<String>,
 }
 
 /// What `validate` keeps of the hosts compiled so far.
@@ -178,6 +181,7 @@ impl Summary {
             resources: self.resources,
             diags: self.diags,
             elapsed: Duration::ZERO,
+            without_facts: Vec::new(),
         }
     }
 }
@@ -209,13 +213,16 @@ impl<'a> Compiler<'a> {
     }
 
     /// The template context of a host: `host`, `data` and `facts`.
+    /// Without facts, the tree's `[default_facts]` (or none: `{}`).
     pub fn context(&self, host: &Host, facts: Option<&Value>) -> Context {
+        let facts = facts
+            .or(self.tree.config.default_facts.as_ref())
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
         Context {
             host: host.to_context(),
-            data: self.tree.data_for(host),
-            facts: facts
-                .cloned()
-                .unwrap_or_else(|| Value::Object(Default::default())),
+            data: self.tree.data_for(host, &facts),
+            facts,
         }
     }
 
@@ -259,17 +266,31 @@ impl<'a> Compiler<'a> {
     /// number of hosts: each host's result is reduced to the summary as it
     /// finishes (its catalog id and size, or its problems, kept once).
     pub fn validate(&self) -> Validation {
+        self.validate_with(&|_| None)
+    }
+
+    /// [`validate`](Self::validate) with each host's last facts, where
+    /// `facts` has them (as templates see them); the others compile with
+    /// the tree's `[default_facts]` and are listed in `without_facts`.
+    pub fn validate_with(&self, facts: &(dyn Fn(&Host) -> Option<Value> + Sync)) -> Validation {
         let t0 = Instant::now();
         let hosts: Vec<&Host> = self.tree.hosts.values().collect();
+        let without = Mutex::new(Vec::new());
         let mut v = hosts
             .par_iter()
             .fold(Summary::default, |mut acc, h| {
-                let r = self.compile(h, None, true);
+                let f = facts(h);
+                if f.is_none() {
+                    without.lock().expect("list").push(h.name.clone());
+                }
+                let r = self.compile(h, f.as_ref(), true);
                 acc.add(&h.name, &r);
                 acc
             })
             .reduce(Summary::default, Summary::merge)
             .into_validation(hosts.len());
+        v.without_facts = without.into_inner().expect("list");
+        v.without_facts.sort();
         crate::diag::sort_dedup(self.sources(), &mut v.diags);
         v.elapsed = t0.elapsed();
         v

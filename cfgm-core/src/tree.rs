@@ -1,7 +1,8 @@
 //! Loading a states tree.
 //!
 //! This module owns the tree's format: `cfgm.toml`, `inventory.toml`,
-//! `top.toml`, `data/` (layered: common, dc, role, host), `states/*.toml`,
+//! `top.toml`, `data/` (layered as `cfgm.toml`'s hierarchy says; by
+//! default common, dc, role, host), `states/*.toml`,
 //! `macros/` (macro libraries states import), `templates/` and `files/`. It reads every file once, through the tree's
 //! [`TreeSource`] (a directory or, later, a git commit: one code path),
 //! into [`Sources`], parses the plain TOML files (with spans, so errors
@@ -38,13 +39,27 @@ pub const MAX_TREE_BYTES: u64 = 256 << 20;
 /// Deliberately absent: anything that tells an agent where to write or
 /// what to run. The tree is untrusted input and the agent runs as root;
 /// its state directory comes from its own flags (`--state-dir`).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default)]
 pub struct TreeConfig {
     /// A name for the tree, shown in reports.
-    #[serde(default)]
     pub name: Option<String>,
+    /// The data layers, in merge order (later wins): paths under `data/`
+    /// without `.toml`, templated by `host` and `facts`
+    /// ([`DEFAULT_HIERARCHY`] unless `[data] hierarchy` says otherwise).
+    pub hierarchy: Vec<String>,
+    /// The facts a compile assumes of a host whose facts it does not have
+    /// (`[default_facts]`; e.g. `cfgm validate` without `--facts`).
+    pub default_facts: Option<Value>,
 }
+
+/// The data layers of a tree that does not declare them: common, then
+/// the host's datacenter, role and own file.
+pub const DEFAULT_HIERARCHY: &[&str] = &[
+    "common",
+    "dc/{{ host.dc }}",
+    "role/{{ host.role }}",
+    "host/{{ host.name }}",
+];
 
 /// `cfgm.toml` as written: `state_dir` is recognised only to say why it
 /// is not a tree setting (it once was documented as one).
@@ -55,6 +70,18 @@ struct RawConfig {
     name: Option<String>,
     #[serde(default)]
     state_dir: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    data: Option<RawDataConfig>,
+    #[serde(default)]
+    default_facts: Option<toml::Table>,
+}
+
+/// `[data]` in cfgm.toml.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataConfig {
+    #[serde(default)]
+    hierarchy: Option<Vec<Spanned<String>>>,
 }
 
 /// One inventory host.
@@ -172,10 +199,10 @@ pub struct Tree {
     pub config: TreeConfig,
     pub hosts: BTreeMap<String, Host>,
     pub top: Vec<TopRule>,
-    pub data_common: Data,
-    pub data_dc: BTreeMap<String, Data>,
-    pub data_role: BTreeMap<String, Data>,
-    pub data_host: BTreeMap<String, Data>,
+    /// Every data file, by its path under `data/` without `.toml`
+    /// (`common`, `dc/ams01`, `os/debian-12`): the hierarchy's layers pick
+    /// from these, so a compile reads no file a layer names.
+    pub data: BTreeMap<String, Data>,
     pub states: BTreeMap<String, StateFile>,
     /// Macro libraries under `macros/`, by name.
     pub macros: BTreeMap<String, MacroFile>,
@@ -191,6 +218,8 @@ pub struct Tree {
     read_bytes: AtomicU64,
     pub(crate) states_env: Environment<'static>,
     pub(crate) files_env: Environment<'static>,
+    /// The hierarchy's layer paths as templates, named by their index.
+    layers_env: Environment<'static>,
 }
 
 impl std::fmt::Debug for Tree {
@@ -262,10 +291,7 @@ impl Tree {
             config: TreeConfig::default(),
             hosts: BTreeMap::new(),
             top: Vec::new(),
-            data_common: Data::Table(Default::default()),
-            data_dc: BTreeMap::new(),
-            data_role: BTreeMap::new(),
-            data_host: BTreeMap::new(),
+            data: BTreeMap::new(),
             states: BTreeMap::new(),
             macros: BTreeMap::new(),
             broken_macros: BTreeSet::new(),
@@ -275,6 +301,7 @@ impl Tree {
             read_bytes: AtomicU64::new(0),
             states_env: new_env(true),
             files_env: new_env(false),
+            layers_env: new_env(false),
         };
         let mut diags = Vec::new();
         t.load_config(&mut diags);
@@ -380,10 +407,22 @@ impl Tree {
     }
 
     fn load_config(&mut self, diags: &mut Vec<Diagnostic>) {
+        let default = || -> Vec<(String, Option<Span>)> {
+            DEFAULT_HIERARCHY
+                .iter()
+                .map(|l| (l.to_string(), None))
+                .collect()
+        };
         let Some((id, text)) = self.read_optional("cfgm.toml", diags) else {
+            let h = default();
+            self.config.hierarchy = h.iter().map(|(l, _)| l.clone()).collect();
+            self.load_layers(&h, diags);
             return;
         };
         let Some(c) = self.parse_toml::<RawConfig>(id, &text, diags) else {
+            let h = default();
+            self.config.hierarchy = h.iter().map(|(l, _)| l.clone()).collect();
+            self.load_layers(&h, diags);
             return;
         };
         if let Some(sd) = c.state_dir {
@@ -393,7 +432,62 @@ impl Tree {
                     .note("a tree is untrusted input and cannot tell an agent, which runs as root, where to write; the agent's state directory is its own `--state-dir` (default ROOT/var/lib/cfgm)"),
             );
         }
-        self.config = TreeConfig { name: c.name };
+        let hierarchy: Vec<(String, Option<Span>)> = match c.data.and_then(|d| d.hierarchy) {
+            Some(h) => h
+                .into_iter()
+                .map(|l| {
+                    let span = Span::new(id, l.span());
+                    (l.into_inner(), Some(span))
+                })
+                .collect(),
+            None => default(),
+        };
+        self.config = TreeConfig {
+            name: c.name,
+            hierarchy: hierarchy.iter().map(|(l, _)| l.clone()).collect(),
+            default_facts: c
+                .default_facts
+                .map(|t| toml_to_json(&toml::Value::Table(t))),
+        };
+        self.load_layers(&hierarchy, diags);
+    }
+
+    /// Prepares the hierarchy's layer paths as templates.
+    fn load_layers(&mut self, layers: &[(String, Option<Span>)], diags: &mut Vec<Diagnostic>) {
+        for (i, (layer, span)) in layers.iter().enumerate() {
+            if let Err(e) = self
+                .layers_env
+                .add_template_owned(i.to_string(), layer.clone())
+            {
+                let span = span.clone().unwrap_or_else(|| Span::new(FileId(0), 0..0));
+                diags.push(
+                    Diagnostic::error(
+                        "hierarchy",
+                        format!(
+                            "cfgm.toml: data layer `{layer}` is not a template: {}",
+                            e.detail().unwrap_or("syntax error")
+                        ),
+                    )
+                    .primary(span, "in this layer")
+                    .note("a layer is a path under data/ without `.toml`, e.g. \"os/{{ facts.os.id }}\""),
+                );
+            }
+        }
+    }
+
+    /// The layer paths for a host: each layer rendered with `host` and
+    /// `facts`; a layer that needs a field or fact the host lacks is left
+    /// out (`None` in its place).
+    pub fn layers_for(&self, h: &Host, facts: &Value) -> Vec<Option<String>> {
+        let ctx = serde_json::json!({ "host": h.to_context(), "facts": facts });
+        (0..self.config.hierarchy.len())
+            .map(|i| {
+                let t = self.layers_env.get_template(&i.to_string()).ok()?;
+                let p = t.render(minijinja::value::Serde(&ctx)).ok()?;
+                let p = p.trim();
+                (!p.is_empty()).then(|| p.to_string())
+            })
+            .collect()
     }
 
     fn parse_toml<T: serde::de::DeserializeOwned>(
@@ -436,31 +530,18 @@ impl Tree {
         }
     }
 
+    /// Reads every `.toml` file under `data/`, by its path there without
+    /// the extension; which of them a host sees is the hierarchy's call.
     fn load_data(&mut self, diags: &mut Vec<Diagnostic>) {
-        if let Some((id, text)) = self.read_optional("data/common.toml", diags) {
-            if let Some(v) = self.parse_toml::<toml::Table>(id, &text, diags) {
-                self.data_common = plain_data(toml::Value::Table(v));
-            }
-        }
-        for (dir, which) in [("dc", 0), ("role", 1), ("host", 2)] {
-            for rel in self.list(&format!("data/{dir}"), "toml", diags) {
-                let Some((id, text)) = self.read_optional(&rel, diags) else {
-                    continue;
-                };
-                let Some(v) = self.parse_toml::<toml::Table>(id, &text, diags) else {
-                    continue;
-                };
-                let key = Path::new(&rel)
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let v = plain_data(toml::Value::Table(v));
-                match which {
-                    0 => self.data_dc.insert(key, v),
-                    1 => self.data_role.insert(key, v),
-                    _ => self.data_host.insert(key, v),
-                };
-            }
+        for rel in self.list("data", "toml", diags) {
+            let Some((id, text)) = self.read_optional(&rel, diags) else {
+                continue;
+            };
+            let Some(v) = self.parse_toml::<toml::Table>(id, &text, diags) else {
+                continue;
+            };
+            let key = rel["data/".len()..rel.len() - ".toml".len()].to_string();
+            self.data.insert(key, plain_data(toml::Value::Table(v)));
         }
     }
 
@@ -826,19 +907,15 @@ impl Tree {
         format!("blake3:{}", h.finalize().to_hex())
     }
 
-    /// The data a host sees: common, then its dc, role and host layers,
-    /// deep-merged in that order (later wins), tables in source order.
-    pub fn data_for(&self, h: &Host) -> Data {
-        let mut d = self.data_common.clone();
-        for layer in [
-            self.data_dc.get(&h.dc),
-            self.data_role.get(&h.role),
-            self.data_host.get(&h.name),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            merge_data(&mut d, layer);
+    /// The data a host sees: the hierarchy's layers that exist for it
+    /// (see [`layers_for`](Self::layers_for)), deep-merged in order (later
+    /// wins), tables in source order.
+    pub fn data_for(&self, h: &Host, facts: &Value) -> Data {
+        let mut d = Data::Table(Default::default());
+        for layer in self.layers_for(h, facts).into_iter().flatten() {
+            if let Some(v) = self.data.get(&layer) {
+                merge_data(&mut d, v);
+            }
         }
         d
     }
