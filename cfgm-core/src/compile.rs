@@ -643,9 +643,12 @@ impl<'a> Compiler<'a> {
         if let Some(s) = self.files.lock().expect("cache").get(&key) {
             return (key, s.clone());
         }
-        let out = match self
-            .tree
-            .files_env
+        let env = if tf.jinja_whitespace {
+            &self.tree.files_jinja_env
+        } else {
+            &self.tree.files_env
+        };
+        let out = match env
             .get_template(path)
             .map_err(RenderError::Template)
             .and_then(|t| render_bounded(&t, &fctx))

@@ -188,6 +188,36 @@ pub struct TemplateFile {
     pub path: String,
     pub file: FileId,
     pub vars: Vec<String>,
+    /// Whitespace as Jinja has it by default (the newline after a block
+    /// tag kept): the template's first line says `{# cfgm: whitespace =
+    /// jinja #}`. Otherwise block tags leave no blank lines.
+    pub jinja_whitespace: bool,
+}
+
+/// The whitespace switch on a template's first line, if any: `{# cfgm:
+/// whitespace = jinja #}` (Jinja's defaults: the newline after a block tag
+/// is kept, leading spaces too) or `= trim` (cfgm's default for file
+/// templates: neither). `Err` for another value.
+pub fn whitespace_switch(text: &str) -> Result<Option<bool>, String> {
+    let first = text.lines().next().unwrap_or("").trim();
+    let Some(inner) = first
+        .strip_prefix("{#")
+        .and_then(|r| r.strip_suffix("#}"))
+        .map(|r| r.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()))
+    else {
+        return Ok(None);
+    };
+    let Some(setting) = inner.strip_prefix("cfgm:") else {
+        return Ok(None);
+    };
+    match setting.split_once('=').map(|(k, v)| (k.trim(), v.trim().trim_matches('"'))) {
+        Some(("whitespace", "jinja")) => Ok(Some(true)),
+        Some(("whitespace", "trim")) => Ok(Some(false)),
+        _ => Err(format!(
+            "`{}` is not a template setting (expected `cfgm: whitespace = jinja` or `cfgm: whitespace = trim`)",
+            setting.trim()
+        )),
+    }
 }
 
 /// A loaded states tree.
@@ -218,6 +248,10 @@ pub struct Tree {
     read_bytes: AtomicU64,
     pub(crate) states_env: Environment<'static>,
     pub(crate) files_env: Environment<'static>,
+    /// File templates again, with Jinja's own whitespace rules, for those
+    /// that ask for them (see [`TemplateFile::jinja_whitespace`]); empty
+    /// when none does.
+    pub(crate) files_jinja_env: Environment<'static>,
     /// The hierarchy's layer paths as templates, named by their index.
     layers_env: Environment<'static>,
 }
@@ -301,6 +335,7 @@ impl Tree {
             read_bytes: AtomicU64::new(0),
             states_env: new_env(true),
             files_env: new_env(false),
+            files_jinja_env: new_env(true),
             layers_env: new_env(false),
         };
         let mut diags = Vec::new();
@@ -772,12 +807,26 @@ impl Tree {
                 self.broken_templates.insert(path.to_string());
             }
         }
+        let mut loaded = Vec::new();
         for rel in listing.files {
             let path = rel["templates/".len()..].to_string();
             let (id, text) = match self.read(&rel, diags) {
                 Read::Text(id, text) => (id, text),
                 Read::Missing => continue,
                 Read::Failed => {
+                    self.broken_templates.insert(path);
+                    continue;
+                }
+            };
+            let jinja_whitespace = match whitespace_switch(&text) {
+                Ok(w) => w.unwrap_or(false),
+                Err(msg) => {
+                    let end = text.find('\n').unwrap_or(text.len());
+                    diags.push(
+                        Diagnostic::error("template-setting", format!("{rel}: {msg}"))
+                            .primary(Span::new(id, 0..end), "on the template's first line")
+                            .note("`{# cfgm: whitespace = jinja #}` keeps the newline after block tags, as Jinja does by default"),
+                    );
                     self.broken_templates.insert(path);
                     continue;
                 }
@@ -795,16 +844,39 @@ impl Tree {
                     self.templates.insert(
                         path.clone(),
                         TemplateFile {
-                            path,
+                            path: path.clone(),
                             file: id,
                             vars,
+                            jinja_whitespace,
                         },
                     );
+                    loaded.push((path, text));
                 }
                 Err(e) => {
                     diags.push(template_error(&self.sources, id, &text, &e, None));
                     self.broken_templates.insert(path);
                 }
+            }
+        }
+        // Templates that ask for Jinja's whitespace render in an
+        // environment of their own, with every template they may include.
+        if self.templates.values().any(|t| t.jinja_whitespace) {
+            for (path, text) in loaded {
+                // The switch's own line leaves nothing behind.
+                let text = match whitespace_switch(&text) {
+                    Ok(Some(_)) => {
+                        let end = text.find('\n').unwrap_or(text.len());
+                        match text[..end].rfind("#}") {
+                            Some(p) if !text[..p].ends_with('-') => {
+                                format!("{}-{}", &text[..p], &text[p..])
+                            }
+                            _ => text,
+                        }
+                    }
+                    _ => text,
+                };
+                // It parsed above, with the same syntax but for whitespace.
+                let _ = self.files_jinja_env.add_template_owned(path, text);
             }
         }
     }
