@@ -436,8 +436,9 @@ impl<'a> Compiler<'a> {
                         ckey.update(&k);
                         out
                     }
-                    AttrType::TreeFile { .. } => {
-                        let out = self.tree_file(st, r, path, at.val.clone());
+                    AttrType::TreeFile { .. } | AttrType::TreeBinary { .. } => {
+                        let binary = matches!(a.ty, AttrType::TreeBinary { .. });
+                        let out = self.tree_file(st, r, path, at.val.clone(), binary);
                         if let Ok(s) = out.as_ref() {
                             ckey.update(blake3::hash(s.as_bytes()).as_bytes());
                         }
@@ -479,7 +480,9 @@ impl<'a> Compiler<'a> {
                 if let Some(spec) = spec {
                     for a in spec.attrs {
                         let into = match a.ty {
-                            AttrType::Template { into } | AttrType::TreeFile { into } => into,
+                            AttrType::Template { into }
+                            | AttrType::TreeFile { into }
+                            | AttrType::TreeBinary { into } => into,
                             AttrType::TemplateVars => {
                                 // Rendered into the content; a catalog
                                 // carries what is applied, not its inputs.
@@ -677,8 +680,9 @@ impl<'a> Compiler<'a> {
         r: &ParsedResource,
         path: &str,
         at: Range<usize>,
+        binary: bool,
     ) -> Arc<Result<String, Diagnostic>> {
-        let key: Key = blake3::hash(format!("file\0{path}").as_bytes()).into();
+        let key: Key = blake3::hash(format!("file\0{binary}\0{path}").as_bytes()).into();
         if let Some(s) = self.files.lock().expect("cache").get(&key) {
             return s.clone();
         }
@@ -699,6 +703,7 @@ impl<'a> Compiler<'a> {
                 st.diag(self.sources(), "source", msg, at.clone(), label)
             };
             match self.tree.read_bytes(&rel) {
+                Ok(Some(b)) if binary => Ok(hex(&b)),
                 Ok(Some(b)) => String::from_utf8(b).map_err(|_| {
                     fail(
                         format!("{}: files/{path} is not UTF-8 text", r.id),
@@ -737,6 +742,17 @@ impl<'a> Compiler<'a> {
         self.graphs.lock().expect("cache").insert(key, g.clone());
         g
     }
+}
+
+/// Bytes as lower-case hex (a binary file in a catalog, which is JSON).
+fn hex(b: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(DIGITS[(x >> 4) as usize] as char);
+        s.push(DIGITS[(x & 15) as usize] as char);
+    }
+    s
 }
 
 /// A diagnostic as one line for a catalog: message (file:line:column).

@@ -50,6 +50,7 @@ kinds! {
     sysctl,
     line,
     cron,
+    pkgrepo,
 }
 
 /// The entry of a kind, by name.
@@ -295,7 +296,8 @@ mod tests {
                 AttrType::Str
                 | AttrType::LinkTarget
                 | AttrType::Template { .. }
-                | AttrType::TreeFile { .. } => json!("x"),
+                | AttrType::TreeFile { .. }
+                | AttrType::TreeBinary { .. } => json!("x"),
                 AttrType::Path => json!("/x"),
                 AttrType::Int => json!(1),
                 AttrType::Bool => json!(true),
