@@ -183,6 +183,28 @@ fn edges(
         }
         if let Some(spec) = registry.get(&id.kind) {
             for auto in (spec.auto_deps)(&id.name, &r.attrs) {
+                let every: Vec<usize> = auto
+                    .candidates
+                    .iter()
+                    .filter(|c| c.name == crate::schema::EVERY)
+                    .flat_map(|c| {
+                        pos.iter()
+                            .filter(|(k, _)| k.kind == c.kind && **k != id)
+                            .map(|(_, &p)| p)
+                    })
+                    .collect();
+                for c in every {
+                    add(
+                        &mut deps,
+                        i,
+                        c,
+                        Why {
+                            kind: DepKind::Auto,
+                            state: si,
+                            range: r.range.clone(),
+                        },
+                    );
+                }
                 if let Some(&c) = auto
                     .candidates
                     .iter()

@@ -43,9 +43,19 @@ pub enum AttrType {
     Template {
         into: &'static str,
     },
+    /// Variables for the resource's template: a table of any values,
+    /// visible to the template as `vars`. Consumed at compile time (the
+    /// rendered content carries them); the catalog does not hold them.
+    TemplateVars,
     /// A path under the tree's `files/`, read at compile time into the
     /// attribute named here.
     TreeFile {
+        into: &'static str,
+    },
+    /// A path under the tree's `files/` holding any bytes (a binary key),
+    /// read at compile time into the attribute named here as lower-case
+    /// hex.
+    TreeBinary {
         into: &'static str,
     },
 }
@@ -72,8 +82,11 @@ impl AttrType {
             }
             AttrType::LinkTarget => "a link target (a path, not empty)".into(),
             AttrType::Table => "a table".into(),
+            AttrType::TemplateVars => "a table of template variables".into(),
             AttrType::Template { .. } => "a template path (a string)".into(),
-            AttrType::TreeFile { .. } => "a file path under files/ (a string)".into(),
+            AttrType::TreeFile { .. } | AttrType::TreeBinary { .. } => {
+                "a file path under files/ (a string)".into()
+            }
         }
     }
 
@@ -124,8 +137,11 @@ impl AttrType {
                 }
                 true
             }
-            (AttrType::Table, Value::Object(_)) => true,
-            (AttrType::Template { .. } | AttrType::TreeFile { .. }, Value::String(_)) => true,
+            (AttrType::Table | AttrType::TemplateVars, Value::Object(_)) => true,
+            (
+                AttrType::Template { .. } | AttrType::TreeFile { .. } | AttrType::TreeBinary { .. },
+                Value::String(_),
+            ) => true,
             _ => false,
         };
         if ok {
@@ -220,10 +236,15 @@ impl Problem {
 
 /// An automatic dependency a kind proposes: the first of `candidates` that
 /// exists in the catalog becomes a requisite (nearest parent directory first).
+/// A candidate named [`EVERY`] stands for every resource of its kind (a
+/// package after every package repository).
 #[derive(Clone, Debug)]
 pub struct AutoDep {
     pub candidates: Vec<ResourceId>,
 }
+
+/// The name of an [`AutoDep`] candidate that means every resource of its kind.
+pub const EVERY: &str = "*";
 
 /// Everything the compiler knows about one resource kind.
 pub struct KindSpec {

@@ -50,6 +50,7 @@ kinds! {
     sysctl,
     line,
     cron,
+    pkgrepo,
 }
 
 /// The entry of a kind, by name.
@@ -295,7 +296,8 @@ mod tests {
                 AttrType::Str
                 | AttrType::LinkTarget
                 | AttrType::Template { .. }
-                | AttrType::TreeFile { .. } => json!("x"),
+                | AttrType::TreeFile { .. }
+                | AttrType::TreeBinary { .. } => json!("x"),
                 AttrType::Path => json!("/x"),
                 AttrType::Int => json!(1),
                 AttrType::Bool => json!(true),
@@ -303,7 +305,7 @@ mod tests {
                 AttrType::Scalar => json!("1"),
                 AttrType::Mode => json!("0644"),
                 AttrType::Enum(v) => json!(v[0]),
-                AttrType::Table => json!({"k": "v"}),
+                AttrType::Table | AttrType::TemplateVars => json!({"k": "v"}),
             }
         }
         let mut bad = Vec::new();

@@ -24,6 +24,11 @@ pub static SPEC: KindSpec = KindSpec {
             "a template under templates/, rendered with host, data and facts",
         ),
         AttrSpec::opt(
+            "vars",
+            AttrType::TemplateVars,
+            "variables for the template, seen there as `vars` (any TOML values)",
+        ),
+        AttrSpec::opt(
             "source",
             AttrType::TreeFile { into: "content" },
             "a file under files/ copied as is",
@@ -35,6 +40,11 @@ pub static SPEC: KindSpec = KindSpec {
             "secret",
             AttrType::Bool,
             "never show the content (plans show a hash)",
+        ),
+        AttrSpec::opt(
+            "create",
+            AttrType::Bool,
+            "false: manage the file only if it exists as a file, never create it",
         ),
     ],
     name_is_path: true,
@@ -56,6 +66,18 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
                 "`{}` and `{}` exclude each other: give the content one way",
                 sources[0], sources[1]
             ),
+        ));
+    }
+    if attrs.contains_key("vars") && !attrs.contains_key("template") {
+        out.push(Problem::attr(
+            "vars",
+            "`vars` are for a template: give `template` too",
+        ));
+    }
+    if crate::is_absent(attrs) && attrs.contains_key("create") {
+        out.push(Problem::attr(
+            "create",
+            "`create` makes no sense with ensure = \"absent\"",
         ));
     }
     if crate::is_absent(attrs) {
@@ -98,6 +120,10 @@ pub struct Desired {
     pub template: Option<String>,
     #[serde(default)]
     pub source: Option<String>,
+    /// Consumed by the compiler (rendered into `content`); accepted so a
+    /// resource may say it, never in a catalog.
+    #[serde(default)]
+    pub vars: Option<Value>,
     #[serde(default)]
     pub mode: Option<String>,
     #[serde(default)]
@@ -106,6 +132,8 @@ pub struct Desired {
     pub group: Option<String>,
     #[serde(default)]
     pub secret: Option<bool>,
+    #[serde(default)]
+    pub create: Option<bool>,
 }
 
 impl Desired {
@@ -329,6 +357,11 @@ impl Module for File {
                     was: kind.unwrap_or("file").to_string(),
                 });
             }
+            return out;
+        }
+        if d.create == Some(false) && kind != Some("file") {
+            // Only a file that is there is managed (host keys that exist
+            // on some hosts): nothing is made, nothing else replaced.
             return out;
         }
         if !o.exists {
@@ -559,6 +592,41 @@ mod tests {
         assert_eq!(
             c[0].diff.as_deref(),
             Some("--- a/etc/motd\n+++ b/etc/motd\n@@ -1,2 +1,2 @@\n one\n-2\n+two\n")
+        );
+    }
+}
+
+#[cfg(test)]
+mod create_tests {
+    use crate::testing::diff_table;
+    use serde_json::json;
+
+    /// `create = false`: a missing file (or something else at the path)
+    /// is left alone; a file that is there is managed.
+    #[test]
+    fn create_false_never_makes_the_file() {
+        diff_table(
+            "file",
+            &[
+                (
+                    "/etc/ssh/ssh_host_ed25519_key",
+                    json!({"create": false, "mode": "0600", "owner": "root"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+                (
+                    "/etc/ssh/ssh_host_ed25519_key",
+                    json!({"create": false, "mode": "0600"}),
+                    json!({"exists": true, "kind": "directory", "mode": "0755"}),
+                    &[],
+                ),
+                (
+                    "/etc/ssh/ssh_host_ed25519_key",
+                    json!({"create": false, "mode": "0600", "group": "root"}),
+                    json!({"exists": true, "kind": "file", "hash": "x", "size": 1, "mode": "0644", "owner": "root", "group": "ssh"}),
+                    &[r#"mode: "0644" → "0600""#, r#"group: "ssh" → "root""#],
+                ),
+            ],
         );
     }
 }

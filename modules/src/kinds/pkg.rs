@@ -10,7 +10,7 @@
 //! package at fault. Knows nothing of other package managers or of apt
 //! sources (the host's own configuration is used).
 
-use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
+use cfgm_core::schema::{AttrSpec, AttrType, Attrs, KindSpec, Problem};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: "pkg",
@@ -30,8 +30,19 @@ pub static SPEC: KindSpec = KindSpec {
     name_is_path: false,
     secret_attrs: &[],
     check,
-    auto_deps: no_auto_deps,
+    auto_deps,
 };
+
+/// A package comes after every apt repository: the lists a new source
+/// brings are refreshed before packages install (see `pkgrepo`).
+fn auto_deps(_: &str, _: &Attrs) -> Vec<cfgm_core::schema::AutoDep> {
+    vec![cfgm_core::schema::AutoDep {
+        candidates: vec![cfgm_core::ResourceId::new(
+            "pkgrepo",
+            cfgm_core::schema::EVERY,
+        )],
+    }]
+}
 
 fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
     let mut out = Vec::new();
