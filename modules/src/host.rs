@@ -706,7 +706,47 @@ impl Host {
     ) -> Result<(), ModuleError> {
         let at = self.parent(p)?;
         self.backup(&at, p)?;
-        write_new(at.dir.as_fd(), at.name, p, content, mode, Some((uid, gid)))
+        write_new(
+            at.dir.as_fd(),
+            at.name,
+            p,
+            content,
+            mode,
+            Some((uid, gid)),
+            &|| Ok(()),
+        )
+    }
+
+    /// Like [`Host::write_atomic`], with a check of the new content before
+    /// it replaces the old: `check` is given the temporary file's path as
+    /// a command run on the host sees it (`.NAME.cfgm-new` beside the
+    /// file, so relative includes resolve as they will for the file) once
+    /// that file is complete (content, owner, mode, fsynced). When the
+    /// check fails, the temporary file is removed and the old file stays
+    /// as it was, not even backed up: nothing of the host has changed.
+    pub fn write_atomic_checked(
+        &self,
+        p: &str,
+        content: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        check: &dyn Fn(&str) -> Result<(), ModuleError>,
+    ) -> Result<(), ModuleError> {
+        let at = self.parent(p)?;
+        let temp = temp_path(p);
+        write_new(
+            at.dir.as_fd(),
+            at.name,
+            p,
+            content,
+            mode,
+            Some((uid, gid)),
+            &|| {
+                check(&temp)?;
+                self.backup(&at, p)
+            },
+        )
     }
 
     /// Writes into an existing file in place (a kernel parameter under
@@ -767,6 +807,7 @@ impl Host {
             &content,
             0o600,
             None,
+            &|| Ok(()),
         )?;
         // Temporaries start with a dot; versions sort by their stamp.
         let mut kept: Vec<String> = names(dir.as_fd())
@@ -948,6 +989,7 @@ fn write_new(
     content: &[u8],
     mode: u32,
     owner: Option<(u32, u32)>,
+    before_rename: &dyn Fn() -> Result<(), ModuleError>,
 ) -> Result<(), ModuleError> {
     let tmp = temp_name(name);
     match rfs::unlinkat(dir, tmp.as_str(), AtFlags::empty()) {
@@ -970,6 +1012,7 @@ fn write_new(
         rfs::fchmod(&f, Mode::from_raw_mode(mode as _)).map_err(sys_err("chmod", p))?;
         f.sync_all().map_err(io_err("fsync", p))?;
         drop(f);
+        before_rename()?;
         rfs::renameat(dir, tmp.as_str(), dir, name).map_err(sys_err("rename", p))?;
         rfs::fsync(dir).map_err(sys_err("fsync directory of", p))
     })();

@@ -36,6 +36,14 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Bool,
             "never show the content (plans show a hash)",
         ),
+        AttrSpec::opt(
+            "validate",
+            AttrType::StrList,
+            "a command (argument vector, no shell) that checks the new content before it \
+             replaces the file; `%s` stands for the temporary file's path on the host. A \
+             failing check fails the resource and leaves the old file in place. It runs at \
+             apply only: a dry run shows `validate` beside the content change",
+        ),
     ],
     name_is_path: true,
     secret_attrs: &["content"],
@@ -58,8 +66,31 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
             ),
         ));
     }
+    if let Some(v) = attrs.get("validate").and_then(Value::as_array) {
+        let argv: Vec<&str> = v.iter().filter_map(Value::as_str).collect();
+        match argv.first() {
+            None => out.push(Problem::attr(
+                "validate",
+                "`validate` is an empty command (expected e.g. [\"visudo\", \"-cf\", \"%s\"])",
+            )),
+            Some(c) if c.is_empty() || c.starts_with('-') => out.push(Problem::attr(
+                "validate",
+                format!("`validate` must start with a command, not `{c}`"),
+            )),
+            Some(_) if !argv[1..].iter().any(|a| a.contains("%s")) => {
+                out.push(Problem::attr(
+                    "validate",
+                    "`validate` never names the file to check: put `%s` (the new \
+                     content's temporary path) in one of its arguments",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
     if crate::is_absent(attrs) {
-        for a in ["content", "template", "source", "mode", "owner", "group"] {
+        for a in [
+            "content", "template", "source", "mode", "owner", "group", "validate",
+        ] {
             if attrs.contains_key(a) {
                 out.push(Problem::attr(
                     a,
@@ -73,7 +104,7 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
 
 // ---- behaviour -----------------------------------------------------------
 
-use crate::host::{Host, HostRead, Meta};
+use crate::host::{argv_string, command_error, run_with_timeout, Host, HostRead, Meta};
 use crate::module::{content_summary, unified_diff, KindChange, KindDef, Module};
 use cfgm_core::provider::RunCtx;
 use cfgm_core::schema::parse_mode;
@@ -83,6 +114,9 @@ use serde_json::Value;
 
 /// The kind's entry in `crate::KINDS`.
 pub static KIND: KindDef = KindDef::of::<File>();
+
+/// How long a `validate` command may take.
+const VALIDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Content larger than this is compared by hash only (no unified diff).
 const DIFF_LIMIT: usize = 1 << 20;
@@ -106,12 +140,43 @@ pub struct Desired {
     pub group: Option<String>,
     #[serde(default)]
     pub secret: Option<bool>,
+    #[serde(default)]
+    pub validate: Option<Vec<String>>,
 }
 
 impl Desired {
     fn secret(&self) -> bool {
         self.secret == Some(true)
     }
+}
+
+/// Runs the `validate` command of a file on its new content at `temp` (the
+/// temporary file's path as a command on the host sees it). A refusal is
+/// the resource's error, with the tool's last lines (not for a secret
+/// file: a checker may quote the content it refuses).
+fn validate(
+    host: &Host,
+    name: &str,
+    d: &Desired,
+    argv: &[String],
+    temp: &str,
+) -> Result<(), ModuleError> {
+    let argv: Vec<String> = argv.iter().map(|a| a.replace("%s", temp)).collect();
+    let shown = argv_string(&argv);
+    let out = run_with_timeout(host.command(&argv), &argv, VALIDATE_TIMEOUT)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = match command_error(&argv, &out) {
+        ModuleError::Command { status, .. } if d.secret() => {
+            format!("{status}; its output is not shown: the file is secret")
+        }
+        ModuleError::Command { status, stderr, .. } => format!("{status}: {stderr}"),
+        e => e.to_string(),
+    };
+    Err(ModuleError::Invalid(format!(
+        "validate: `{shown}` refused the new content ({said}); {name} left as it was"
+    )))
 }
 
 /// What is at the path. Content is kept (for diffs) only for text up to
@@ -163,6 +228,11 @@ pub enum FileChange {
     },
     /// Mode, owner or group.
     Meta(MetaChange),
+    /// The new content goes through the `validate` command before it
+    /// replaces the file (with a content change only). Shown so that a dry
+    /// run says the check is still to come: it needs the new file on the
+    /// host, so only apply can run it.
+    Validate { argv: String },
 }
 
 impl KindChange for FileChange {
@@ -176,6 +246,9 @@ impl KindChange for FileChange {
                 Change::new("content", from.clone(), to.as_str()).with_diff(diff.clone())
             }
             FileChange::Meta(m) => m.show(),
+            FileChange::Validate { argv } => {
+                Change::new("validate", Value::Null, format!("{argv} (at apply)"))
+            }
         }
     }
 }
@@ -364,6 +437,17 @@ impl Module for File {
                 });
             }
         }
+        let rewrite = out.iter().any(|c| {
+            matches!(
+                c,
+                FileChange::Create | FileChange::Type { .. } | FileChange::Content { .. }
+            )
+        });
+        if let (true, Some(argv)) = (rewrite, &d.validate) {
+            out.push(FileChange::Validate {
+                argv: argv_string(argv),
+            });
+        }
         let meta = meta_changes(
             o,
             d.mode.as_deref(),
@@ -395,6 +479,8 @@ impl Module for File {
                 FileChange::Meta(MetaChange::Owner { .. } | MetaChange::Group { .. }) => {
                     chown = true
                 }
+                // Runs with the rewrite it comes with.
+                FileChange::Validate { .. } => {}
             }
         }
         if leftover {
@@ -438,7 +524,12 @@ impl Module for File {
                 .unwrap_or(0o644);
             let uid = uid.or(existing.map(|m| m.uid)).unwrap_or(0);
             let gid = gid.or(existing.map(|m| m.gid)).unwrap_or(0);
-            return host.write_atomic(name, &content, mode, uid, gid);
+            return match &d.validate {
+                Some(argv) => host.write_atomic_checked(name, &content, mode, uid, gid, &|t| {
+                    validate(host, name, d, argv, t)
+                }),
+                None => host.write_atomic(name, &content, mode, uid, gid),
+            };
         }
         if chmod {
             let m = d.mode.as_deref().and_then(parse_mode).unwrap_or(0o644);
@@ -549,6 +640,51 @@ mod tests {
                 ),
             ],
         );
+    }
+
+    /// A content change with `validate` says the check is still to come;
+    /// a mode change alone runs no check.
+    #[test]
+    fn validate_comes_with_a_rewrite_only() {
+        let v = json!(["visudo", "-cf", "%s"]);
+        diff_table(
+            "file",
+            &[
+                (
+                    "/etc/sudoers.d/ops",
+                    json!({"content": "hi\n", "validate": v}),
+                    file("old\n", "0440"),
+                    &[
+                        r#"content: "4 bytes, blake3 87b86a9f9e06" → "3 bytes, blake3 0b8b60248fad" (diff)"#,
+                        r#"validate: null → "visudo -cf %s (at apply)""#,
+                    ],
+                ),
+                (
+                    "/etc/sudoers.d/ops",
+                    json!({"content": "hi\n", "mode": "0400", "validate": v}),
+                    file("hi\n", "0440"),
+                    &[r#"mode: "0440" → "0400""#],
+                ),
+            ],
+        );
+    }
+
+    /// `validate` is a command that names the file to check.
+    #[test]
+    fn validate_rules() {
+        let problems = |v: serde_json::Value| -> Vec<String> {
+            let attrs = serde_json::from_value(json!({"content": "x", "validate": v})).unwrap();
+            super::check("/etc/x", &attrs)
+                .into_iter()
+                .map(|p| p.message)
+                .collect()
+        };
+        assert!(problems(json!(["nginx", "-t", "-c", "%s"])).is_empty());
+        assert!(problems(json!(["sh", "-c", "check --file=%s"])).is_empty());
+        assert!(problems(json!([]))[0].contains("empty command"));
+        assert!(problems(json!(["-t", "%s"]))[0].contains("must start with a command"));
+        assert!(problems(json!(["nginx", "-t"]))[0].contains("`%s`"));
+        assert!(problems(json!(["%s"]))[0].contains("`%s`"));
     }
 
     /// The content change carries a unified diff, like `git diff`.
