@@ -177,34 +177,77 @@ impl KindChange for LineChange {
 /// Held while a file is read, edited and written back.
 static EDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A file's lines as they are: each line's text and its own ending
+/// (`"\n"`, `"\r\n"`, or `""` for a last line without one), so that an
+/// edit puts back every line it does not own byte for byte.
+struct Lines<'a> {
+    items: Vec<(&'a str, &'a str)>,
+    /// The ending new lines get: the file's first line's (`"\n"` when the
+    /// file has none).
+    eol: &'static str,
+}
+
+impl<'a> Lines<'a> {
+    fn of(text: &'a str) -> Self {
+        let items: Vec<(&str, &str)> = text
+            .split_inclusive('\n')
+            .map(|l| {
+                if let Some(b) = l.strip_suffix("\r\n") {
+                    (b, "\r\n")
+                } else if let Some(b) = l.strip_suffix('\n') {
+                    (b, "\n")
+                } else {
+                    (l, "")
+                }
+            })
+            .collect();
+        let eol = match items.first() {
+            Some((_, "\r\n")) => "\r\n",
+            _ => "\n",
+        };
+        Lines { items, eol }
+    }
+
+    /// Adds a line at `at`; a last line without an ending gets one first.
+    fn insert(&mut self, at: usize, line: &'a str) {
+        if at > 0 && at == self.items.len() {
+            if let Some(last) = self.items.last_mut() {
+                if last.1.is_empty() {
+                    last.1 = self.eol;
+                }
+            }
+        }
+        self.items.insert(at, (line, self.eol));
+    }
+
+    fn text(&self) -> String {
+        self.items.iter().flat_map(|(b, e)| [*b, *e]).collect()
+    }
+}
+
 /// The file's text after the edit `d` asks for (the same text when nothing
-/// is to be done). Pure: shared by `diff` and `apply`.
+/// is to be done). Pure: shared by `diff` and `apply`. Lines the edit does
+/// not touch keep their bytes, line endings included.
 fn edit(d: &Desired, re: Option<&regex::Regex>, text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let out: Vec<&str> = if d.ensure.absent() {
+    let mut lines = Lines::of(text);
+    let before = lines.items.len();
+    if d.ensure.absent() {
         lines
-            .iter()
-            .copied()
-            .filter(|l| *l != d.line && !re.is_some_and(|r| r.is_match(l)))
-            .collect()
-    } else if lines.contains(&d.line.as_str()) {
+            .items
+            .retain(|(l, _)| *l != d.line && !re.is_some_and(|r| r.is_match(l)));
+        if lines.items.len() == before {
+            return text.to_string();
+        }
+    } else if lines.items.iter().any(|(l, _)| *l == d.line) {
         return text.to_string();
     } else {
-        let mut out = lines.clone();
-        match re.and_then(|r| out.iter().position(|l| r.is_match(l))) {
-            Some(i) => out[i] = &d.line,
-            None => out.push(&d.line),
+        match re.and_then(|r| lines.items.iter().position(|(l, _)| r.is_match(l))) {
+            // The replaced line keeps its ending.
+            Some(i) => lines.items[i].0 = &d.line,
+            None => lines.insert(lines.items.len(), &d.line),
         }
-        out
-    };
-    if out == lines {
-        return text.to_string();
     }
-    let mut s = out.join("\n");
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    s
+    lines.text()
 }
 
 impl Module for Line {
@@ -375,6 +418,23 @@ mod tests {
         check(&d("b", Some("^c"), true), "a\nb\nc1\n", "a\n");
         check(&d("b", None, true), "a\n", "a\n");
         check(&d("b", None, true), "b\n", "");
+    }
+
+    /// Lines the resource does not own stay byte for byte: CRLF endings,
+    /// a last line without an ending, a stray `\r` inside a line.
+    #[test]
+    fn line_endings_are_kept() {
+        check(&d("c", None, false), "a\r\nb\r\n", "a\r\nb\r\nc\r\n");
+        check(&d("c", None, false), "a\r\nb", "a\r\nb\r\nc\r\n");
+        check(&d("c", None, false), "a\nb\r\n", "a\nb\r\nc\n");
+        check(&d("b", None, false), "a\r\nb\r\n", "a\r\nb\r\n");
+        check(
+            &d("x = 2", Some("^x="), false),
+            "x=1\r\ny\r\n",
+            "x = 2\r\ny\r\n",
+        );
+        check(&d("b", None, true), "a\r\nb\r\nc\rd\n", "a\r\nc\rd\n");
+        check(&d("b", None, true), "a\nb", "a\n");
     }
 
     #[test]
