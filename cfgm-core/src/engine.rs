@@ -143,7 +143,10 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         managed_paths: catalog
             .resources
             .iter()
-            .filter_map(|r| providers.get(r.id.kind.as_str())?.managed_path(r))
+            .flat_map(|r| match providers.get(r.id.kind.as_str()) {
+                Some(p) => p.managed_paths(r),
+                None => Vec::new(),
+            })
             .collect(),
     };
     let mut done: Vec<Option<Done>> = vec![None; n];

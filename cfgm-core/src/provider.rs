@@ -43,7 +43,7 @@ pub enum ModuleError {
 #[derive(Debug, Default)]
 pub struct RunCtx {
     /// Every host path a resource of the catalog manages (see
-    /// [`Provider::managed_path`]), so a purging directory keeps them.
+    /// [`Provider::managed_paths`]), so a purging directory keeps them.
     pub managed_paths: BTreeSet<String>,
 }
 
@@ -146,10 +146,15 @@ pub trait Provider: Send + Sync {
     fn verify_after_apply(&self, _r: &Resource) -> bool {
         true
     }
-    /// The host path the resource manages, which a purging directory must
-    /// keep: by default its name, when the kind's names are paths.
-    fn managed_path(&self, r: &Resource) -> Option<String> {
-        self.spec().name_is_path.then(|| r.id.name.clone())
+    /// The host paths the resource manages or edits, which a purging
+    /// directory must keep: by default its name, when the kind's names are
+    /// paths (a kind that edits a file named by an attribute says so).
+    fn managed_paths(&self, r: &Resource) -> Vec<String> {
+        if self.spec().name_is_path {
+            vec![r.id.name.clone()]
+        } else {
+            Vec::new()
+        }
     }
 }
 

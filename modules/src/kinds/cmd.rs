@@ -326,6 +326,11 @@ impl Module for Cmd {
     type Observed = Observed;
     type Change = CmdChange;
 
+    /// What `creates` names: purging it would run the command again.
+    fn managed_paths(_name: &str, d: &Desired) -> Vec<String> {
+        d.creates.iter().cloned().collect()
+    }
+
     fn observe(
         &self,
         host: &HostRead,

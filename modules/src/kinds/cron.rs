@@ -632,8 +632,8 @@ impl Module for Cron {
         Ok(())
     }
 
-    fn managed_path(name: &str) -> Option<String> {
-        Some(job_path(name))
+    fn managed_paths(name: &str, _: &Desired) -> Vec<String> {
+        vec![job_path(name)]
     }
 }
 

@@ -354,6 +354,11 @@ impl Module for Line {
         }
         host.write_atomic(&d.path, new.as_bytes(), meta.mode, meta.uid, meta.gid)
     }
+
+    /// The file it edits: a purging directory keeps it.
+    fn managed_paths(_name: &str, d: &Desired) -> Vec<String> {
+        vec![d.path.clone()]
+    }
 }
 
 #[cfg(test)]

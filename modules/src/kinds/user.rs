@@ -286,6 +286,16 @@ impl Module for User {
     type Observed = Observed;
     type Change = UserChange;
 
+    /// Its home: a purging directory (`/home`) keeps the homes of the
+    /// users the catalog declares.
+    fn managed_paths(name: &str, d: &Desired) -> Vec<String> {
+        if d.ensure.absent() {
+            Vec::new()
+        } else {
+            vec![home_of(name, d, None)]
+        }
+    }
+
     /// From the facts' passwd and group databases. Authorized keys are not
     /// in the facts: an existing user whose `ssh_keys` are managed is
     /// unknown until apply.
