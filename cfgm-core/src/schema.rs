@@ -244,6 +244,32 @@ pub struct KindSpec {
     pub check: fn(name: &str, attrs: &Attrs) -> Vec<Problem>,
     /// Automatic dependencies (a file after its parent directory …).
     pub auto_deps: fn(name: &str, attrs: &Attrs) -> Vec<AutoDep>,
+    /// The host paths whose content the resource sets whole or edits in
+    /// part: the compiler refuses a path one resource sets and another
+    /// edits (each apply would undo the other).
+    pub claims: fn(name: &str, attrs: &Attrs) -> Vec<Claim>,
+}
+
+/// What a resource does to a host path's content (see [`KindSpec::claims`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// It sets the whole content (a `file` with content).
+    Sets(String),
+    /// It edits part of it (a `line`), keeping the rest.
+    Edits(String),
+}
+
+impl Claim {
+    pub fn path(&self) -> &str {
+        match self {
+            Claim::Sets(p) | Claim::Edits(p) => p,
+        }
+    }
+}
+
+/// No claims on any path's content.
+pub fn no_claims(_: &str, _: &Attrs) -> Vec<Claim> {
+    Vec::new()
 }
 
 impl KindSpec {

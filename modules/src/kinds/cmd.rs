@@ -45,6 +45,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &["run", "unless", "onlyif", "env"],
     check,
     auto_deps: no_auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// Beyond the guard rule: what reaches the argument vector (`runuser -u

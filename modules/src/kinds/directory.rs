@@ -25,6 +25,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check: no_check,
     auto_deps: crate::path_auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 // ---- behaviour -----------------------------------------------------------

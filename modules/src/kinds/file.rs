@@ -4,7 +4,7 @@
 //! `templates/` (`template`, rendered at compile time with the host's
 //! context) or from a file under `files/` (`source`).
 
-use cfgm_core::schema::{AttrSpec, AttrType, Attrs, KindSpec, Problem};
+use cfgm_core::schema::{AttrSpec, AttrType, Attrs, Claim, KindSpec, Problem};
 
 const ENSURE: &[&str] = &["present", "absent"];
 
@@ -49,7 +49,21 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &["content"],
     check,
     auto_deps: crate::path_auto_deps,
+    claims,
 };
+
+/// A file with content sets the whole of it; without, it manages only the
+/// file's existence and metadata, and `line` resources may edit it.
+fn claims(name: &str, attrs: &Attrs) -> Vec<Claim> {
+    let content = ["content", "template", "source"]
+        .iter()
+        .any(|a| attrs.contains_key(*a));
+    if content && !crate::is_absent(attrs) {
+        vec![Claim::Sets(name.to_string())]
+    } else {
+        Vec::new()
+    }
+}
 
 fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
     let sources: Vec<&str> = ["content", "template", "source"]

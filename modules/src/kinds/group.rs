@@ -27,6 +27,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check,
     auto_deps: no_auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// The name reaches groupadd/groupmod/groupdel as an operand: no option,

@@ -8,7 +8,7 @@
 //! or matching `match`. Edits of one file by several resources are
 //! serialised.
 
-use cfgm_core::schema::{AttrSpec, AttrType, Attrs, AutoDep, KindSpec, Problem};
+use cfgm_core::schema::{AttrSpec, AttrType, Attrs, AutoDep, Claim, KindSpec, Problem};
 use cfgm_core::ResourceId;
 use serde_json::Value;
 
@@ -38,6 +38,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &["line", "match"],
     check,
     auto_deps,
+    claims,
 };
 
 fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
@@ -49,6 +50,14 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// A line edits part of its file.
+fn claims(_name: &str, attrs: &Attrs) -> Vec<Claim> {
+    match attrs.get("path") {
+        Some(Value::String(p)) => vec![Claim::Edits(p.clone())],
+        _ => Vec::new(),
+    }
 }
 
 /// A line comes after the file resource it edits, when that is declared.

@@ -31,6 +31,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check,
     auto_deps: no_auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {

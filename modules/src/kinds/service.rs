@@ -35,6 +35,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check,
     auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// A unit or init-script name: it becomes an argument (after `--` where

@@ -50,6 +50,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check,
     auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// Everything here reaches useradd/usermod/userdel or /etc/passwd: names
