@@ -60,7 +60,14 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
         let valid = v.starts_with(|c: char| c.is_ascii_alphanumeric())
             && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c));
-        if !valid {
+        if v.contains(['*', '?', '[']) {
+            // apt would take `NAME=2.*` as a pattern, but dpkg reports the
+            // exact version installed: such a pin never converges.
+            out.push(Problem::attr(
+                "version",
+                format!("`{v}` is a pattern; `version` pins one exact Debian version (e.g. \"1.22.1-9\")"),
+            ));
+        } else if !valid {
             out.push(Problem::attr(
                 "version",
                 format!("`{v}` is not a Debian version (letters, digits, . + ~ : -; first a letter or digit)"),
@@ -365,6 +372,21 @@ mod tests {
     use super::*;
     use crate::testing::diff_table;
     use serde_json::json;
+
+    /// A version glob is refused when compiling: it would never converge
+    /// (`dpkg-query` reports the exact version, which never equals `2.*`).
+    #[test]
+    fn a_version_pattern_is_refused_at_compile_time() {
+        let problems = |v: &str| -> Vec<String> {
+            let attrs = serde_json::from_value(json!({"version": v})).unwrap();
+            check("nginx", &attrs).into_iter().map(|p| p.message).collect()
+        };
+        assert!(problems("1.22.1-9").is_empty());
+        assert!(problems("1:2.3~rc1+dfsg-1").is_empty());
+        for glob in ["2.*", "1.2?", "1.[0-9]"] {
+            assert!(problems(glob)[0].contains("is a pattern"), "{glob}");
+        }
+    }
 
     #[test]
     fn diff() {
