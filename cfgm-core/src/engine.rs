@@ -148,6 +148,12 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
                 None => Vec::new(),
             })
             .collect(),
+        declared: catalog.resources.iter().map(|r| r.id.clone()).collect(),
+        deps: catalog
+            .resources
+            .iter()
+            .map(|r| (r.id.clone(), r.deps.keys().cloned().collect()))
+            .collect(),
     };
     let mut done: Vec<Option<Done>> = vec![None; n];
     let mut reports: Vec<Option<ResourceReport>> = vec![None; n];

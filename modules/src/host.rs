@@ -156,6 +156,23 @@ fn split(p: &str) -> Result<(&str, &str), ModuleError> {
     Ok((dir, name))
 }
 
+/// The parent directory of a host path ("/" for a name at the top).
+pub fn parent_of(p: &str) -> &str {
+    match p.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((d, _)) => d,
+    }
+}
+
+/// The error of a write whose parent directory is missing (apply's, and a
+/// dry run's that sees it coming).
+pub fn missing_parent(p: &str) -> ModuleError {
+    ModuleError::Invalid(format!(
+        "parent directory {} does not exist (declare a directory resource for it)",
+        parent_of(p)
+    ))
+}
+
 /// The temporary name a write of `name` goes through: `.NAME.cfgm-new`.
 fn temp_name(name: &str) -> String {
     format!(".{name}.cfgm-new")
@@ -439,6 +456,24 @@ impl HostRead {
         Ok(self.db("/etc/group")?.as_ref().clone())
     }
 
+    /// The user that has `uid`, if any.
+    pub fn user_with_uid(&self, uid: u32) -> Result<Option<String>, ModuleError> {
+        Ok(self
+            .db("/etc/passwd")?
+            .iter()
+            .find(|f| f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid))
+            .and_then(|f| f.first().cloned()))
+    }
+
+    /// The group that has `gid`, if any.
+    pub fn group_with_gid(&self, gid: u32) -> Result<Option<String>, ModuleError> {
+        Ok(self
+            .db("/etc/group")?
+            .iter()
+            .find(|f| f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(gid))
+            .and_then(|f| f.first().cloned()))
+    }
+
     pub fn uid(&self, user: &str) -> Result<Option<u32>, ModuleError> {
         Ok(self.passwd(user)?.and_then(|f| f.get(2)?.parse().ok()))
     }
@@ -669,15 +704,7 @@ impl Host {
     }
 
     fn missing_parent(&self, p: &str) -> ModuleError {
-        let parent = p
-            .trim_end_matches('/')
-            .rsplit_once('/')
-            .map(|(d, _)| d)
-            .unwrap_or("");
-        ModuleError::Invalid(format!(
-            "parent directory {} does not exist (declare a directory resource for it)",
-            if parent.is_empty() { "/" } else { parent }
-        ))
+        missing_parent(p)
     }
 
     /// The parent directory of `p`, opened (see [`Host::dir`]), and its name.

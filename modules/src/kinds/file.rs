@@ -164,6 +164,16 @@ impl Desired {
     }
 }
 
+/// A directory where the file should be (or go): never removed or replaced
+/// by a file resource.
+fn directory_in_the_way(name: &str, d: &Desired) -> ModuleError {
+    ModuleError::Invalid(if d.ensure.absent() {
+        format!("{name} is a directory; a file resource does not remove directories")
+    } else {
+        format!("{name} is a directory; refusing to replace it with a file")
+    })
+}
+
 /// Runs the `validate` command of a file on its new content at `temp` (the
 /// temporary file's path as a command on the host sees it). A refusal is
 /// the resource's error, with the tool's last lines (not for a secret
@@ -383,13 +393,22 @@ impl Module for File {
         host: &HostRead,
         name: &str,
         d: &Desired,
-        _: &RunCtx,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         // One open for the metadata and, of a regular file only, the content.
         let (meta, content) = match host.lstat_read(name)? {
             Some((m, c)) => (Some(m), c),
             None => (None, None),
         };
+        // What apply would refuse, refused here too: a dry run sees it.
+        match meta {
+            Some(m) if m.is_dir => return Err(directory_in_the_way(name, d)),
+            None if !d.ensure.absent() => crate::parent_there(host, ("file", name), name, ctx)?,
+            _ => {}
+        }
+        if !d.ensure.absent() {
+            crate::owners_there(host, ("file", name), d.owner.as_deref(), d.group.as_deref(), ctx)?;
+        }
         let mut o = meta_observed(host, meta)?;
         o.leftover = host.has_leftover(name)?;
         if let Some(bytes) = content {
@@ -504,9 +523,7 @@ impl Module for File {
         let now = host.lstat(name)?;
         if remove {
             return match now {
-                Some(m) if m.is_dir => Err(ModuleError::Invalid(format!(
-                    "{name} is a directory; a file resource does not remove directories"
-                ))),
+                Some(m) if m.is_dir => Err(directory_in_the_way(name, d)),
                 Some(_) => host.remove_file(name),
                 None => Ok(()),
             };
@@ -516,9 +533,7 @@ impl Module for File {
             return Ok(());
         }
         if now.is_some_and(|m| m.is_dir) {
-            return Err(ModuleError::Invalid(format!(
-                "{name} is a directory; refusing to replace it with a file"
-            )));
+            return Err(directory_in_the_way(name, d));
         }
         let (uid, gid) = ids(host, d.owner.as_deref(), d.group.as_deref())?;
         if rewrite {

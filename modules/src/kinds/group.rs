@@ -122,9 +122,20 @@ impl Module for Group {
         &self,
         host: &HostRead,
         name: &str,
-        _: &Desired,
+        d: &Desired,
         _: &RunCtx,
     ) -> Result<Observed, ModuleError> {
+        // What groupadd/groupmod would refuse, refused here: a dry run sees it.
+        if let (Some(g), false) = (d.gid, d.ensure.absent()) {
+            match host.group_with_gid(g)? {
+                Some(other) if other != name => {
+                    return Err(ModuleError::Invalid(format!(
+                        "gid {g} is taken by group `{other}`"
+                    )))
+                }
+                _ => {}
+            }
+        }
         Ok(match host.group(name)? {
             None => Observed::default(),
             Some(f) => Observed {

@@ -183,6 +183,19 @@ impl KindChange for LineChange {
     }
 }
 
+fn no_such_file(d: &Desired) -> ModuleError {
+    ModuleError::Invalid(format!(
+        "{}: no such file (declare file[{}] to create it)",
+        d.path, d.path
+    ))
+}
+
+/// A symlink, a directory, a device: a line edits regular files only
+/// (never through a link).
+fn not_a_regular_file(d: &Desired) -> ModuleError {
+    ModuleError::Invalid(format!("{} is not a regular file", d.path))
+}
+
 /// Held while a file is read, edited and written back.
 static EDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -268,16 +281,26 @@ impl Module for Line {
     fn observe(
         &self,
         host: &HostRead,
-        _name: &str,
+        name: &str,
         d: &Desired,
-        _: &RunCtx,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         d.regex()?;
-        Ok(match host.read(&d.path)? {
-            None => Observed::default(),
-            Some(b) => Observed {
+        // What apply would refuse, refused here too: a dry run sees it. A
+        // missing file that a `file` resource of the catalog makes is a
+        // change, not a failure.
+        Ok(match host.lstat_read(&d.path)? {
+            None if d.ensure.absent()
+                || ctx.declares("file", &d.path)
+                || ctx.comes_after("line", name, crate::MAKERS) =>
+            {
+                Observed::default()
+            }
+            None => return Err(no_such_file(d)),
+            Some((m, _)) if !m.is_file => return Err(not_a_regular_file(d)),
+            Some((_, b)) => Observed {
                 exists: true,
-                content: Some(String::from_utf8(b).map_err(|_| {
+                content: Some(String::from_utf8(b.unwrap_or_default()).map_err(|_| {
                     ModuleError::Invalid(format!("{} is not a text file (not utf-8)", d.path))
                 })?),
             },
@@ -341,22 +364,15 @@ impl Module for Line {
         let _guard = EDITS.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = match host.lstat(&d.path)? {
             Some(m) if m.is_file => host.read(&d.path)?.map(|b| (m, b)),
-            Some(_) => {
-                return Err(ModuleError::Invalid(format!(
-                    "{} is not a regular file",
-                    d.path
-                )))
-            }
+            Some(_) => return Err(not_a_regular_file(d)),
             None => None,
         };
         let Some((meta, bytes)) = bytes else {
-            return Err(ModuleError::Invalid(format!(
-                "{}: no such file (declare file[{}] to create it)",
-                d.path, d.path
-            )));
+            return Err(no_such_file(d));
         };
-        let old = String::from_utf8(bytes)
-            .map_err(|_| ModuleError::Invalid(format!("{} is not a text file", d.path)))?;
+        let old = String::from_utf8(bytes).map_err(|_| {
+            ModuleError::Invalid(format!("{} is not a text file (not utf-8)", d.path))
+        })?;
         let new = edit(d, re.as_ref(), &old);
         if new == old {
             return Ok(());

@@ -269,53 +269,24 @@ impl Module for Pkg {
         &self,
         host: &HostRead,
         name: &str,
-        _: &Desired,
+        d: &Desired,
         _: &RunCtx,
     ) -> Result<Observed, ModuleError> {
-        let argv = [
-            "dpkg-query",
-            "-W",
-            "-f",
-            "${Status}\\t${Version}\\n",
-            "--",
-            name,
-        ];
-        let out = host.query(&argv)?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            // Exit 1 with "no packages found" is an unknown package: absent.
-            let err = String::from_utf8_lossy(&out.stderr);
-            if out.status.code() == Some(1)
-                && (text.trim().is_empty() || err.contains("no packages found"))
-            {
-                return Ok(Observed::default());
-            }
-            return Err(command_error(&argv, &out));
+        let o = installed(host, name)?;
+        let wanted = match (&d.version, &o.version) {
+            _ if d.ensure.absent() => false,
+            (_, None) => true,
+            (Some(v), Some(have)) => v != have,
+            (None, Some(_)) => false,
+        };
+        if wanted {
+            in_the_apt_lists(host, name, d.version.as_deref())?;
         }
-        let version = text.lines().find_map(|l| {
-            let (status, version) = l.split_once('\t')?;
-            status
-                .ends_with(" ok installed")
-                .then(|| version.to_string())
-        });
-        Ok(Observed { version })
+        Ok(o)
     }
 
     fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<PkgChange> {
-        if d.ensure.absent() {
-            return match &o.version {
-                Some(v) => vec![PkgChange::Remove { version: v.clone() }],
-                None => vec![],
-            };
-        }
-        match (&d.version, &o.version) {
-            (Some(want), have) if have.as_ref() != Some(want) => vec![PkgChange::Pin {
-                from: have.clone(),
-                to: want.clone(),
-            }],
-            (None, None) => vec![PkgChange::Install],
-            _ => vec![],
-        }
+        diff(d, o)
     }
 
     fn apply(
@@ -364,6 +335,106 @@ impl Module for Pkg {
             results[i] = r;
         }
         results
+    }
+}
+
+/// What dpkg says is installed of the package (nothing when unknown).
+fn installed(host: &HostRead, name: &str) -> Result<Observed, ModuleError> {
+    let argv = [
+        "dpkg-query",
+        "-W",
+        "-f",
+        "${Status}\\t${Version}\\n",
+        "--",
+        name,
+    ];
+    let out = host.query(&argv)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        // Exit 1 with "no packages found" is an unknown package: absent.
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(1)
+            && (text.trim().is_empty() || err.contains("no packages found"))
+        {
+            return Ok(Observed::default());
+        }
+        return Err(command_error(&argv, &out));
+    }
+    let version = text.lines().find_map(|l| {
+        let (status, version) = l.split_once('\t')?;
+        status
+            .ends_with(" ok installed")
+            .then(|| version.to_string())
+    });
+    Ok(Observed { version })
+}
+
+/// The changes from `o` to `d` (the kind's pure diff).
+fn diff(d: &Desired, o: &Observed) -> Vec<PkgChange> {
+    if d.ensure.absent() {
+        return match &o.version {
+            Some(v) => vec![PkgChange::Remove { version: v.clone() }],
+            None => vec![],
+        };
+    }
+    match (&d.version, &o.version) {
+        (Some(want), have) if have.as_ref() != Some(want) => vec![PkgChange::Pin {
+            from: have.clone(),
+            to: want.clone(),
+        }],
+        (None, None) => vec![PkgChange::Install],
+        _ => vec![],
+    }
+}
+
+/// A package to install, or a version to pin, that the host's apt lists do
+/// not have fails here, when observing, so that a dry run reports it (and
+/// apply says the same, without running apt). Without lists (never
+/// updated) nothing can be said: apply updates them and tries.
+fn in_the_apt_lists(host: &HostRead, name: &str, version: Option<&str>) -> Result<(), ModuleError> {
+    let lists = host.list_dir("/var/lib/apt/lists").unwrap_or_default();
+    if !lists.iter().any(|f| f.ends_with("_Packages")) {
+        return Ok(());
+    }
+    // The caches in memory: a dry run writes nothing (no pkgcache.bin).
+    let apt_cache = |cmd: &'static str| {
+        [
+            "apt-cache",
+            "-o",
+            "Dir::Cache::pkgcache=",
+            "-o",
+            "Dir::Cache::srcpkgcache=",
+            cmd,
+            "--",
+            name,
+        ]
+    };
+    let argv = apt_cache("madison");
+    let out = host.query(&argv)?;
+    if !out.status.success() {
+        return Err(command_error(&argv, &out));
+    }
+    let versions: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| Some(l.split('|').nth(1)?.trim().to_string()))
+        .collect();
+    if versions.is_empty() {
+        // A virtual package has no versions of its own but providers.
+        let argv = apt_cache("showpkg");
+        let out = host.query(&argv)?;
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Err(ModuleError::Invalid(format!(
+                "E: Unable to locate package {name} (not in the host's apt lists)"
+            )));
+        }
+        return Ok(());
+    }
+    match version {
+        Some(v) if !versions.iter().any(|x| x == v) => Err(ModuleError::Invalid(format!(
+            "E: Version '{v}' for '{name}' was not found (the apt lists have {})",
+            versions.join(", ")
+        ))),
+        _ => Ok(()),
     }
 }
 

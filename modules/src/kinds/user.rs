@@ -275,6 +275,37 @@ fn home_of(name: &str, d: &Desired, o: Option<&Observed>) -> String {
         .unwrap_or_else(|| format!("/home/{name}"))
 }
 
+/// What useradd/usermod would refuse, refused when observing so that a
+/// dry run sees it (and apply says the same): a uid another account has,
+/// a group that neither exists nor is declared in the catalog.
+fn preconditions(
+    host: &HostRead,
+    name: &str,
+    d: &Desired,
+    ctx: &RunCtx,
+) -> Result<(), ModuleError> {
+    if let Some(u) = d.uid {
+        match host.user_with_uid(u)? {
+            Some(other) if other != name => {
+                return Err(ModuleError::Invalid(format!(
+                    "uid {u} is taken by user `{other}`"
+                )))
+            }
+            _ => {}
+        }
+    }
+    let groups = d.group.iter().chain(d.groups.iter().flatten());
+    let made = ctx.comes_after("user", name, crate::MAKERS);
+    for g in groups {
+        if !made && !ctx.declares("group", g) && host.gid(g)?.is_none() {
+            return Err(ModuleError::Invalid(format!(
+                "group '{g}' does not exist (declare group[{g}])"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn keys_path(home: &str) -> (String, String) {
     let dir = format!("{}/.ssh", home.trim_end_matches('/'));
     let file = format!("{dir}/authorized_keys");
@@ -338,8 +369,11 @@ impl Module for User {
         host: &HostRead,
         name: &str,
         d: &Desired,
-        _: &RunCtx,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
+        if !d.ensure.absent() {
+            preconditions(host, name, d, ctx)?;
+        }
         let Some(f) = host.passwd(name)? else {
             return Ok(Observed::default());
         };
