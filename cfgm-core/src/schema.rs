@@ -44,7 +44,8 @@ pub enum AttrType {
         into: &'static str,
     },
     /// A path under the tree's `files/`, read at compile time into the
-    /// attribute named here.
+    /// attribute named here; bytes that are not UTF-8 text go base64 into
+    /// `INTO_b64` instead (the kind must take that attribute too).
     TreeFile {
         into: &'static str,
     },
@@ -89,6 +90,11 @@ impl AttrType {
             (AttrType::Mode, Value::String(s)) => {
                 if parse_mode(s).is_some() {
                     true
+                } else if s.contains(['=', '+']) || s.starts_with(['u', 'g', 'o', 'a']) {
+                    return Err(format!(
+                        "`{s}` is a symbolic mode; cfgm takes octal modes only: a string of \
+                         3 or 4 octal digits, e.g. \"0644\" (u=rw,go=r) or \"0750\" (u=rwx,g=rx)"
+                    ));
                 } else {
                     return Err(format!(
                         "`{s}` is not an octal file mode (expected e.g. \"0644\")"
@@ -350,6 +356,17 @@ mod tests {
         assert_eq!(parse_mode("0648"), None);
         assert_eq!(parse_mode(""), None);
         assert_eq!(parse_mode("077777"), None);
+    }
+
+    /// A symbolic mode is refused with what is accepted instead.
+    #[test]
+    fn a_symbolic_mode_says_what_is_accepted() {
+        for m in ["u=rwx,g=rx,o=", "a+r", "go-w"] {
+            let e = AttrType::Mode.check(&Value::from(m)).unwrap_err();
+            assert!(e.contains("symbolic mode") && e.contains("\"0644\""), "{e}");
+        }
+        let e = AttrType::Mode.check(&Value::from("0648")).unwrap_err();
+        assert!(e.contains("not an octal file mode"), "{e}");
     }
 
     #[test]

@@ -995,6 +995,30 @@ impl Host {
         }
     }
 
+    /// Moves what is at `p` (a directory, a link, anything) aside, to
+    /// `.NAME.cfgm-replaced` beside it — one rename in its directory, so
+    /// nothing of it is lost or copied — replacing an earlier one. Returns
+    /// the new path. For `file … force = true`.
+    pub fn move_aside(&self, p: &str) -> Result<String, ModuleError> {
+        let at = self.parent(p)?;
+        let aside = format!(".{}.cfgm-replaced", at.name);
+        match rfs::statat(&at.dir, aside.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if Meta::of(&st).is_dir => {
+                let name = std::ffi::CString::new(aside.as_str())
+                    .map_err(|_| ModuleError::Invalid(format!("{p}: a NUL byte")))?;
+                remove_tree_at(at.dir.as_fd(), &name, st.st_dev).map_err(sys_err("remove", p))?
+            }
+            Ok(_) => rfs::unlinkat(&at.dir, aside.as_str(), AtFlags::empty())
+                .map_err(sys_err("remove", p))?,
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(sys_err("move aside", p)(e)),
+        }
+        rfs::renameat(&at.dir, at.name, &at.dir, aside.as_str())
+            .map_err(sys_err("move aside", p))?;
+        rfs::fsync(&at.dir).map_err(sys_err("fsync directory of", p))?;
+        Ok(format!("{}/{aside}", parent_of(p).trim_end_matches('/')))
+    }
+
     /// Removes the temporary file a killed write of `p` left (never `p`).
     pub fn remove_leftover(&self, p: &str) -> Result<(), ModuleError> {
         let at = self.parent(p)?;

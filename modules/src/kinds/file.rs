@@ -1,8 +1,13 @@
 //! `file`: a regular file's content, mode and ownership, or its absence.
 //!
-//! Content comes inline (`content`), from a template under the tree's
-//! `templates/` (`template`, rendered at compile time with the host's
-//! context) or from a file under `files/` (`source`).
+//! Content comes inline (`content`, or `content_b64` for bytes), from a
+//! template under the tree's `templates/` (`template`, rendered at compile
+//! time with the host's context) or from a file under `files/` (`source`;
+//! bytes that are not UTF-8 text reach the catalog as `content_b64`).
+//! Something else than a regular file at the path is refused, unless
+//! `force = true`: then it is moved aside to `.NAME.cfgm-replaced` beside
+//! it (a directory with its content, a symlink as a link). A missing parent
+//! directory is an error unless `makedirs = true` (made like `mkdir -p`).
 
 use cfgm_core::schema::{AttrSpec, AttrType, Attrs, Claim, KindSpec, Problem};
 
@@ -18,6 +23,11 @@ pub static SPEC: KindSpec = KindSpec {
             "\"present\" (default) or \"absent\"",
         ),
         AttrSpec::opt("content", AttrType::Str, "the file's content, inline"),
+        AttrSpec::opt(
+            "content_b64",
+            AttrType::Str,
+            "the file's content as base64, for bytes that are not text",
+        ),
         AttrSpec::opt(
             "template",
             AttrType::Template { into: "content" },
@@ -37,6 +47,17 @@ pub static SPEC: KindSpec = KindSpec {
             "never show the content (plans show a hash)",
         ),
         AttrSpec::opt(
+            "force",
+            AttrType::Bool,
+            "replace a directory, symlink or other non-file at the path: it is moved \
+             aside to .NAME.cfgm-replaced beside it (the previous one of those goes)",
+        ),
+        AttrSpec::opt(
+            "makedirs",
+            AttrType::Bool,
+            "create missing parent directories (root's, 0755, like mkdir -p)",
+        ),
+        AttrSpec::opt(
             "validate",
             AttrType::StrList,
             "a command (argument vector, no shell) that checks the new content before it \
@@ -46,7 +67,7 @@ pub static SPEC: KindSpec = KindSpec {
         ),
     ],
     name_is_path: true,
-    secret_attrs: &["content"],
+    secret_attrs: &["content", "content_b64"],
     check,
     auto_deps: crate::path_auto_deps,
     claims,
@@ -55,7 +76,7 @@ pub static SPEC: KindSpec = KindSpec {
 /// A file with content sets the whole of it; without, it manages only the
 /// file's existence and metadata, and `line` resources may edit it.
 fn claims(name: &str, attrs: &Attrs) -> Vec<Claim> {
-    let content = ["content", "template", "source"]
+    let content = ["content", "content_b64", "template", "source"]
         .iter()
         .any(|a| attrs.contains_key(*a));
     if content && !crate::is_absent(attrs) {
@@ -66,7 +87,7 @@ fn claims(name: &str, attrs: &Attrs) -> Vec<Claim> {
 }
 
 fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
-    let sources: Vec<&str> = ["content", "template", "source"]
+    let sources: Vec<&str> = ["content", "content_b64", "template", "source"]
         .into_iter()
         .filter(|a| attrs.contains_key(*a))
         .collect();
@@ -79,6 +100,16 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
                 sources[0], sources[1]
             ),
         ));
+    }
+    if let Some(Value::String(b)) = attrs.get("content_b64") {
+        use base64::Engine as _;
+        if base64::engine::general_purpose::STANDARD.decode(b).is_err() {
+            // Never quotes the value: it may be secret.
+            out.push(Problem::attr(
+                "content_b64",
+                "`content_b64` is not base64 (standard alphabet, with padding)",
+            ));
+        }
     }
     if let Some(v) = attrs.get("validate").and_then(Value::as_array) {
         let argv: Vec<&str> = v.iter().filter_map(Value::as_str).collect();
@@ -103,7 +134,16 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
     }
     if crate::is_absent(attrs) {
         for a in [
-            "content", "template", "source", "mode", "owner", "group", "validate",
+            "content",
+            "content_b64",
+            "template",
+            "source",
+            "mode",
+            "owner",
+            "group",
+            "validate",
+            "force",
+            "makedirs",
         ] {
             if attrs.contains_key(a) {
                 out.push(Problem::attr(
@@ -156,11 +196,41 @@ pub struct Desired {
     pub secret: Option<bool>,
     #[serde(default)]
     pub validate: Option<Vec<String>>,
+    #[serde(default)]
+    pub content_b64: Option<String>,
+    #[serde(default)]
+    pub force: Option<bool>,
+    #[serde(default)]
+    pub makedirs: Option<bool>,
 }
 
 impl Desired {
     fn secret(&self) -> bool {
         self.secret == Some(true)
+    }
+
+    fn force(&self) -> bool {
+        self.force == Some(true)
+    }
+
+    fn makedirs(&self) -> bool {
+        self.makedirs == Some(true)
+    }
+
+    /// The content the catalog gives, as bytes (`None`: not managed).
+    /// Base64 was checked when compiling; bad base64 here is an error.
+    fn bytes(&self) -> Result<Option<std::borrow::Cow<'_, [u8]>>, ModuleError> {
+        use base64::Engine as _;
+        if let Some(c) = &self.content {
+            return Ok(Some(c.as_bytes().into()));
+        }
+        match &self.content_b64 {
+            Some(b) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map(|v| Some(v.into()))
+                .map_err(|_| ModuleError::Invalid("content_b64: not base64".into())),
+            None => Ok(None),
+        }
     }
 }
 
@@ -170,7 +240,7 @@ fn directory_in_the_way(name: &str, d: &Desired) -> ModuleError {
     ModuleError::Invalid(if d.ensure.absent() {
         format!("{name} is a directory; a file resource does not remove directories")
     } else {
-        format!("{name} is a directory; refusing to replace it with a file")
+        format!("{name} is a directory; refusing to replace it with a file (force = true moves it aside)")
     })
 }
 
@@ -402,10 +472,15 @@ impl Module for File {
         };
         // What apply would refuse, refused here too: a dry run sees it.
         match meta {
-            Some(m) if m.is_dir => return Err(directory_in_the_way(name, d)),
-            None if !d.ensure.absent() => crate::parent_there(host, ("file", name), name, ctx)?,
+            Some(m) if m.is_dir && (d.ensure.absent() || !d.force()) => {
+                return Err(directory_in_the_way(name, d))
+            }
+            None if !d.ensure.absent() && !d.makedirs() => {
+                crate::parent_there(host, ("file", name), name, ctx)?
+            }
             _ => {}
         }
+        d.bytes()?;
         if !d.ensure.absent() {
             crate::owners_there(host, ("file", name), d.owner.as_deref(), d.group.as_deref(), ctx)?;
         }
@@ -444,21 +519,26 @@ impl Module for File {
                 was: kind.unwrap_or("other").to_string(),
             });
         }
-        let content = d
-            .content
+        // Bad base64 is refused by observe; here it plans as no content.
+        let bytes = d.bytes().ok().flatten();
+        let content: Option<&[u8]> = bytes
             .as_deref()
-            .or(if o.exists { None } else { Some("") });
+            .or(if o.exists { None } else { Some(b"") });
         if let Some(c) = content {
-            let want = blake3::hash(c.as_bytes()).to_hex().to_string();
+            let want = blake3::hash(c).to_hex().to_string();
             if o.hash.as_deref() != Some(want.as_str()) {
                 let from = match (&o.hash, o.size) {
                     (Some(h), Some(n)) => Some(content_summary(n, h)),
                     _ => None,
                 };
-                let diff = match (&o.content, d.secret()) {
-                    (_, true) => None,
-                    (Some(old), false) if c.len() <= DIFF_LIMIT => Some(unified_diff(name, old, c)),
-                    (None, false) if !o.exists && c.len() <= DIFF_LIMIT => {
+                // Text only: bytes that are not UTF-8 show as size and hash.
+                let text = std::str::from_utf8(c).ok();
+                let diff = match (&o.content, text, d.secret()) {
+                    (_, _, true) | (_, None, _) => None,
+                    (Some(old), Some(c), false) if c.len() <= DIFF_LIMIT => {
+                        Some(unified_diff(name, old, c))
+                    }
+                    (None, Some(c), false) if !o.exists && c.len() <= DIFF_LIMIT => {
                         Some(unified_diff(name, "", c))
                     }
                     _ => None,
@@ -532,14 +612,24 @@ impl Module for File {
             // Only the leftover was to go.
             return Ok(());
         }
-        if now.is_some_and(|m| m.is_dir) {
-            return Err(directory_in_the_way(name, d));
-        }
         let (uid, gid) = ids(host, d.owner.as_deref(), d.group.as_deref())?;
+        match now {
+            // Anything but a regular file: moved aside (a directory, a
+            // symlink, a FIFO …) only when forced. A symlink without force
+            // is replaced by the rename, as it always was; the file it
+            // points at is never touched.
+            Some(m) if !m.is_file && d.force() => {
+                host.move_aside(name)?;
+            }
+            Some(m) if m.is_dir => return Err(directory_in_the_way(name, d)),
+            None if d.makedirs() => host.create_dir_all(crate::host::parent_of(name))?,
+            _ => {}
+        }
+        let now = if d.force() { host.lstat(name)? } else { now };
         if rewrite {
             let existing = now.filter(|m| m.is_file);
-            let content: Vec<u8> = match &d.content {
-                Some(c) => c.clone().into_bytes(),
+            let content: Vec<u8> = match d.bytes()? {
+                Some(c) => c.into_owned(),
                 // Keep the content of a regular file only: never read
                 // through a symlink, a FIFO or a device.
                 None if existing.is_some() => host.read(name)?.unwrap_or_default(),
