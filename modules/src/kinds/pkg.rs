@@ -24,7 +24,8 @@ pub static SPEC: KindSpec = KindSpec {
         AttrSpec::opt(
             "version",
             AttrType::Str,
-            "exact version to pin, e.g. \"1.22.1-9\"",
+            "exact version to pin, e.g. \"1.22.1-9\"; or \"latest\": apt's candidate \
+             (installed, then upgraded whenever the lists have a newer one)",
         ),
     ],
     name_is_path: false,
@@ -109,6 +110,24 @@ pub struct Desired {
 pub struct Observed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// With `version = "latest"`: the version apt would install (its
+    /// candidate), when the host's lists know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+}
+
+/// The `version` that means "apt's candidate, kept up to date".
+const LATEST: &str = "latest";
+
+impl Desired {
+    /// The exact version pinned, if any (not "latest").
+    fn pinned(&self) -> Option<&str> {
+        self.version.as_deref().filter(|v| *v != LATEST)
+    }
+
+    fn latest(&self) -> bool {
+        self.version.as_deref() == Some(LATEST)
+    }
 }
 
 #[derive(Default)]
@@ -123,6 +142,9 @@ pub enum PkgChange {
     Pin { from: Option<String>, to: String },
     /// Installed (this version) and must not be.
     Remove { version: String },
+    /// `version = "latest"`: not installed (`from` none) or older than
+    /// apt's candidate `to`.
+    Upgrade { from: Option<String>, to: String },
 }
 
 impl KindChange for PkgChange {
@@ -131,6 +153,7 @@ impl KindChange for PkgChange {
             PkgChange::Install => Change::new("ensure", Value::Null, "installed"),
             PkgChange::Pin { from, to } => Change::new("version", from.clone(), to.as_str()),
             PkgChange::Remove { version } => Change::new("ensure", version.as_str(), "absent"),
+            PkgChange::Upgrade { from, to } => Change::new("version", from.clone(), to.as_str()),
         }
     }
 }
@@ -139,7 +162,7 @@ impl KindChange for PkgChange {
 fn is_removal(changes: &[PkgChange]) -> bool {
     changes.iter().any(|c| match c {
         PkgChange::Remove { .. } => true,
-        PkgChange::Install | PkgChange::Pin { .. } => false,
+        PkgChange::Install | PkgChange::Pin { .. } | PkgChange::Upgrade { .. } => false,
     })
 }
 
@@ -189,9 +212,10 @@ fn stale_lists(host: &HostRead, out: &Output) -> bool {
         || (no_lists && text.contains("Unable to locate package"))
 }
 
-/// The apt argument for one pending change: NAME or NAME=VERSION.
+/// The apt argument for one pending change: NAME or NAME=VERSION (NAME
+/// alone for "latest": apt installs, or upgrades to, its candidate).
 fn target(name: &str, d: &Desired) -> String {
-    match &d.version {
+    match d.pinned() {
         Some(v) => format!("{name}={v}"),
         None => name.to_string(),
     }
@@ -252,7 +276,11 @@ impl Module for Pkg {
 
     /// From the facts' package inventory (the dpkg status database): an
     /// installed package has its version, any other is absent.
-    fn observe_facts(name: &str, _: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+    fn observe_facts(name: &str, d: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+        if d.latest() {
+            // The facts know what is installed, not apt's candidate.
+            return None;
+        }
         let (base, arch) = match name.split_once(':') {
             Some((b, a)) => (b, Some(a)),
             None => (name, None),
@@ -262,7 +290,10 @@ impl Module for Pkg {
             .iter()
             .find(|p| p.name == base && arch.is_none_or(|a| p.arch == a))
             .map(|p| p.version.clone());
-        Some(Observed { version })
+        Some(Observed {
+            version,
+            candidate: None,
+        })
     }
 
     fn observe(
@@ -272,15 +303,18 @@ impl Module for Pkg {
         d: &Desired,
         _: &RunCtx,
     ) -> Result<Observed, ModuleError> {
-        let o = installed(host, name)?;
-        let wanted = match (&d.version, &o.version) {
+        let mut o = installed(host, name)?;
+        let wanted = match (d.pinned(), &o.version) {
             _ if d.ensure.absent() => false,
             (_, None) => true,
             (Some(v), Some(have)) => v != have,
             (None, Some(_)) => false,
         };
         if wanted {
-            in_the_apt_lists(host, name, d.version.as_deref())?;
+            in_the_apt_lists(host, name, d.pinned())?;
+        }
+        if d.latest() && !d.ensure.absent() {
+            o.candidate = candidate(host, name)?;
         }
         Ok(o)
     }
@@ -366,7 +400,33 @@ fn installed(host: &HostRead, name: &str) -> Result<Observed, ModuleError> {
             .ends_with(" ok installed")
             .then(|| version.to_string())
     });
-    Ok(Observed { version })
+    Ok(Observed {
+        version,
+        candidate: None,
+    })
+}
+
+/// apt's candidate version of a package (`apt-cache policy`), when the
+/// host's lists know one; the caches in memory, so nothing is written.
+fn candidate(host: &HostRead, name: &str) -> Result<Option<String>, ModuleError> {
+    let argv = [
+        "apt-cache",
+        "-o",
+        "Dir::Cache::pkgcache=",
+        "-o",
+        "Dir::Cache::srcpkgcache=",
+        "policy",
+        "--",
+        name,
+    ];
+    let out = host.query(&argv)?;
+    if !out.status.success() {
+        return Err(command_error(&argv, &out));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let c = l.trim().strip_prefix("Candidate:")?.trim();
+        (c != "(none)" && !c.is_empty()).then(|| c.to_string())
+    }))
 }
 
 /// The changes from `o` to `d` (the kind's pure diff).
@@ -375,6 +435,16 @@ fn diff(d: &Desired, o: &Observed) -> Vec<PkgChange> {
         return match &o.version {
             Some(v) => vec![PkgChange::Remove { version: v.clone() }],
             None => vec![],
+        };
+    }
+    if d.latest() {
+        return match (&o.version, &o.candidate) {
+            (have, Some(c)) if have.as_ref() != Some(c) => vec![PkgChange::Upgrade {
+                from: have.clone(),
+                to: c.clone(),
+            }],
+            (None, None) => vec![PkgChange::Install],
+            _ => vec![],
         };
     }
     match (&d.version, &o.version) {
@@ -468,6 +538,33 @@ mod tests {
             &[
                 ("p", json!({}), none.clone(), &[r#"ensure: null → "installed""#]),
                 ("p", json!({}), v1.clone(), &[]),
+                // "latest": apt's candidate, from → to; unknown candidate:
+                // installed when missing, else nothing to say.
+                (
+                    "p",
+                    json!({"version": "latest"}),
+                    json!({"version": "1.0", "candidate": "1.1"}),
+                    &[r#"version: "1.0" → "1.1""#],
+                ),
+                (
+                    "p",
+                    json!({"version": "latest"}),
+                    json!({"candidate": "1.1"}),
+                    &[r#"version: null → "1.1""#],
+                ),
+                (
+                    "p",
+                    json!({"version": "latest"}),
+                    json!({"version": "1.1", "candidate": "1.1"}),
+                    &[],
+                ),
+                (
+                    "p",
+                    json!({"version": "latest"}),
+                    none.clone(),
+                    &[r#"ensure: null → "installed""#],
+                ),
+                ("p", json!({"version": "latest"}), v1.clone(), &[]),
                 (
                     "p",
                     json!({"ensure": "installed", "version": "1:2.0-1"}),
