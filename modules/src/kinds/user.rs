@@ -34,6 +34,12 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Path,
             "home directory (default /home/NAME)",
         ),
+        AttrSpec::opt(
+            "move_home",
+            AttrType::Bool,
+            "when `home` changes, move the old home's content there (usermod --move-home; \
+             the new place must not exist yet); without it only /etc/passwd changes",
+        ),
         AttrSpec::opt("comment", AttrType::Str, "the GECOS field"),
         AttrSpec::opt(
             "system",
@@ -180,6 +186,8 @@ pub struct Desired {
     #[serde(default)]
     pub comment: Option<String>,
     #[serde(default)]
+    pub move_home: Option<bool>,
+    #[serde(default)]
     pub system: Option<bool>,
     #[serde(default)]
     pub ssh_keys: Option<Vec<String>>,
@@ -292,6 +300,15 @@ fn preconditions(
                 )))
             }
             _ => {}
+        }
+    }
+    if let (Some(new), Some(true)) = (&d.home, d.move_home) {
+        // usermod --move-home refuses a place that exists.
+        let old = host.passwd(name)?.and_then(|f| f.get(5).cloned());
+        if old.is_some_and(|o| &o != new) && host.exists(new)? {
+            return Err(ModuleError::Invalid(format!(
+                "move_home: {new} exists already; usermod --move-home moves a home only to a new place"
+            )));
         }
     }
     let groups = d.group.iter().chain(d.groups.iter().flatten());
@@ -558,6 +575,9 @@ impl Module for User {
         );
         flag(&mut argv, "--shell", d.shell.clone(), t.shell);
         flag(&mut argv, "--home", d.home.clone(), t.home);
+        if t.home && !creating && d.move_home == Some(true) {
+            argv.push("--move-home".into());
+        }
         flag(&mut argv, "--comment", d.comment.clone(), t.comment);
         if creating {
             let mut add = vec!["useradd".to_string()];
