@@ -41,7 +41,9 @@ type Key = [u8; 32];
 pub type Compiled = Arc<(Option<Catalog>, Vec<Diagnostic>)>;
 
 /// File contents by (node, attribute): rendered, read, or why not.
-type Rendered = HashMap<(usize, &'static str), Arc<Result<String, Diagnostic>>>;
+/// Per (node, attribute): the content, and whether it is bytes from
+/// `files/` that are not UTF-8 text, as base64 (see `AttrType::TreeFile`).
+type Rendered = HashMap<(usize, &'static str), (bool, Arc<Result<String, Diagnostic>>)>;
 
 /// A state to load, and the include (state and range) that named it.
 type Pending = (String, Option<(Arc<ParsedState>, Range<usize>)>);
@@ -425,7 +427,7 @@ impl<'a> Compiler<'a> {
                 let Value::String(path) = value else {
                     continue;
                 };
-                let out = match a.ty {
+                let (binary, out) = match a.ty {
                     AttrType::Template { .. } => {
                         let vars = spec
                             .attrs
@@ -434,15 +436,19 @@ impl<'a> Compiler<'a> {
                             .and_then(|v| r.attrs.get(v.name));
                         let (k, out) = self.template(st, r, path, at.val.clone(), ctx, vars);
                         ckey.update(&k);
-                        out
+                        (false, out)
                     }
                     AttrType::TreeFile { .. } | AttrType::TreeBinary { .. } => {
-                        let binary = matches!(a.ty, AttrType::TreeBinary { .. });
-                        let out = self.tree_file(st, r, path, at.val.clone(), binary);
+                        // TreeBinary: the bytes as hex into its attribute
+                        // (e.g. a key); TreeFile: text, or base64 into
+                        // `INTO_b64` when the bytes are not UTF-8.
+                        let hex_wanted = matches!(a.ty, AttrType::TreeBinary { .. });
+                        let (binary, out) = self.tree_file(st, r, path, at.val.clone(), hex_wanted);
                         if let Ok(s) = out.as_ref() {
+                            ckey.update(&[binary as u8]);
                             ckey.update(blake3::hash(s.as_bytes()).as_bytes());
                         }
-                        out
+                        (binary, out)
                     }
                     _ => continue,
                 };
@@ -451,7 +457,7 @@ impl<'a> Compiler<'a> {
                     ckey.update(d.message.as_bytes());
                     diags.push(d.clone());
                 }
-                rendered.insert((i, a.name), out);
+                rendered.insert((i, a.name), (binary, out));
             }
         }
         (ckey.finalize().into(), rendered)
@@ -491,11 +497,15 @@ impl<'a> Compiler<'a> {
                             }
                             _ => continue,
                         };
-                        match rendered.get(&(i, a.name)).map(|x| x.as_ref()) {
-                            Some(Ok(s)) => {
+                        match rendered.get(&(i, a.name)).map(|(b, x)| (*b, x.as_ref())) {
+                            Some((false, Ok(s))) => {
                                 attrs.insert(into.to_string(), Value::String(s.clone()));
                             }
-                            Some(Err(d)) => error = Some(one_line(self.sources(), d)),
+                            // Bytes that are not text: base64, into `INTO_b64`.
+                            Some((true, Ok(s))) => {
+                                attrs.insert(format!("{into}_b64"), Value::String(s.clone()));
+                            }
+                            Some((_, Err(d))) => error = Some(one_line(self.sources(), d)),
                             None => {}
                         }
                     }
@@ -680,12 +690,28 @@ impl<'a> Compiler<'a> {
         r: &ParsedResource,
         path: &str,
         at: Range<usize>,
-        binary: bool,
-    ) -> Arc<Result<String, Diagnostic>> {
-        let key: Key = blake3::hash(format!("file\0{binary}\0{path}").as_bytes()).into();
-        if let Some(s) = self.files.lock().expect("cache").get(&key) {
-            return s.clone();
+        hex_wanted: bool,
+    ) -> (bool, Arc<Result<String, Diagnostic>>) {
+        // Text, bytes (as base64) and hex are cached under keys of their own.
+        let key: Key = blake3::hash(format!("file\0{path}").as_bytes()).into();
+        let bkey: Key = blake3::hash(format!("bytes\0{path}").as_bytes()).into();
+        let hkey: Key = blake3::hash(format!("hex\0{path}").as_bytes()).into();
+        {
+            let files = self.files.lock().expect("cache");
+            if hex_wanted {
+                if let Some(s) = files.get(&hkey) {
+                    return (false, s.clone());
+                }
+            } else {
+                if let Some(s) = files.get(&key) {
+                    return (false, s.clone());
+                }
+                if let Some(s) = files.get(&bkey) {
+                    return (true, s.clone());
+                }
+            }
         }
+        let mut binary = false;
         // Only files under files/: no absolute path, no `..`, and (the
         // source sees to it) no symlink out of the tree: a catalog must not
         // carry e.g. /etc/shadow of the machine that compiles it.
@@ -703,13 +729,12 @@ impl<'a> Compiler<'a> {
                 st.diag(self.sources(), "source", msg, at.clone(), label)
             };
             match self.tree.read_bytes(&rel) {
-                Ok(Some(b)) if binary => Ok(hex(&b)),
-                Ok(Some(b)) => String::from_utf8(b).map_err(|_| {
-                    fail(
-                        format!("{}: files/{path} is not UTF-8 text", r.id),
-                        "expected a UTF-8 text file under files/",
-                    )
-                }),
+                Ok(Some(b)) if hex_wanted => Ok(hex(&b)),
+                Ok(Some(b)) => Ok(String::from_utf8(b).unwrap_or_else(|e| {
+                    binary = true;
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD.encode(e.as_bytes())
+                })),
                 Ok(None) => Err(fail(
                     format!("{}: files/{path} does not exist", r.id),
                     "expected a file under files/",
@@ -730,8 +755,17 @@ impl<'a> Compiler<'a> {
             }
         };
         let out = Arc::new(out);
-        self.files.lock().expect("cache").insert(key, out.clone());
-        out
+        self.files.lock().expect("cache").insert(
+            if hex_wanted {
+                hkey
+            } else if binary {
+                bkey
+            } else {
+                key
+            },
+            out.clone(),
+        );
+        (binary, out)
     }
 
     fn graph(&self, key: Key, states: Vec<Arc<ParsedState>>) -> Arc<GraphOutcome> {

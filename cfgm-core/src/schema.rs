@@ -48,7 +48,8 @@ pub enum AttrType {
     /// rendered content carries them); the catalog does not hold them.
     TemplateVars,
     /// A path under the tree's `files/`, read at compile time into the
-    /// attribute named here.
+    /// attribute named here; bytes that are not UTF-8 text go base64 into
+    /// `INTO_b64` instead (the kind must take that attribute too).
     TreeFile {
         into: &'static str,
     },
@@ -102,6 +103,11 @@ impl AttrType {
             (AttrType::Mode, Value::String(s)) => {
                 if parse_mode(s).is_some() {
                     true
+                } else if s.contains(['=', '+']) || s.starts_with(['u', 'g', 'o', 'a']) {
+                    return Err(format!(
+                        "`{s}` is a symbolic mode; cfgm takes octal modes only: a string of \
+                         3 or 4 octal digits, e.g. \"0644\" (u=rw,go=r) or \"0750\" (u=rwx,g=rx)"
+                    ));
                 } else {
                     return Err(format!(
                         "`{s}` is not an octal file mode (expected e.g. \"0644\")"
@@ -265,6 +271,32 @@ pub struct KindSpec {
     pub check: fn(name: &str, attrs: &Attrs) -> Vec<Problem>,
     /// Automatic dependencies (a file after its parent directory …).
     pub auto_deps: fn(name: &str, attrs: &Attrs) -> Vec<AutoDep>,
+    /// The host paths whose content the resource sets whole or edits in
+    /// part: the compiler refuses a path one resource sets and another
+    /// edits (each apply would undo the other).
+    pub claims: fn(name: &str, attrs: &Attrs) -> Vec<Claim>,
+}
+
+/// What a resource does to a host path's content (see [`KindSpec::claims`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// It sets the whole content (a `file` with content).
+    Sets(String),
+    /// It edits part of it (a `line`), keeping the rest.
+    Edits(String),
+}
+
+impl Claim {
+    pub fn path(&self) -> &str {
+        match self {
+            Claim::Sets(p) | Claim::Edits(p) => p,
+        }
+    }
+}
+
+/// No claims on any path's content.
+pub fn no_claims(_: &str, _: &Attrs) -> Vec<Claim> {
+    Vec::new()
 }
 
 impl KindSpec {
@@ -345,6 +377,17 @@ mod tests {
         assert_eq!(parse_mode("0648"), None);
         assert_eq!(parse_mode(""), None);
         assert_eq!(parse_mode("077777"), None);
+    }
+
+    /// A symbolic mode is refused with what is accepted instead.
+    #[test]
+    fn a_symbolic_mode_says_what_is_accepted() {
+        for m in ["u=rwx,g=rx,o=", "a+r", "go-w"] {
+            let e = AttrType::Mode.check(&Value::from(m)).unwrap_err();
+            assert!(e.contains("symbolic mode") && e.contains("\"0644\""), "{e}");
+        }
+        let e = AttrType::Mode.check(&Value::from("0648")).unwrap_err();
+        assert!(e.contains("not an octal file mode"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ static PKG: KindSpec = KindSpec {
     secret_attrs: &[],
     check: no_check,
     auto_deps: no_auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 fn file_deps(name: &str, _: &Attrs) -> Vec<AutoDep> {
@@ -44,6 +45,7 @@ static FILE: KindSpec = KindSpec {
     secret_attrs: &["content"],
     check: no_check,
     auto_deps: file_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 static DIRECTORY: KindSpec = KindSpec {
@@ -54,6 +56,7 @@ static DIRECTORY: KindSpec = KindSpec {
     secret_attrs: &[],
     check: no_check,
     auto_deps: file_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 fn registry() -> Registry {
@@ -486,6 +489,7 @@ mod engine {
         secret_attrs: &[],
         check: no_check,
         auto_deps: no_auto_deps,
+        claims: cfgm_core::schema::no_claims,
     };
     static THING: KindSpec = KindSpec {
         kind: "thing",
@@ -495,6 +499,7 @@ mod engine {
         secret_attrs: &[],
         check: no_check,
         auto_deps: no_auto_deps,
+        claims: cfgm_core::schema::no_claims,
     };
 
     impl Provider for Fake {

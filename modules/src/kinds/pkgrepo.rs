@@ -62,6 +62,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check,
     auto_deps: no_auto_deps,
+    claims,
 };
 
 fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
@@ -410,6 +411,17 @@ impl Module for PkgRepo {
     }
 }
 
+/// A repository sets the whole content of its sources file and its key.
+fn claims(name: &str, attrs: &Attrs) -> Vec<cfgm_core::schema::Claim> {
+    if crate::is_absent(attrs) {
+        return Vec::new();
+    }
+    vec![
+        cfgm_core::schema::Claim::Sets(sources_path(name)),
+        cfgm_core::schema::Claim::Sets(key_path(name)),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testing::diff_table;
@@ -456,3 +468,4 @@ mod tests {
         );
     }
 }
+

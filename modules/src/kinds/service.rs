@@ -7,8 +7,10 @@
 //! attributes given are managed. A static systemd unit (no [Install]
 //! section) cannot be enabled or disabled: `enabled = false` is satisfied
 //! by it, `enabled = true` fails at observe, so the plan says so too. A
-//! service that does not exist is observed as stopped and disabled; asking it to run fails in apply with "no unit
-//! NAME.service" / "no /etc/init.d/NAME". Installing the service's package
+//! service that does not exist is observed as stopped and disabled; asking
+//! it to run (or be enabled) fails with "no unit NAME.service" / "no
+//! /etc/init.d/NAME" — at observe, so a dry run says so, unless a `pkg` it
+//! comes after is declared to bring it. Installing the service's package
 //! is the `pkg` kind's job (a service comes after the package of its name).
 
 use cfgm_core::schema::{AttrSpec, AttrType, Attrs, AutoDep, KindSpec, Problem};
@@ -40,6 +42,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check,
     auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// A unit or init-script name: it becomes an argument (after `--` where
@@ -362,9 +365,21 @@ impl Module for Service {
         host: &HostRead,
         name: &str,
         d: &Desired,
-        _: &RunCtx,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         let init = Init::of(host);
+        // A service asked to run or be enabled that does not exist fails
+        // here, so a dry run sees it (apply says the same) — unless a
+        // package it comes after (its own name's, or one it requires) is
+        // declared to bring it.
+        let wanted = d.running == Some(true) || d.enabled == Some(true);
+        if wanted
+            && !ctx.declares("pkg", name)
+            && !ctx.comes_after("service", name, &["pkg"])
+            && !init.exists(host, name)?
+        {
+            return Err(init.missing(name));
+        }
         let provider = match init {
             Init::Systemd => "systemd",
             Init::Sysv => "sysvinit",
