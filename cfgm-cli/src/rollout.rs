@@ -79,7 +79,11 @@ pub enum Event {
         reason: Option<String>,
         changed: u64,
         failed_resources: Vec<String>,
+        /// From dispatch to verdict, gates included.
         seconds: f64,
+        /// What the host's agent reported as its own run time.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent_seconds: Option<f64>,
     },
     Gate {
         wave: usize,
@@ -258,8 +262,9 @@ impl Runner<'_> {
         &self,
         wave: &ResolvedWave,
         h: &Host,
+        run: Result<HostRun, String>,
     ) -> (HostState, Option<String>, u64, Vec<String>, Option<String>) {
-        let run = match self.transport.converge(h, &self.commit, self.dry_run) {
+        let run = match run {
             Ok(r) => r,
             Err(e) => {
                 return (
@@ -433,7 +438,12 @@ impl Runner<'_> {
                         dc: h.dc.clone(),
                     });
                     let t0 = Instant::now();
-                    let (state, reason, changed, failed_res, report) = self.host(wave, h);
+                    let run = self.transport.converge(h, &self.commit, self.dry_run);
+                    // The agent's own converge time, to tell it from the
+                    // rollout's (SSH, dispatch, gates).
+                    let agent_seconds =
+                        run.as_ref().ok().and_then(|r| r.report["seconds"].as_f64());
+                    let (state, reason, changed, failed_res, report) = self.host(wave, h, run);
                     self.log(&Record::Host {
                         wave: wi,
                         host: h.name.clone(),
@@ -461,6 +471,7 @@ impl Runner<'_> {
                         changed,
                         failed_resources: failed_res,
                         seconds: t0.elapsed().as_secs_f64(),
+                        agent_seconds,
                     });
                 });
             }

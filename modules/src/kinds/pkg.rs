@@ -312,7 +312,7 @@ impl Module for Pkg {
         host: &HostRead,
         name: &str,
         d: &Desired,
-        _: &RunCtx,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         let mut o = installed(host, name)?;
         let wanted = match (d.pinned(), &o.version) {
@@ -321,7 +321,9 @@ impl Module for Pkg {
             (Some(v), Some(have)) => v != have,
             (None, Some(_)) => false,
         };
-        if wanted {
+        // A package after a repository (or a command) of the catalog may
+        // come from lists that run refreshes: not knowable beforehand.
+        if wanted && !ctx.comes_after("pkg", name, &["pkgrepo", "cmd"]) {
             in_the_apt_lists(host, name, d.pinned())?;
         }
         if d.latest() && !d.ensure.absent() {
