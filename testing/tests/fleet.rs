@@ -24,9 +24,28 @@ fn one_per_dc(f: &Fleet) -> Vec<&Host> {
 }
 
 fn sh(f: &Fleet, host: &str, cmd: &str) -> String {
-    match f.ssh(host, cmd).and_then(|o| o.ok()) {
+    match ssh_riding_restarts(host, || f.ssh(host, cmd)).and_then(|o| o.ok()) {
         Ok(o) => o.stdout,
         Err(e) => panic!("{e:#}"),
+    }
+}
+
+/// Runs `ssh` again while the host refuses the connection, for up to 15 s: a host's agent
+/// restarts sshd when it converges the ssh state (e.g. a refresh owed by a run a restart of
+/// the agent cut short), and a test polling that host must not take the restart for a failure.
+fn ssh_riding_restarts(
+    host: &str,
+    ssh: impl Fn() -> anyhow::Result<cfgm_testing::Output>,
+) -> anyhow::Result<cfgm_testing::Output> {
+    let t0 = Instant::now();
+    loop {
+        let out = ssh()?;
+        let refused = out.code == Some(255) && out.stderr.contains("Connection refused");
+        if !refused || t0.elapsed() > Duration::from_secs(15) {
+            return Ok(out);
+        }
+        eprintln!("{host}: sshd refused the connection (restarting?); trying again");
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -858,10 +877,11 @@ fn reports_since(f: &Fleet, host: &str, since: &str) -> Vec<(String, Value)> {
          names = sorted(n for n in os.listdir(d) if n.endswith('.json') and n > sys.argv[1]) if os.path.isdir(d) else []\n\
          print(json.dumps([[n, json.load(open(os.path.join(d, n)))] for n in names]))\n"
     );
-    let out = f
-        .ssh_with_input(host, &format!("python3 - '{since}'"), py.as_bytes())
-        .and_then(|o| o.ok())
-        .unwrap_or_else(|e| panic!("{host}: {e:#}"));
+    let out = ssh_riding_restarts(host, || {
+        f.ssh_with_input(host, &format!("python3 - '{since}'"), py.as_bytes())
+    })
+    .and_then(|o| o.ok())
+    .unwrap_or_else(|e| panic!("{host}: {e:#}"));
     serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("{host}: reports: {e}: {}", out.stdout))
 }
