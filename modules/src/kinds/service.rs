@@ -302,11 +302,12 @@ impl Module for Service {
         // here, so a dry run sees it (apply says the same) — unless a
         // package it comes after (its own name's, or one it requires) is
         // declared to bring it.
+        let exists = init.exists(host, name)?;
         let wanted = d.running == Some(true) || d.enabled == Some(true);
         if wanted
+            && !exists
             && !ctx.declares("pkg", name)
             && !ctx.comes_after("service", name, &["pkg"])
-            && !init.exists(host, name)?
         {
             return Err(init.missing(name));
         }
@@ -315,7 +316,7 @@ impl Module for Service {
             Init::Sysv => "sysvinit",
         }
         .to_string();
-        if !init.exists(host, name)? {
+        if !exists {
             return Ok(Observed {
                 provider,
                 ..Observed::default()
