@@ -302,12 +302,11 @@ impl Module for Service {
         // here, so a dry run sees it (apply says the same) — unless a
         // package it comes after (its own name's, or one it requires) is
         // declared to bring it.
-        let exists = init.exists(host, name)?;
         let wanted = d.running == Some(true) || d.enabled == Some(true);
         if wanted
-            && !exists
             && !ctx.declares("pkg", name)
             && !ctx.comes_after("service", name, &["pkg"])
+            && !init.exists(host, name)?
         {
             return Err(init.missing(name));
         }
@@ -316,7 +315,7 @@ impl Module for Service {
             Init::Sysv => "sysvinit",
         }
         .to_string();
-        if !exists {
+        if !init.exists(host, name)? {
             return Ok(Observed {
                 provider,
                 ..Observed::default()
