@@ -606,6 +606,27 @@ mod engine {
             text.contains("1 would change, 0 unchanged, 1 would fail"),
             "{text}"
         );
+        // What depends on it would be skipped, and says why in the dry run's words.
+        let c2 = Catalog::new(
+            "h",
+            vec![
+                res(
+                    "v",
+                    "a",
+                    json!({"value": "1", "blocked": "/a is a directory"}),
+                    &[],
+                ),
+                res(
+                    "v",
+                    "b",
+                    json!({"value": "1"}),
+                    &[("v", "a", DepKind::Require)],
+                ),
+            ],
+        );
+        let dry2 = run(&c2, &p, &opts(Mode::DryRun));
+        let b = dry2.resources.iter().find(|x| x.id.name == "b").unwrap();
+        assert_eq!(b.error.as_deref(), Some("requires v[a], which would fail"));
         let applied = run(&c, &p, &opts(Mode::Apply));
         let err = |r: &cfgm_core::Report| {
             r.resources
