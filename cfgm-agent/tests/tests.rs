@@ -175,6 +175,64 @@ content = "kept\n"
 content = "kept too\n"
 "#;
 
+/// A dry run never promises what apply cannot do: a file over a directory
+/// is "would fail" with apply's own message and exit 1, and apply fails it
+/// with the same words, touching nothing of it; the rest converges.
+#[test]
+fn a_dry_run_says_would_fail_and_exits_1() {
+    // New files are root's: the apply chowns.
+    if !needs_root("a_dry_run_says_would_fail_and_exits_1") {
+        return;
+    }
+    let (_t, tr, root, st) = dirs();
+    tree(
+        &tr,
+        "[file.\"/etc/blocked\"]\ncontent = \"x\\n\"\n\n[file.\"/etc/ok\"]\ncontent = \"ok\\n\"\n",
+    );
+    std::fs::create_dir_all(root.join("etc/blocked")).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--color", "never"];
+        args.extend_from_slice(extra);
+        let out = Command::new(agent())
+            .args(["apply", "--host", "h", "--tree"])
+            .arg(&tr)
+            .arg("--root")
+            .arg(&root)
+            .arg("--state-dir")
+            .arg(&st)
+            .args(&args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let msg = "/etc/blocked is a directory; refusing to replace it with a file";
+    let (code, text) = run(&["--dry-run"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("! file[/etc/blocked]  would fail: {msg}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 would change, 0 unchanged, 1 would fail"),
+        "{text}"
+    );
+    assert!(!root.join("etc/ok").exists());
+    let (code, text) = run(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("! file[/etc/blocked]  failed: {msg}")),
+        "{text}"
+    );
+    assert!(root.join("etc/blocked").is_dir());
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/ok")).unwrap(),
+        "ok\n"
+    );
+}
+
 #[test]
 fn file_kinds_converge_then_a_second_apply_changes_nothing() {
     if !needs_root("file_kinds_converge_then_a_second_apply_changes_nothing") {

@@ -251,9 +251,11 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
                     .is_some_and(|&j| matches!(done[j], Some(Done::Failed) | Some(Done::Skipped)))
             });
             if let Some(d) = failed_dep {
-                let why = match done[index[d]] {
-                    Some(Done::Failed) => "failed",
-                    _ => "was skipped",
+                let why = match (&done[index[d]], opts.mode) {
+                    (Some(Done::Failed), Mode::Apply) => "failed",
+                    (Some(Done::Failed), Mode::DryRun) => "would fail",
+                    (_, Mode::Apply) => "was skipped",
+                    (_, Mode::DryRun) => "would be skipped",
                 };
                 done[i] = Some(Done::Skipped);
                 let rep = ResourceReport::skipped(r, format!("requires {d}, which {why}"));

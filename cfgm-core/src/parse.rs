@@ -441,12 +441,15 @@ fn parse_resource(
                     crate::schema::type_name(&value)
                 );
             }
-            diags.push(ctx.diag(
-                "type",
-                format!("{id}: wrong type for `{a}`"),
-                aval.span(),
-                msg,
-            ));
+            // A string where a mode goes is the right type with a value
+            // cfgm does not take (e.g. a symbolic mode): say what it takes.
+            let head = match (&aspec.ty, &value) {
+                (crate::schema::AttrType::Mode, Value::String(_)) => {
+                    format!("{id}: `{a}` is not an octal file mode")
+                }
+                _ => format!("{id}: wrong type for `{a}`"),
+            };
+            diags.push(ctx.diag("type", head, aval.span(), msg));
             mistyped.insert(a.to_string(), value);
             continue;
         }

@@ -338,7 +338,11 @@ impl Report {
         };
         let mut summary = format!("{changed}, {} unchanged", c.unchanged);
         if c.failed > 0 {
-            summary.push_str(&format!(", {} failed", c.failed));
+            let verb = match self.mode {
+                Mode::Apply => "failed",
+                Mode::DryRun => "would fail",
+            };
+            summary.push_str(&format!(", {} {verb}", c.failed));
         }
         if c.skipped > 0 {
             summary.push_str(&format!(", {} skipped", c.skipped));

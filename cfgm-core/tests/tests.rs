@@ -510,6 +510,10 @@ mod engine {
             if r.attrs.get("panic") == Some(&json!("observe")) {
                 panic!("boom");
             }
+            if let Some(Value::String(why)) = r.attrs.get("blocked") {
+                // A precondition that observing sees (a kind's "would fail").
+                return Err(ModuleError::Invalid(why.clone()));
+            }
             if r.attrs.get("show_managed") == Some(&json!(true)) {
                 let paths: Vec<&str> = ctx.managed_paths.iter().map(String::as_str).collect();
                 let line = format!("managed {}", paths.join(","));
@@ -626,6 +630,69 @@ mod engine {
             parallel: 2,
             ..Options::default()
         }
+    }
+
+    /// What observing finds apply would hit, a dry run reports as "would
+    /// fail" with apply's own message, and the run is not ok (non-zero
+    /// exit); apply fails with the same words and never acts.
+    #[test]
+    fn a_dry_run_says_would_fail_with_applys_message() {
+        let (w, p) = setup();
+        let c = Catalog::new(
+            "h",
+            vec![
+                res(
+                    "v",
+                    "a",
+                    json!({"value": "1", "blocked": "/a is a directory"}),
+                    &[],
+                ),
+                res("v", "b", json!({"value": "1"}), &[]),
+            ],
+        );
+        let dry = run(&c, &p, &opts(Mode::DryRun));
+        assert_eq!(outcome(&dry, "a"), Outcome::Failed);
+        assert!(!dry.ok());
+        assert_ne!(dry.status.exit_code(), 0);
+        let text = dry.to_text(false);
+        assert!(
+            text.contains("v[a]  would fail: /a is a directory"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 would change, 0 unchanged, 1 would fail"),
+            "{text}"
+        );
+        // What depends on it would be skipped, and says why in the dry run's words.
+        let c2 = Catalog::new(
+            "h",
+            vec![
+                res(
+                    "v",
+                    "a",
+                    json!({"value": "1", "blocked": "/a is a directory"}),
+                    &[],
+                ),
+                res(
+                    "v",
+                    "b",
+                    json!({"value": "1"}),
+                    &[("v", "a", DepKind::Require)],
+                ),
+            ],
+        );
+        let dry2 = run(&c2, &p, &opts(Mode::DryRun));
+        let b = dry2.resources.iter().find(|x| x.id.name == "b").unwrap();
+        assert_eq!(b.error.as_deref(), Some("requires v[a], which would fail"));
+        let applied = run(&c, &p, &opts(Mode::Apply));
+        let err = |r: &cfgm_core::Report| {
+            r.resources
+                .iter()
+                .find(|x| x.id.name == "a")
+                .and_then(|x| x.error.clone())
+        };
+        assert_eq!(err(&applied), err(&dry));
+        assert!(!w.lock().unwrap().log.iter().any(|l| l == "apply a"));
     }
 
     #[test]

@@ -405,3 +405,34 @@ mod tests {
         }
     }
 }
+
+/// README's kind reference names every kind and every attribute of each,
+/// so that it cannot fall behind the specs.
+#[cfg(test)]
+mod readme {
+    #[test]
+    fn the_kind_reference_lists_every_attribute() {
+        let readme = include_str!("../../README.md");
+        let reference = &readme[readme.find("## Kind reference").expect("a kind reference")..];
+        let mut missing = Vec::new();
+        for k in crate::KINDS {
+            let spec = k.spec();
+            let head = format!("### {} —", spec.kind);
+            let Some(at) = reference.find(&head) else {
+                missing.push(format!("### {}", spec.kind));
+                continue;
+            };
+            let section = &reference[at + head.len()..];
+            let section = &section[..section.find("\n### ").unwrap_or(section.len())];
+            for a in spec.attrs {
+                if !section.contains(&format!("`{}`", a.name)) {
+                    missing.push(format!("{}.{}", spec.kind, a.name));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "README's kind reference lacks: {missing:?}"
+        );
+    }
+}

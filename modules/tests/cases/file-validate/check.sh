@@ -14,3 +14,4 @@ ls "$STATE/backups" | grep -q 'cfgm-good'
 [ "$(stat -c %a "$d/cfgm-mode")" = 440 ]
 # the whole of sudoers still parses
 chroot "$ROOT" visudo -c
+[ ! -e "$ROOT/etc/sudoers.d/cfgm-secret" ]
