@@ -340,6 +340,11 @@ impl<M: Module> Provider for Erased<M> {
 
     fn refresh(&self, r: &Resource, ctx: &RunCtx) -> Result<bool, ModuleError> {
         let d = desired::<M>(&r.attrs)?;
+        // Conditions hold for refreshes too (a config test before a
+        // reload): one that stops it fails the refresh, which stays owed.
+        if let Some(why) = guard::<M>(self.host.read_only(), r)? {
+            return Err(ModuleError::Invalid(format!("not refreshed: {why}")));
+        }
         self.module.refresh(&self.host, &r.id.name, &d, ctx)
     }
 
