@@ -405,7 +405,7 @@ fn parse_resource(
             parse_requisites(ctx, &id, req, aval, &mut res.requisites, diags);
             continue;
         }
-        let Some(aspec) = spec.attr(a) else {
+        let Some(aspec) = crate::schema::attr_or_guard(spec, a) else {
             let names = spec.attrs.iter().map(|s| s.name).chain(REQUISITES);
             let label = match suggest(a, names) {
                 Some(s) => format!("did you mean `{s}`?"),
@@ -431,7 +431,14 @@ fn parse_resource(
             continue;
         };
         let value = de_to_json(aval.get_ref());
-        if let Err(mut msg) = aspec.ty.check(&value) {
+        let checked = aspec.ty.check(&value).and_then(|()| {
+            if crate::schema::is_guard(spec, a) {
+                crate::schema::check_guard(&value)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(mut msg) = checked {
             // In a secret resource no type error quotes a value: values of
             // other attributes are often built from the same secret data.
             if secret {

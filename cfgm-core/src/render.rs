@@ -911,6 +911,59 @@ mod tests {
     }
 
     #[test]
+    fn imports_name_their_library_or_say_it_is_computed() {
+        let src = "{% from \"ssh.jinja\" import a %}\n{%- import 'n.jinja' as n -%}\n{% import x ~ \"y\" as z %}\n";
+        let found: Vec<Option<&str>> = imports(src)
+            .into_iter()
+            .map(|(_, l)| {
+                l.map(|(r, name)| {
+                    assert_eq!(&src[r], name);
+                    name
+                })
+            })
+            .collect();
+        assert_eq!(found, [Some("ssh.jinja"), Some("n.jinja"), None]);
+        assert_eq!(includes(src), None);
+        assert!(includes("{% include \"a\" %}").is_some());
+    }
+
+    /// Lines a macro library writes carry its file in their markers.
+    #[test]
+    fn markers_of_another_file_map_lines_to_it() {
+        let mut env = Environment::new();
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .build()
+                .unwrap(),
+        );
+        env.add_template_owned(
+            "m",
+            tag_source_in(
+                "{% macro r() %}\n[pkg.x]\nversion = \"1\"\n{% endmacro %}\n",
+                FileId(7),
+            ),
+        )
+        .unwrap();
+        env.add_template_owned(
+            "s",
+            tag_source("{% from \"m\" import r %}\na = 1\n{{ r() }}\nb = 2\n"),
+        )
+        .unwrap();
+        let out = env.get_template("s").unwrap().render(()).unwrap();
+        let r = untag(FileId(0), &out);
+        assert_eq!(r.text, "a = 1\n[pkg.x]\nversion = \"1\"\n\nb = 2\n");
+        assert_eq!(r.map.origin, vec![2, 2, 3, 3, 4]);
+        assert_eq!(
+            r.map.files,
+            vec![FileId(0), FileId(7), FileId(7), FileId(0), FileId(0)]
+        );
+        let at = r.text.find("version").unwrap();
+        assert_eq!(r.map.file_at(at), FileId(7));
+        assert_eq!(r.map.file_at(0), FileId(0));
+    }
+
+    #[test]
     fn no_trailing_newline() {
         let r = run("a = 1", serde_json::json!({}));
         assert_eq!(r.text, "a = 1");

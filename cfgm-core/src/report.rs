@@ -267,6 +267,22 @@ impl Report {
             let _ = writeln!(out, "{} {}", paint(code, "pull:"), p.reason);
         }
         for r in &self.resources {
+            let condition = r
+                .observed
+                .as_ref()
+                .and_then(|o| o.get(crate::schema::CONDITION_KEY))
+                .and_then(|v| v.as_str());
+            if let (Outcome::Unchanged, Some(why)) = (r.outcome, condition) {
+                // A condition left it alone: say so, in a dry run too.
+                let _ = writeln!(
+                    out,
+                    "{} {}  {}",
+                    paint("90", "="),
+                    paint("1", &r.id.to_string()),
+                    paint("90", why)
+                );
+                continue;
+            }
             let (mark, code) = match r.outcome {
                 Outcome::Unchanged => continue,
                 Outcome::Changed => ("~", "33"),

@@ -365,6 +365,54 @@ impl Registry {
 /// Attributes every resource takes, whatever its kind: its requisites.
 pub const REQUISITES: [&str; 3] = ["require", "watch", "before"];
 
+/// Conditions every resource may carry (Salt's `onlyif`/`unless`), unless
+/// its kind declares attributes of these names itself (`cmd`'s shell
+/// conditions): argument vectors run on the host when the resource is
+/// observed, in a dry run too. `onlyif` must exit 0 and `unless` must not,
+/// or the resource is left as it is (its observed state says why).
+pub static GUARDS: [AttrSpec; 2] = [
+    AttrSpec::opt(
+        "onlyif",
+        AttrType::StrList,
+        "a command (argument vector) that must succeed for the resource to be managed",
+    ),
+    AttrSpec::opt(
+        "unless",
+        AttrType::StrList,
+        "a command (argument vector) whose success leaves the resource alone",
+    ),
+];
+
+/// The key of an observed state that a condition stopped (the provider's
+/// whole observation): its value says which condition and how. Plans and
+/// reports show it; nothing is changed.
+pub const CONDITION_KEY: &str = "cfgm_condition";
+
+/// The attribute spec of `name` for a resource of `spec`'s kind: its own,
+/// or a generic condition ([`GUARDS`]).
+pub fn attr_or_guard<'a>(spec: &'a KindSpec, name: &str) -> Option<&'a AttrSpec> {
+    spec.attr(name)
+        .or_else(|| GUARDS.iter().find(|g| g.name == name))
+}
+
+/// Whether `name` is a generic condition of this kind (one it does not
+/// declare itself).
+pub fn is_guard(spec: &KindSpec, name: &str) -> bool {
+    spec.attr(name).is_none() && GUARDS.iter().any(|g| g.name == name)
+}
+
+/// A condition's argument vector: a program (not an option) and its
+/// arguments.
+pub fn check_guard(v: &Value) -> Result<(), String> {
+    match v.as_array().and_then(|a| a.first()).and_then(Value::as_str) {
+        None => Err("expected a command as a list: [\"test\", \"-e\", \"/path\"]".into()),
+        Some(p) if p.is_empty() || p.starts_with('-') => Err(format!(
+            "`{p}` is not a program (the first element names what runs)"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

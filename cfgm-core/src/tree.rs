@@ -1127,3 +1127,48 @@ pub fn toml_error(file: FileId, e: &toml::de::Error) -> Diagnostic {
     }
     d
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whitespace_switch_is_read_off_the_first_line_only() {
+        assert_eq!(
+            whitespace_switch("{# cfgm: whitespace = jinja #}\nx\n"),
+            Ok(Some(true))
+        );
+        assert_eq!(
+            whitespace_switch("{#- cfgm: whitespace = \"trim\" -#}\n"),
+            Ok(Some(false))
+        );
+        assert_eq!(whitespace_switch("{# a comment #}\n"), Ok(None));
+        assert_eq!(
+            whitespace_switch("x\n{# cfgm: whitespace = jinja #}\n"),
+            Ok(None)
+        );
+        assert!(whitespace_switch("{# cfgm: whitespace = keep #}\n").is_err());
+        assert!(whitespace_switch("{# cfgm: trim_blocks = false #}\n").is_err());
+    }
+
+    #[test]
+    fn merging_data_keeps_the_places_of_overridden_keys() {
+        let t = |s: &str| plain_data(toml::Value::Table(toml::from_str(s).unwrap()));
+        let mut base = t("[a]\nz = 1\nb = 2\n[x]\ny = 1\n");
+        merge_data(&mut base, &t("[a]\nc = 3\nz = 9\n[x]\ny = [1]\n"));
+        let a: Vec<(&String, &toml::Value)> = base["a"].as_table().unwrap().iter().collect();
+        let keys: Vec<&str> = a.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["z", "b", "c"]);
+        assert_eq!(base["a"]["z"].as_integer(), Some(9));
+        // Anything but a table replaces.
+        assert_eq!(base["x"]["y"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn dates_in_data_are_their_toml_text() {
+        let v = plain_data(toml::Value::Table(
+            toml::from_str("d = 2026-12-02T10:00:00Z\n").unwrap(),
+        ));
+        assert_eq!(v["d"].as_str(), Some("2026-12-02T10:00:00Z"));
+    }
+}

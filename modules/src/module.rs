@@ -207,8 +207,13 @@ impl std::fmt::Debug for KindDef {
 fn desired<M: Module>(attrs: &Attrs) -> Result<M::Desired, ModuleError> {
     // Straight from the borrowed attributes: no copy of the map per call
     // (every resource is deserialised at least twice per run).
+    // Generic conditions (`onlyif`/`unless` on a kind that does not
+    // declare them) are the provider's, not the kind's.
     let map = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(
-        attrs.iter().map(|(k, v)| (k.as_str(), v)),
+        attrs
+            .iter()
+            .filter(|(k, _)| !cfgm_core::schema::is_guard(M::SPEC, k))
+            .map(|(k, v)| (k.as_str(), v)),
     );
     M::Desired::deserialize(map).map_err(|e| ModuleError::Invalid(format!("attributes: {e}")))
 }
@@ -221,6 +226,10 @@ fn accepts<M: Module>(attrs: &Attrs) -> Result<(), ModuleError> {
 /// observed from JSON, the typed changes and how they show.
 pub fn plan<M: Module>(r: &Resource, observed: &Value) -> Result<Planned, ModuleError> {
     let d = desired::<M>(&r.attrs)?;
+    if observed.get(GUARDED).is_some() {
+        // A condition left the resource alone: nothing to change.
+        return Ok(Planned::none());
+    }
     // From the borrowed value: no copy of the observed state.
     let o = M::Observed::deserialize(observed)
         .map_err(|e| ModuleError::Invalid(format!("observed state: {e}")))?;
@@ -236,6 +245,13 @@ fn from_facts<M: Module>(
     r: &Resource,
     facts: &cfgm_core::facts::Facts,
 ) -> Option<Result<Value, ModuleError>> {
+    if r.attrs
+        .keys()
+        .any(|k| cfgm_core::schema::is_guard(M::SPEC, k))
+    {
+        // Facts cannot tell what a condition would say today.
+        return None;
+    }
     let d = match desired::<M>(&r.attrs) {
         Ok(d) => d,
         Err(e) => return Some(Err(e)),
@@ -263,6 +279,37 @@ fn typed<M: Module>(planned: &Planned) -> Result<&[M::Change], ModuleError> {
     }
 }
 
+/// The key of an observed state that a condition stopped (see
+/// `cfgm_core::schema::GUARDS`).
+use cfgm_core::schema::CONDITION_KEY as GUARDED;
+
+/// Runs a resource's generic conditions (`onlyif`, then `unless`) on the
+/// host: `Some(why)` when they leave it alone. Commands, like the kinds'
+/// reads, run in the host root and may not change it by contract.
+fn guard<M: Module>(host: &HostRead, r: &Resource) -> Result<Option<String>, ModuleError> {
+    for (name, want_success) in [("onlyif", true), ("unless", false)] {
+        if !cfgm_core::schema::is_guard(M::SPEC, name) {
+            continue;
+        }
+        let Some(argv) = r.attrs.get(name).and_then(Value::as_array) else {
+            continue;
+        };
+        let argv: Vec<&str> = argv.iter().filter_map(Value::as_str).collect();
+        if argv.is_empty() {
+            continue;
+        }
+        let out = host.query(&argv)?;
+        if out.status.success() != want_success {
+            let status = match out.status.code() {
+                Some(c) => format!("exited {c}"),
+                None => "was killed".to_string(),
+            };
+            return Ok(Some(format!("{name} {argv:?} {status}: left as it is")));
+        }
+    }
+    Ok(None)
+}
+
 /// A [`Module`] bound to a host, as the engine's [`Provider`].
 pub struct Erased<M: Module> {
     pub module: M,
@@ -276,6 +323,9 @@ impl<M: Module> Provider for Erased<M> {
 
     fn observe(&self, r: &Resource, ctx: &RunCtx) -> Result<Value, ModuleError> {
         let d = desired::<M>(&r.attrs)?;
+        if let Some(why) = guard::<M>(self.host.read_only(), r)? {
+            return Ok(serde_json::json!({ GUARDED: why }));
+        }
         let o = self
             .module
             .observe(self.host.read_only(), &r.id.name, &d, ctx)?;
@@ -294,6 +344,11 @@ impl<M: Module> Provider for Erased<M> {
 
     fn refresh(&self, r: &Resource, ctx: &RunCtx) -> Result<bool, ModuleError> {
         let d = desired::<M>(&r.attrs)?;
+        // Conditions hold for refreshes too (a config test before a
+        // reload): one that stops it fails the refresh, which stays owed.
+        if let Some(why) = guard::<M>(self.host.read_only(), r)? {
+            return Err(ModuleError::Invalid(format!("not refreshed: {why}")));
+        }
         self.module.refresh(&self.host, &r.id.name, &d, ctx)
     }
 

@@ -188,6 +188,16 @@ pub fn run_case(base: &Path, case: &Path) -> Result<String, String> {
     let inside = root.path().join(CONTAINER_CASE.trim_start_matches('/'));
     std::fs::create_dir_all(inside.parent().unwrap()).map_err(|e| e.to_string())?;
     super::sh(Command::new("cp").arg("-a").arg(case).arg(&inside))?;
+    if let Ok(line) = std::fs::read_to_string(case.join("example")) {
+        // The container sees only the case: an example tree goes in as its tree.
+        let tree = line.split_whitespace().next().unwrap_or_default();
+        super::sh(
+            Command::new("cp")
+                .arg("-a")
+                .arg(super::example_dir(tree))
+                .arg(inside.join("tree")),
+        )?;
+    }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     std::fs::copy(&exe, root.path().join(BIN.trim_start_matches('/')))
         .map_err(|e| format!("copy the test binary: {e}"))?;

@@ -2,7 +2,9 @@
 //! directory under `tests/cases/<kind>-<what>/`.
 //!
 //! A case is:
-//! - `tree/`: a states tree with one host `test`;
+//! - `tree/`: a states tree with one host `test`; or `example`: `TREE
+//!   HOST`, one of the repository's trees under `examples/` compiled for
+//!   that host (with the tree's `[default_facts]`);
 //! - `setup.sh` (optional): bash with `$ROOT` and `$OUTSIDE`, makes the
 //!   start state;
 //! - `expected-plan`: the sorted lines of the dry run, `kind[name] attr` per
@@ -519,14 +521,39 @@ fn run_case_in_netns(base: &Path, name: &str) -> Result<String, String> {
     }
 }
 
+/// A tree under the repository's examples/.
+fn example_dir(tree: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(tree)
+}
+
 fn compile(case: &Path) -> Result<Catalog, String> {
-    let (tree, diags) = Tree::load(case.join("tree")).map_err(|e| e.to_string())?;
+    // A case may converge one of the repository's example trees instead of
+    // its own: `example` holds the tree's name under examples/ and a host.
+    let (dir, host) = match std::fs::read_to_string(case.join("example")) {
+        Ok(line) => {
+            let mut w = line.split_whitespace();
+            let (Some(tree), Some(host)) = (w.next(), w.next()) else {
+                return Err(format!("{}: example: expected `TREE HOST`", case.display()));
+            };
+            // In a container the example comes copied in as the case's tree.
+            let dir = if case.join("tree").is_dir() {
+                case.join("tree")
+            } else {
+                example_dir(tree)
+            };
+            (dir, host.to_string())
+        }
+        Err(_) => (case.join("tree"), "test".to_string()),
+    };
+    let (tree, diags) = Tree::load(dir).map_err(|e| e.to_string())?;
     if !diags.is_empty() {
         return Err(render_diags(&tree, &diags));
     }
     let reg = cfgm_modules::registry();
     Compiler::new(&tree, &reg)
-        .compile_host("test", None)
+        .compile_host(&host, None)
         .map_err(|d| render_diags(&tree, &d))
 }
 
