@@ -6,8 +6,10 @@
 #   3. the states tree becomes a commit of the repository the controller serves
 #      (git://controller/states), SSH-signed with the fleet's release key (made on first run,
 #      kept in $FLEET_STATE/signing/);
-#   4. cfgm-agent is installed as a systemd service on every host, trusting only that key; each
-#      host pulls, verifies, compiles and converges on its own: a table from the agents' reports;
+#   4. one host converged by hand (`cfgm-agent apply` over ssh: a line per resource as it
+#      finishes); then cfgm-agent is installed as a systemd service on every host, trusting only
+#      that key; each host pulls, verifies, compiles and converges on its own: a table from the
+#      agents' reports;
 #   5. a commit signed by a key no host trusts is pushed: every host refuses it and stays
 #      converged on the good commit;
 #   6. a signed commit on top (the same tree): every host takes it, with zero changes;
@@ -129,7 +131,16 @@ git -c safe.directory='*' --git-dir="$REPO" log -1 --format='   %H  %s%n   signe
 echo "   every host will trust only: $(cut -d' ' -f1-3 "$FLEET_STATE/signing/allowed_signers" | cut -c1-90)…"
 echo
 
-bold "== 4. cfgm-agent as a service on every host: each pulls, verifies, converges on its own"
+first=$(hosts | head -n 1)
+bold "== 4a. cfgm-agent apply by hand on $first, over ssh: a line per resource as it finishes"
+# The progress lines are the agent's stderr; the report (with its diffs) goes to a file there.
+$FLEET ssh "$first" "set -e; rm -rf /var/lib/cfgm/tree; git clone -q git://controller/states /var/lib/cfgm/tree
+  cfgm-agent apply --tree /var/lib/cfgm/tree --color never 2>&1 >/var/lib/cfgm/demo-apply.txt | cut -c1-100
+  echo \"report: \$(tail -n 1 /var/lib/cfgm/demo-apply.txt) (all of it: /var/lib/cfgm/demo-apply.txt)\"" \
+  | sed 's/^/   /'
+echo
+
+bold "== 4b. cfgm-agent as a service on every host: each pulls, verifies, converges on its own"
 t0=$(now)
 $FLEET install-agent
 wait_reports converge "$good" 600 || exit 1
@@ -150,7 +161,6 @@ wait_reports refused "$bad" 180 || exit 1
 table refused || exit 1
 check refused "r['verdict'] == 'refused' and r['commit'] == r['applied'] == '$good'" \
   "refused ${bad:0:12} and stayed on ${good:0:12} ($(( $(now) - t0 )) s)" || exit 1
-first=$(hosts | head -n 1)
 echo "   why ($first): $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["reason"])' "$OUT/refused/$first.json")"
 leaked=0
 for h in $(hosts); do
