@@ -1,19 +1,26 @@
 #!/bin/bash
-# make demo: the example edge fleet (states/) end to end on real hosts, kept converged by the agent.
+# make demo: the example edge fleet (states/) end to end on real hosts, rolled out in canary waves
+# and then kept converged by the agent.
 #
-#   1. cfgm validate + one catalog: the tree compiles for every host;
-#   2. testing/fleet up: real Debian hosts in three datacenters (first run builds the base image);
-#   3. the states tree becomes a commit of the repository the controller serves
-#      (git://controller/states), SSH-signed with the fleet's release key (made on first run,
-#      kept in $FLEET_STATE/signing/);
-#   4. one host converged by hand (`cfgm-agent apply` over ssh: a line per resource as it
-#      finishes); then cfgm-agent is installed as a systemd service on every host, trusting only
-#      that key; each host pulls, verifies, compiles and converges on its own: a table from the
-#      agents' reports;
-#   5. a commit signed by a key no host trusts is pushed: every host refuses it and stays
+#   1. cfgm validate + one catalog: the tree compiles for every host (and rollout.toml is valid);
+#   2. testing/fleet up: real Debian hosts in three datacenters (first run builds the base image),
+#      with Prometheus on the controller scraping every host's node exporter;
+#   3. the states tree becomes a release: a commit on release/demo of the repository the
+#      controller serves (git://controller/states), SSH-signed with the fleet's release key;
+#   4. cfgm bootstrap: the agent, its config and the release key onto every host over SSH
+#      (enabled, not started: the rollout decides when each host converges);
+#   5. cfgm apply --commit: the release rolls out as states/rollout.toml says — 1 canary, then
+#      1 host per datacenter, then the rest — each host's own agent fetching, verifying and
+#      converging the commit, HTTP and PromQL health gates after each wave; then main moves to
+#      the release and every agent starts following it, with nothing left to change;
+#   6. a commit signed by a key no host trusts is pushed: every host refuses it and stays
 #      converged on the good commit;
-#   6. a signed commit on top (the same tree): every host takes it, with zero changes;
-#   7. the fleet stays up: `testing/fleet ssh HOST`, `make demo-down` to stop it.
+#   7. a signed commit on top (the same tree): every host takes it, with zero changes;
+#   8. a one-line change to a data file, as a commit nobody rolled out: `cfgm diff` shows what it
+#      changes in each host's catalog, `cfgm plan` what it would change on each host, from the
+#      facts the agents gathered (fetched over SSH);
+#   9. the fleet stays up: `testing/fleet ssh HOST`, `make demo-down` to stop it.
+# Run again, the release rolls out with zero changes on every host.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -31,8 +38,9 @@ hosts() { $FLEET spec | awk '{print $1}'; }
 HOST_REPORT='
 import json, os, sys
 d, commit = "/var/lib/cfgm/reports/history", sys.argv[1]
+since = float(sys.argv[2]) if len(sys.argv) > 2 else 0   # only runs written since then (Unix time)
 for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-    if not n.endswith(".json"):
+    if not n.endswith(".json") or os.path.getmtime(os.path.join(d, n)) < since:
         continue
     r = json.load(open(os.path.join(d, n)))
     p = r.get("pull") or {}
@@ -50,16 +58,16 @@ for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
     break
 '
 
-# wait_reports ROUND COMMIT TIMEOUT: until every host has a report of a pull that fetched COMMIT
-# (in $OUT/ROUND/HOST.json); 1 on timeout
+# wait_reports ROUND COMMIT TIMEOUT [SINCE]: until every host has a report of a pull that fetched
+# COMMIT (written since Unix time SINCE) in $OUT/ROUND/HOST.json; 1 on timeout
 wait_reports() {
-  local round=$1 commit=$2 timeout=$3 t0 n total h
+  local round=$1 commit=$2 timeout=$3 since=${4:-0} t0 n total h
   rm -rf "${OUT:?}/$round"; mkdir -p "$OUT/$round"
   t0=$(now); total=$(hosts | wc -l)
   while :; do
     for h in $(hosts); do
       [ -s "$OUT/$round/$h.json" ] && continue
-      $FLEET ssh "$h" python3 - "$commit" <<<"$HOST_REPORT" >"$OUT/$round/$h.json" 2>/dev/null &
+      $FLEET ssh "$h" python3 - "$commit" "$since" <<<"$HOST_REPORT" >"$OUT/$round/$h.json" 2>/dev/null &
     done
     wait
     n=$(find "$OUT/$round" -name '*.json' -size +0 | wc -l)
@@ -125,31 +133,40 @@ $FLEET up
 $FLEET sync >/dev/null 2>&1 || true   # the served states repo and the agent binary are current
 echo
 
-bold "== 3. the states tree as a signed commit on git://controller/states"
-good=$($FLEET commit -m "make demo: the example states tree")
+bold "== 3. the states tree as a signed release on git://controller/states (branch release/demo)"
+good=$($FLEET commit --branch release/demo -m "make demo: the example states tree")
 git -c safe.directory='*' --git-dir="$REPO" log -1 --format='   %H  %s%n   signed: %GG' "$good" | sed '/^$/d'
 echo "   every host will trust only: $(cut -d' ' -f1-3 "$FLEET_STATE/signing/allowed_signers" | cut -c1-90)…"
 echo
 
-first=$(hosts | head -n 1)
-bold "== 4a. cfgm-agent apply by hand on $first, over ssh: a line per resource as it finishes"
-# The progress lines are the agent's stderr; the report (with its diffs) goes to a file there.
-$FLEET ssh "$first" "set -e; rm -rf /var/lib/cfgm/tree; git clone -q git://controller/states /var/lib/cfgm/tree
-  cfgm-agent apply --tree /var/lib/cfgm/tree --color never 2>&1 >/var/lib/cfgm/demo-apply.txt | cut -c1-100
-  echo \"report: \$(tail -n 1 /var/lib/cfgm/demo-apply.txt) (all of it: /var/lib/cfgm/demo-apply.txt)\"" \
-  | sed 's/^/   /'
+SSH_ARGS=(--identity "$FLEET_STATE/keys/id_ed25519" --known-hosts "$FLEET_STATE/known_hosts")
+bold "== 4. cfgm bootstrap: the agent onto every host over SSH (enabled, not started)"
+$CFGM --tree states bootstrap --no-start --repo git://controller/states \
+  --allowed-signers "$FLEET_STATE/signing/allowed_signers" --agent-binary "$FLEET_STATE/bin/cfgm-agent" \
+  --interval "${FLEET_AGENT_INTERVAL:-30}" --splay "${FLEET_AGENT_SPLAY:-5}" "${SSH_ARGS[@]}"
 echo
 
-bold "== 4b. cfgm-agent as a service on every host: each pulls, verifies, converges on its own"
+bold "== 5. cfgm apply --commit ${good:0:12}: canary -> one per datacenter -> the rest (states/rollout.toml)"
 t0=$(now)
-$FLEET install-agent
-wait_reports converge "$good" 600 || exit 1
+mkdir -p "$OUT"
+$CFGM --tree states apply --commit "$good" --repo "$REPO" --yes --journal-dir "$OUT/rollouts" "${SSH_ARGS[@]}" \
+  || { echo "   the rollout did not finish: cfgm --tree states rollouts --journal-dir $OUT/rollouts"; exit 1; }
+echo "   rolled out in $(( $(now) - t0 )) s; journal in $OUT/rollouts"
+$FLEET promote "$good"
+started=$(date +%s)
+# a running agent (a second demo run) is woken for a cycle now; a stopped one starts with one
+for h in $(hosts); do
+  $FLEET ssh "$h" 'systemctl -q is-active cfgm-agent && systemctl reload cfgm-agent || systemctl start cfgm-agent' &
+done
+wait
+echo "   main is now ${good:0:12}; every agent follows main from here on"
+wait_reports converge "$good" 300 "$started" || exit 1
 table converge || { echo "   some hosts did not converge; reports in $OUT/converge/"; exit 1; }
-check converge "r['verdict'] in ('fresh', 'unchanged') and r['applied'] == '$good'" "trusted and applied ${good:0:12}" || exit 1
-echo "   every host converged to ${good:0:12} on its own, $(( $(now) - t0 )) s after the install started"
+check converge "r['verdict'] in ('fresh', 'unchanged') and r['applied'] == '$good' and r['changed'] == 0" \
+  "at ${good:0:12}, nothing left to change" || exit 1
 echo
 
-bold "== 5. a commit signed by an UNTRUSTED key is pushed"
+bold "== 6. a commit signed by an UNTRUSTED key is pushed"
 rm -rf "$OUT/untrusted-tree"; cp -a states "$OUT/untrusted-tree"
 sed -i 's/^motd_banner = .*/motd_banner = "UNTRUSTED: this line must never reach a host."/' "$OUT/untrusted-tree/data/common.toml"
 bad=$($FLEET commit --untrusted --tree "$OUT/untrusted-tree" -m "make demo: a change signed by a stranger")
@@ -161,6 +178,7 @@ wait_reports refused "$bad" 180 || exit 1
 table refused || exit 1
 check refused "r['verdict'] == 'refused' and r['commit'] == r['applied'] == '$good'" \
   "refused ${bad:0:12} and stayed on ${good:0:12} ($(( $(now) - t0 )) s)" || exit 1
+first=$(hosts | head -n 1)
 echo "   why ($first): $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["reason"])' "$OUT/refused/$first.json")"
 leaked=0
 for h in $(hosts); do
@@ -170,7 +188,7 @@ done
 echo "   no host's /etc/motd carries the untrusted banner"
 echo
 
-bold "== 6. a signed commit on top: every host takes it; nothing left to change"
+bold "== 7. a signed commit on top: every host takes it; nothing left to change"
 fixed=$($FLEET commit -m "make demo: the example states tree, signed again")
 reload_all
 wait_reports resigned "$fixed" 180 || exit 1
@@ -179,7 +197,22 @@ check resigned "r['verdict'] == 'fresh' and r['changed'] == 0 and r['applied'] =
   "took ${fixed:0:12} with 0 changes" || exit 1
 echo
 
-bold "== 7. the fleet stays up, every agent keeps converging (every ${FLEET_AGENT_INTERVAL:-30} s)"
+bold "== 8. a one-line change, planned before it ships: cfgm diff and cfgm plan from the hosts' real facts"
+rm -rf "$OUT/change"; cp -a states "$OUT/change"
+sed -i 's/^"net.core.somaxconn" = 1024$/"net.core.somaxconn" = 2048/' "$OUT/change/data/common.toml"
+grep -q '^"net.core.somaxconn" = 2048$' "$OUT/change/data/common.toml" || { echo "   the somaxconn line in data/common.toml moved"; exit 1; }
+change=$($FLEET commit --branch demo-change --tree "$OUT/change" -m "make demo: net.core.somaxconn 2048" 2>/dev/null)
+echo "   data/common.toml: \"net.core.somaxconn\" = 1024 -> 2048, as commit ${change:0:12} (branch demo-change, not rolled out)"
+echo "\$ cfgm diff --from ${fixed:0:12} --to ${change:0:12}      # what the commit changes in every host's catalog"
+$CFGM diff --repo "$REPO" --from "$fixed" --to "$change"
+echo "\$ cfgm facts fetch --out $OUT/facts                 # each host's facts, over SSH"
+rm -rf "$OUT/facts"
+$CFGM --tree states facts fetch --out "$OUT/facts" "${SSH_ARGS[@]}"
+echo "\$ cfgm --tree $OUT/change plan --facts $OUT/facts   # what an apply would change, per host"
+$CFGM --tree "$OUT/change" plan --facts "$OUT/facts"
+echo
+
+bold "== 9. the fleet stays up, every agent keeps converging (every ${FLEET_AGENT_INTERVAL:-30} s)"
 addr=$(awk -v h="$first" '$1 == h {print $3}' "$FLEET_STATE/hosts.list")
 hint() { printf '   %-64s %s\n' "$1" "$2"; }
 hint "testing/fleet status" "hosts, ssh, memory"

@@ -81,10 +81,11 @@ fn base_root() -> Option<PathBuf> {
 }
 
 /// wait4 on a child: (wall seconds, peak RSS KiB, exit code).
-fn measure(mut cmd: Command) -> (f64, i64, i32) {
+fn measure(mut cmd: Command, events: &Path) -> (f64, i64, i32) {
     let t = Instant::now();
+    let out = std::fs::File::create(events).expect("events file");
     #[allow(clippy::zombie_processes)]
-    let child = cmd.stdout(Stdio::null()).spawn().expect("run cfgm");
+    let child = cmd.stdout(Stdio::from(out)).spawn().expect("run cfgm");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: wait4 on our own child for its rusage.
@@ -231,7 +232,7 @@ fn main() {
             .arg(w.join("known_hosts"))
             .arg("--journal-dir")
             .arg(w.join(format!("journal-{label}")));
-        let r = measure(c);
+        let r = measure(c, &w.join(format!("events-{label}.jsonl")));
         let journal = std::fs::read_dir(w.join(format!("journal-{label}")))
             .unwrap()
             .flatten()
@@ -261,6 +262,36 @@ fn main() {
         .args(["-f", "sshd -f /etc/ssh/sshd_config.bench"])
         .status();
     assert_eq!(code, 0, "the no-op wave failed");
+    // The rollout's own share of each host's time: from dispatch to verdict
+    // (SSH connect, exec, report parsing) beyond what the agent itself
+    // reported as its run time.
+    let events = std::fs::read_to_string(w.join("events-second.jsonl")).unwrap_or_default();
+    let mut over: Vec<f64> = Vec::new();
+    let mut agent: Vec<f64> = Vec::new();
+    for e in events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "host-done")
+    {
+        if let (Some(t), Some(a)) = (e["seconds"].as_f64(), e["agent_seconds"].as_f64()) {
+            over.push(t - a);
+            agent.push(a);
+        }
+    }
+    over.sort_by(f64::total_cmp);
+    agent.sort_by(f64::total_cmp);
+    let pct = |v: &[f64], p: f64| {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "rollout overhead per host (dispatch to verdict, beyond the agent's own run): median {:.0} ms, p99 {:.0} ms; the agents' own no-op runs: median {:.0} ms ({} hosts)",
+        pct(&over, 0.5) * 1000.0,
+        pct(&over, 0.99) * 1000.0,
+        pct(&agent, 0.5) * 1000.0,
+        over.len()
+    );
     println!(
         "rollout: a no-op wave to {HOSTS} SSH endpoints (real sshd and agents, concurrency 100): {secs:.1} s wall, {ok} converged, peak RSS of cfgm {} MiB (budget < 60 s); the first wave, which brought every host to the commit: {secs0:.1} s",
         kib / 1024

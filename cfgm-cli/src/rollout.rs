@@ -79,7 +79,11 @@ pub enum Event {
         reason: Option<String>,
         changed: u64,
         failed_resources: Vec<String>,
+        /// From dispatch to verdict, gates included.
         seconds: f64,
+        /// What the host's agent reported as its own run time.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent_seconds: Option<f64>,
     },
     Gate {
         wave: usize,
@@ -101,7 +105,13 @@ pub enum Event {
         reason: Option<String>,
     },
     Finished {
+        id: String,
         outcome: String,
+        /// The wave that halted it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wave: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 
@@ -252,8 +262,9 @@ impl Runner<'_> {
         &self,
         wave: &ResolvedWave,
         h: &Host,
+        run: Result<HostRun, String>,
     ) -> (HostState, Option<String>, u64, Vec<String>, Option<String>) {
-        let run = match self.transport.converge(h, &self.commit, self.dry_run) {
+        let run = match run {
             Ok(r) => r,
             Err(e) => {
                 return (
@@ -368,8 +379,15 @@ impl Runner<'_> {
             },
         };
         self.log(&rec);
+        let (wave, reason) = match &outcome {
+            Outcome::Halted { wave, reason } => (Some(*wave), Some(reason.clone())),
+            _ => (None, None),
+        };
         self.observer.event(&Event::Finished {
+            id: self.id.clone(),
             outcome: outcome.name().into(),
+            wave,
+            reason,
         });
         outcome
     }
@@ -420,7 +438,12 @@ impl Runner<'_> {
                         dc: h.dc.clone(),
                     });
                     let t0 = Instant::now();
-                    let (state, reason, changed, failed_res, report) = self.host(wave, h);
+                    let run = self.transport.converge(h, &self.commit, self.dry_run);
+                    // The agent's own converge time, to tell it from the
+                    // rollout's (SSH, dispatch, gates).
+                    let agent_seconds =
+                        run.as_ref().ok().and_then(|r| r.report["seconds"].as_f64());
+                    let (state, reason, changed, failed_res, report) = self.host(wave, h, run);
                     self.log(&Record::Host {
                         wave: wi,
                         host: h.name.clone(),
@@ -428,6 +451,7 @@ impl Runner<'_> {
                         reason: reason.clone(),
                         report,
                         failed_resources: failed_res.clone(),
+                        changed,
                         time: now(),
                     });
                     if state == HostState::Failed {
@@ -447,6 +471,7 @@ impl Runner<'_> {
                         changed,
                         failed_resources: failed_res,
                         seconds: t0.elapsed().as_secs_f64(),
+                        agent_seconds,
                     });
                 });
             }
@@ -539,6 +564,9 @@ impl Runner<'_> {
 
 // ---- the SSH transport -----------------------------------------------------
 
+/// How long to wait before asking a busy agent again.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
 /// Reaches hosts over SSH and runs their agent there: the agent fetches and
 /// verifies the commit itself (the operator's machine is not trusted to
 /// ship content).
@@ -563,9 +591,17 @@ impl Transport for SshTransport {
         if dry_run {
             argv.push("--dry-run");
         }
-        let out = s
-            .exec(&argv, self.converge_timeout)
-            .map_err(|e| e.to_string())?;
+        // The host's own agent may be in a cycle (it holds the run lock):
+        // "busy, retry later" is asked again until the converge timeout.
+        let deadline = Instant::now() + self.converge_timeout;
+        let out = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let out = s.exec(&argv, left).map_err(|e| e.to_string())?;
+            if out.status != i32::from(cfgm_core::exit::BUSY) || Instant::now() >= deadline {
+                break out;
+            }
+            std::thread::sleep(BUSY_RETRY.min(deadline.saturating_duration_since(Instant::now())));
+        };
         match serde_json::from_slice::<Value>(&out.stdout) {
             Ok(report) if report.is_object() => Ok(HostRun {
                 exit: out.status,

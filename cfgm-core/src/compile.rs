@@ -25,7 +25,7 @@ use crate::render::render_error;
 use crate::render::{render_bounded, untag, RenderError};
 use crate::schema::{AttrType, Registry};
 use crate::source::{is_tree_path, SourceError};
-use crate::tree::{missing_state, source_error, Host, Tree};
+use crate::tree::{missing_state, source_error, Data, Host, Tree};
 use rayon::prelude::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -41,7 +41,9 @@ type Key = [u8; 32];
 pub type Compiled = Arc<(Option<Catalog>, Vec<Diagnostic>)>;
 
 /// File contents by (node, attribute): rendered, read, or why not.
-type Rendered = HashMap<(usize, &'static str), Arc<Result<String, Diagnostic>>>;
+/// Per (node, attribute): the content, and whether it is bytes from
+/// `files/` that are not UTF-8 text, as base64 (see `AttrType::TreeFile`).
+type Rendered = HashMap<(usize, &'static str), (bool, Arc<Result<String, Diagnostic>>)>;
 
 /// A state to load, and the include (state and range) that named it.
 type Pending = (String, Option<(Arc<ParsedState>, Range<usize>)>);
@@ -117,6 +119,9 @@ pub struct Validation {
     pub resources: usize,
     pub diags: Vec<Diagnostic>,
     pub elapsed: Duration,
+    /// Hosts compiled without facts of their own (with the tree's
+    /// `[default_facts]`, or none), sorted.
+    pub without_facts: Vec<String>,
 }
 
 /// What `validate` keeps of the hosts compiled so far.
@@ -178,6 +183,7 @@ impl Summary {
             resources: self.resources,
             diags: self.diags,
             elapsed: Duration::ZERO,
+            without_facts: Vec::new(),
         }
     }
 }
@@ -209,12 +215,17 @@ impl<'a> Compiler<'a> {
     }
 
     /// The template context of a host: `host`, `data` and `facts`.
-    pub fn context(&self, host: &Host, facts: Option<&Value>) -> Value {
-        serde_json::json!({
-            "host": host.to_context(),
-            "data": self.tree.data_for(host),
-            "facts": facts.cloned().unwrap_or_else(|| Value::Object(Default::default())),
-        })
+    /// Without facts, the tree's `[default_facts]` (or none: `{}`).
+    pub fn context(&self, host: &Host, facts: Option<&Value>) -> Context {
+        let facts = facts
+            .or(self.tree.config.default_facts.as_ref())
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        Context {
+            host: host.to_context(),
+            data: self.tree.data_for(host, &facts),
+            facts,
+        }
     }
 
     /// Compiles one host's catalog; any problem is an error.
@@ -257,17 +268,31 @@ impl<'a> Compiler<'a> {
     /// number of hosts: each host's result is reduced to the summary as it
     /// finishes (its catalog id and size, or its problems, kept once).
     pub fn validate(&self) -> Validation {
+        self.validate_with(&|_| None)
+    }
+
+    /// [`validate`](Self::validate) with each host's last facts, where
+    /// `facts` has them (as templates see them); the others compile with
+    /// the tree's `[default_facts]` and are listed in `without_facts`.
+    pub fn validate_with(&self, facts: &(dyn Fn(&Host) -> Option<Value> + Sync)) -> Validation {
         let t0 = Instant::now();
         let hosts: Vec<&Host> = self.tree.hosts.values().collect();
+        let without = Mutex::new(Vec::new());
         let mut v = hosts
             .par_iter()
             .fold(Summary::default, |mut acc, h| {
-                let r = self.compile(h, None, true);
+                let f = facts(h);
+                if f.is_none() {
+                    without.lock().expect("list").push(h.name.clone());
+                }
+                let r = self.compile(h, f.as_ref(), true);
                 acc.add(&h.name, &r);
                 acc
             })
             .reduce(Summary::default, Summary::merge)
             .into_validation(hosts.len());
+        v.without_facts = without.into_inner().expect("list");
+        v.without_facts.sort();
         crate::diag::sort_dedup(self.sources(), &mut v.diags);
         v.elapsed = t0.elapsed();
         v
@@ -370,7 +395,7 @@ impl<'a> Compiler<'a> {
     fn parsed_states(
         &self,
         host: &Host,
-        ctx: &Value,
+        ctx: &Context,
         diags: &mut Vec<Diagnostic>,
     ) -> Option<Vec<(Key, Arc<ParsedState>)>> {
         let mut level: Vec<Pending> = self
@@ -433,7 +458,7 @@ impl<'a> Compiler<'a> {
         &self,
         graph: &GraphOutcome,
         gkey: Key,
-        ctx: &Value,
+        ctx: &Context,
         diags: &mut Vec<Diagnostic>,
     ) -> (Key, Rendered) {
         let mut ckey = blake3::Hasher::new();
@@ -452,18 +477,28 @@ impl<'a> Compiler<'a> {
                 let Value::String(path) = value else {
                     continue;
                 };
-                let out = match a.ty {
+                let (binary, out) = match a.ty {
                     AttrType::Template { .. } => {
-                        let (k, out) = self.template(st, r, path, at.val.clone(), ctx);
+                        let vars = spec
+                            .attrs
+                            .iter()
+                            .find(|v| v.ty == AttrType::TemplateVars)
+                            .and_then(|v| r.attrs.get(v.name));
+                        let (k, out) = self.template(st, r, path, at.val.clone(), ctx, vars);
                         ckey.update(&k);
-                        out
+                        (false, out)
                     }
-                    AttrType::TreeFile { .. } => {
-                        let out = self.tree_file(st, r, path, at.val.clone());
+                    AttrType::TreeFile { .. } | AttrType::TreeBinary { .. } => {
+                        // TreeBinary: the bytes as hex into its attribute
+                        // (e.g. a key); TreeFile: text, or base64 into
+                        // `INTO_b64` when the bytes are not UTF-8.
+                        let hex_wanted = matches!(a.ty, AttrType::TreeBinary { .. });
+                        let (binary, out) = self.tree_file(st, r, path, at.val.clone(), hex_wanted);
                         if let Ok(s) = out.as_ref() {
+                            ckey.update(&[binary as u8]);
                             ckey.update(blake3::hash(s.as_bytes()).as_bytes());
                         }
-                        out
+                        (binary, out)
                     }
                     _ => continue,
                 };
@@ -472,7 +507,7 @@ impl<'a> Compiler<'a> {
                     ckey.update(d.message.as_bytes());
                     diags.push(d.clone());
                 }
-                rendered.insert((i, a.name), out);
+                rendered.insert((i, a.name), (binary, out));
             }
         }
         (ckey.finalize().into(), rendered)
@@ -501,14 +536,26 @@ impl<'a> Compiler<'a> {
                 if let Some(spec) = spec {
                     for a in spec.attrs {
                         let into = match a.ty {
-                            AttrType::Template { into } | AttrType::TreeFile { into } => into,
+                            AttrType::Template { into }
+                            | AttrType::TreeFile { into }
+                            | AttrType::TreeBinary { into } => into,
+                            AttrType::TemplateVars => {
+                                // Rendered into the content; a catalog
+                                // carries what is applied, not its inputs.
+                                attrs.remove(a.name);
+                                continue;
+                            }
                             _ => continue,
                         };
-                        match rendered.get(&(i, a.name)).map(|x| x.as_ref()) {
-                            Some(Ok(s)) => {
+                        match rendered.get(&(i, a.name)).map(|(b, x)| (*b, x.as_ref())) {
+                            Some((false, Ok(s))) => {
                                 attrs.insert(into.to_string(), Value::String(s.clone()));
                             }
-                            Some(Err(d)) => error = Some(one_line(self.sources(), d)),
+                            // Bytes that are not text: base64, into `INTO_b64`.
+                            Some((true, Ok(s))) => {
+                                attrs.insert(format!("{into}_b64"), Value::String(s.clone()));
+                            }
+                            Some((_, Err(d))) => error = Some(one_line(self.sources(), d)),
                             None => {}
                         }
                     }
@@ -518,7 +565,15 @@ impl<'a> Compiler<'a> {
                     (true, Some(s)) => s.secret_attrs.iter().map(|a| a.to_string()).collect(),
                     _ => Vec::new(),
                 };
-                let origin = match &files[node.state] {
+                // A resource a macro wrote comes from the macro's file.
+                let map = &st.rendered.map;
+                let foreign = map.file_at(r.range.start);
+                let file = if foreign == map.file {
+                    files[node.state].clone()
+                } else {
+                    self.sources().get(foreign)
+                };
+                let origin = match &file {
                     Some(f) => {
                         let span = st
                             .rendered
@@ -550,7 +605,7 @@ impl<'a> Compiler<'a> {
             .collect()
     }
 
-    fn state(&self, key: Key, name: &str, ctx: &Value) -> Arc<StateOutcome> {
+    fn state(&self, key: Key, name: &str, ctx: &Context) -> Arc<StateOutcome> {
         if let Some(s) = self.states.lock().expect("cache").get(&key) {
             return s.clone();
         }
@@ -570,16 +625,26 @@ impl<'a> Compiler<'a> {
                     diags,
                 }
             }
-            Err(e) => StateOutcome {
-                parsed: None,
-                diags: vec![render_error(
-                    self.sources(),
-                    sf.file,
-                    &sf.tagged,
-                    &e,
-                    Some(ctx),
-                )],
-            },
+            Err(e) => {
+                // An error inside an imported macro is that library's.
+                let in_macro = match &e {
+                    RenderError::Template(t) => t.name().and_then(|n| self.tree.macros.get(n)),
+                    RenderError::Output { .. } => None,
+                };
+                let whole = ctx.to_json();
+                let d = match in_macro {
+                    Some(m) => render_error(self.sources(), m.file, &m.tagged, &e, Some(&whole))
+                        .note(format!(
+                            "in a macro of macros/{}, called by states/{name}.toml",
+                            m.name
+                        )),
+                    None => render_error(self.sources(), sf.file, &sf.tagged, &e, Some(&whole)),
+                };
+                StateOutcome {
+                    parsed: None,
+                    diags: vec![d],
+                }
+            }
         };
         let outcome = Arc::new(outcome);
         self.states
@@ -595,7 +660,8 @@ impl<'a> Compiler<'a> {
         r: &ParsedResource,
         path: &str,
         at: Range<usize>,
-        ctx: &Value,
+        ctx: &Context,
+        vars: Option<&Value>,
     ) -> (Key, Arc<Result<String, Diagnostic>>) {
         let broken = |b: &String| {
             path == b.as_str()
@@ -631,21 +697,33 @@ impl<'a> Compiler<'a> {
                 .note(format!("expected a file templates/{path}"));
             return ([0; 32], Arc::new(Err(d)));
         };
-        let key = vars_key(&["template", path], &tf.vars, ctx);
+        let empty = Value::Object(Default::default());
+        let fctx = FileContext {
+            ctx,
+            vars: vars.unwrap_or(&empty),
+        };
+        let key = vars_key(&["template", path], &tf.vars, &fctx);
         if let Some(s) = self.files.lock().expect("cache").get(&key) {
             return (key, s.clone());
         }
-        let out = match self
-            .tree
-            .files_env
+        let env = if tf.jinja_whitespace {
+            &self.tree.files_jinja_env
+        } else {
+            &self.tree.files_env
+        };
+        let out = match env
             .get_template(path)
             .map_err(RenderError::Template)
-            .and_then(|t| render_bounded(&t, ctx))
+            .and_then(|t| render_bounded(&t, &fctx))
         {
             Ok(s) => Ok(s),
             Err(e) => {
                 let text = self.sources().text(tf.file);
-                let mut d = render_error(self.sources(), tf.file, &text, &e, Some(ctx));
+                let mut whole = ctx.to_json();
+                if let Value::Object(o) = &mut whole {
+                    o.insert("vars".into(), fctx.vars.clone());
+                }
+                let mut d = render_error(self.sources(), tf.file, &text, &e, Some(&whole));
                 let span = st.span(self.sources(), at);
                 d = d.secondary(span, format!("rendered for {}", r.id));
                 Err(d)
@@ -662,11 +740,28 @@ impl<'a> Compiler<'a> {
         r: &ParsedResource,
         path: &str,
         at: Range<usize>,
-    ) -> Arc<Result<String, Diagnostic>> {
+        hex_wanted: bool,
+    ) -> (bool, Arc<Result<String, Diagnostic>>) {
+        // Text, bytes (as base64) and hex are cached under keys of their own.
         let key: Key = blake3::hash(format!("file\0{path}").as_bytes()).into();
-        if let Some(s) = self.files.lock().expect("cache").get(&key) {
-            return s.clone();
+        let bkey: Key = blake3::hash(format!("bytes\0{path}").as_bytes()).into();
+        let hkey: Key = blake3::hash(format!("hex\0{path}").as_bytes()).into();
+        {
+            let files = self.files.lock().expect("cache");
+            if hex_wanted {
+                if let Some(s) = files.get(&hkey) {
+                    return (false, s.clone());
+                }
+            } else {
+                if let Some(s) = files.get(&key) {
+                    return (false, s.clone());
+                }
+                if let Some(s) = files.get(&bkey) {
+                    return (true, s.clone());
+                }
+            }
         }
+        let mut binary = false;
         // Only files under files/: no absolute path, no `..`, and (the
         // source sees to it) no symlink out of the tree: a catalog must not
         // carry e.g. /etc/shadow of the machine that compiles it.
@@ -684,12 +779,12 @@ impl<'a> Compiler<'a> {
                 st.diag(self.sources(), "source", msg, at.clone(), label)
             };
             match self.tree.read_bytes(&rel) {
-                Ok(Some(b)) => String::from_utf8(b).map_err(|_| {
-                    fail(
-                        format!("{}: files/{path} is not UTF-8 text", r.id),
-                        "expected a UTF-8 text file under files/",
-                    )
-                }),
+                Ok(Some(b)) if hex_wanted => Ok(hex(&b)),
+                Ok(Some(b)) => Ok(String::from_utf8(b).unwrap_or_else(|e| {
+                    binary = true;
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD.encode(e.as_bytes())
+                })),
                 Ok(None) => Err(fail(
                     format!("{}: files/{path} does not exist", r.id),
                     "expected a file under files/",
@@ -710,8 +805,17 @@ impl<'a> Compiler<'a> {
             }
         };
         let out = Arc::new(out);
-        self.files.lock().expect("cache").insert(key, out.clone());
-        out
+        self.files.lock().expect("cache").insert(
+            if hex_wanted {
+                hkey
+            } else if binary {
+                bkey
+            } else {
+                key
+            },
+            out.clone(),
+        );
+        (binary, out)
     }
 
     fn graph(&self, key: Key, states: Vec<Arc<ParsedState>>) -> Arc<GraphOutcome> {
@@ -722,6 +826,17 @@ impl<'a> Compiler<'a> {
         self.graphs.lock().expect("cache").insert(key, g.clone());
         g
     }
+}
+
+/// Bytes as lower-case hex (a binary file in a catalog, which is JSON).
+fn hex(b: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(DIGITS[(x >> 4) as usize] as char);
+        s.push(DIGITS[(x & 15) as usize] as char);
+    }
+    s
 }
 
 /// A diagnostic as one line for a catalog: message (file:line:column).
@@ -736,8 +851,83 @@ fn one_line(sources: &Sources, d: &Diagnostic) -> String {
     }
 }
 
+/// What a host's templates see: `host`, `data` and `facts`. Data keeps
+/// its tables in source order (see [`Data`]), so it is not JSON.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Context {
+    pub host: Value,
+    pub data: Data,
+    pub facts: Value,
+}
+
+impl Context {
+    /// The context as JSON (keys sorted), for messages about it.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// What a file template sees: the host's context and the resource's
+/// `vars` (an empty table when it gives none), without copying the context.
+#[derive(serde::Serialize)]
+struct FileContext<'a> {
+    #[serde(flatten)]
+    ctx: &'a Context,
+    vars: &'a Value,
+}
+
+/// A value in a render context: JSON (host, facts, vars) or data.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Json(&'a Value),
+    Data(&'a Data),
+}
+
+impl<'a> Node<'a> {
+    fn get(self, key: &str) -> Option<Node<'a>> {
+        match self {
+            Node::Json(v) => v.get(key).map(Node::Json),
+            Node::Data(v) => v.get(key).map(Node::Data),
+        }
+    }
+}
+
+impl serde::Serialize for Node<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Json(v) => v.serialize(s),
+            Node::Data(v) => v.serialize(s),
+        }
+    }
+}
+
+/// A render context whose values a cache key can read by name.
+trait Lookup {
+    fn top(&self, name: &str) -> Option<Node<'_>>;
+}
+
+impl Lookup for Context {
+    fn top(&self, name: &str) -> Option<Node<'_>> {
+        match name {
+            "host" => Some(Node::Json(&self.host)),
+            "data" => Some(Node::Data(&self.data)),
+            "facts" => Some(Node::Json(&self.facts)),
+            _ => None,
+        }
+    }
+}
+
+impl Lookup for FileContext<'_> {
+    fn top(&self, name: &str) -> Option<Node<'_>> {
+        match name {
+            "vars" => Some(Node::Json(self.vars)),
+            _ => self.ctx.top(name),
+        }
+    }
+}
+
 /// Hashes a tag and the values of the context paths a template reads.
-fn vars_key(tag: &[&str], vars: &[String], ctx: &Value) -> Key {
+fn vars_key(tag: &[&str], vars: &[String], ctx: &impl Lookup) -> Key {
     let mut h = blake3::Hasher::new();
     for t in tag {
         h.update(t.as_bytes());
@@ -746,11 +936,12 @@ fn vars_key(tag: &[&str], vars: &[String], ctx: &Value) -> Key {
     for v in vars {
         h.update(v.as_bytes());
         h.update(&[0]);
-        let mut cur = Some(ctx);
-        for part in v.split('.') {
+        let mut parts = v.split('.');
+        let mut cur = parts.next().and_then(|p| ctx.top(p));
+        for part in parts {
             cur = cur.and_then(|c| c.get(part));
         }
-        let _ = serde_json::to_writer(&mut h, &cur.unwrap_or(&Value::Null));
+        let _ = serde_json::to_writer(&mut h, &cur);
         h.update(&[0]);
     }
     h.finalize().into()

@@ -143,7 +143,16 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         managed_paths: catalog
             .resources
             .iter()
-            .filter_map(|r| providers.get(r.id.kind.as_str())?.managed_path(r))
+            .flat_map(|r| match providers.get(r.id.kind.as_str()) {
+                Some(p) => p.managed_paths(r),
+                None => Vec::new(),
+            })
+            .collect(),
+        declared: catalog.resources.iter().map(|r| r.id.clone()).collect(),
+        deps: catalog
+            .resources
+            .iter()
+            .map(|r| (r.id.clone(), r.deps.keys().cloned().collect()))
             .collect(),
     };
     let mut done: Vec<Option<Done>> = vec![None; n];

@@ -71,6 +71,7 @@ pub(crate) fn build_graph(
         &mut diags,
         &mut missing,
     );
+    claims(sources, registry, &states, &ids, &at, &mut diags);
     if diags.is_empty() {
         cycles(sources, &states, &ids, &deps, &mut diags);
     }
@@ -200,6 +201,28 @@ fn edges(
         }
         if let Some(spec) = registry.get(&id.kind) {
             for auto in (spec.auto_deps)(&id.name, &r.attrs) {
+                let every: Vec<usize> = auto
+                    .candidates
+                    .iter()
+                    .filter(|c| c.name == crate::schema::EVERY)
+                    .flat_map(|c| {
+                        pos.iter()
+                            .filter(|(k, _)| k.kind == c.kind && **k != id)
+                            .map(|(_, &p)| p)
+                    })
+                    .collect();
+                for c in every {
+                    add(
+                        &mut deps,
+                        i,
+                        c,
+                        Why {
+                            kind: DepKind::Auto,
+                            state: si,
+                            range: r.range.clone(),
+                        },
+                    );
+                }
                 if let Some(&c) = auto
                     .candidates
                     .iter()
@@ -221,6 +244,64 @@ fn edges(
         }
     }
     deps
+}
+
+/// Two resources that would undo each other on every apply: one sets a
+/// path's whole content and another edits part of it (see
+/// [`crate::schema::KindSpec::claims`]).
+fn claims(
+    sources: &Sources,
+    registry: &Registry,
+    states: &[Arc<ParsedState>],
+    ids: &[&ResourceId],
+    at: &[(usize, usize)],
+    diags: &mut Vec<Diagnostic>,
+) {
+    use crate::schema::Claim;
+    // Per path: the resources (by index) that set it, and that edit it.
+    let mut by_path: BTreeMap<String, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let (si, ri) = at[i];
+        let Some(spec) = registry.get(&id.kind) else {
+            continue;
+        };
+        for c in (spec.claims)(&id.name, &states[si].resources[ri].attrs) {
+            let e = by_path.entry(c.path().to_string()).or_default();
+            match c {
+                Claim::Sets(_) => e.0.push(i),
+                Claim::Edits(_) => e.1.push(i),
+            }
+        }
+    }
+    for (path, (sets, edits)) in by_path {
+        let Some(&s) = sets.first() else {
+            continue;
+        };
+        let (ss, sr) = at[s];
+        let setter = &states[ss].resources[sr];
+        for &e in &edits {
+            let (es, er) = at[e];
+            let editor = &states[es].resources[er];
+            diags.push(
+                Diagnostic::error(
+                    "conflicting-content",
+                    format!(
+                        "{} edits {path}, whose whole content {} sets: each apply would undo the other",
+                        editor.id, setter.id
+                    ),
+                )
+                .primary(states[es].span(sources, editor.range.clone()), "edits it here")
+                .secondary(
+                    states[ss].span(sources, setter.range.clone()),
+                    "sets its content here",
+                )
+                .note(format!(
+                    "make the edit part of {}'s content, or let that resource set no content (then edits compose with it)",
+                    setter.id
+                )),
+            );
+        }
+    }
 }
 
 /// A requisite that names no resource of this host's catalog.

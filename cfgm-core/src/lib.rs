@@ -34,6 +34,7 @@ pub mod select;
 pub mod source;
 pub mod tree;
 pub mod unused;
+pub mod version;
 
 pub use catalog::{Catalog, CatalogId, DepKind, Resource, ResourceId};
 pub use compile::{Compiler, Validation};

@@ -43,8 +43,41 @@ pub enum ModuleError {
 #[derive(Debug, Default)]
 pub struct RunCtx {
     /// Every host path a resource of the catalog manages (see
-    /// [`Provider::managed_path`]), so a purging directory keeps them.
+    /// [`Provider::managed_paths`]), so a purging directory keeps them.
     pub managed_paths: BTreeSet<String>,
+    /// Every resource of the catalog: a precondition that a resource of
+    /// the same catalog satisfies (the parent directory, the group, the
+    /// package that brings a unit) is not reported by a dry run.
+    pub declared: BTreeSet<crate::ResourceId>,
+    /// What each resource of the catalog comes after (requisites and
+    /// automatic edges), for the same purpose.
+    pub deps: BTreeMap<crate::ResourceId, BTreeSet<crate::ResourceId>>,
+}
+
+impl RunCtx {
+    /// Whether the catalog declares `kind[name]`.
+    pub fn declares(&self, kind: &str, name: &str) -> bool {
+        self.declared.contains(&crate::ResourceId::new(kind, name))
+    }
+
+    /// Whether `kind[name]` comes after (directly or not) a resource of
+    /// one of `kinds`: something that may make what it needs (a package
+    /// brings a unit, a user, a file).
+    pub fn comes_after(&self, kind: &str, name: &str, kinds: &[&str]) -> bool {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![crate::ResourceId::new(kind, name)];
+        while let Some(id) = todo.pop() {
+            for d in self.deps.get(&id).into_iter().flatten() {
+                if kinds.contains(&d.kind.as_str()) {
+                    return true;
+                }
+                if seen.insert(d.clone()) {
+                    todo.push(d.clone());
+                }
+            }
+        }
+        false
+    }
 }
 
 /// What a provider's `diff` found, on its way to `apply`: the changes as
@@ -146,10 +179,15 @@ pub trait Provider: Send + Sync {
     fn verify_after_apply(&self, _r: &Resource) -> bool {
         true
     }
-    /// The host path the resource manages, which a purging directory must
-    /// keep: by default its name, when the kind's names are paths.
-    fn managed_path(&self, r: &Resource) -> Option<String> {
-        self.spec().name_is_path.then(|| r.id.name.clone())
+    /// The host paths the resource manages or edits, which a purging
+    /// directory must keep: by default its name, when the kind's names are
+    /// paths (a kind that edits a file named by an attribute says so).
+    fn managed_paths(&self, r: &Resource) -> Vec<String> {
+        if self.spec().name_is_path {
+            vec![r.id.name.clone()]
+        } else {
+            Vec::new()
+        }
     }
 }
 

@@ -52,7 +52,7 @@ pub enum RenderError {
 /// is set on the environment).
 pub fn render_bounded(
     t: &minijinja::Template<'_, '_>,
-    ctx: &serde_json::Value,
+    ctx: &impl serde::Serialize,
 ) -> Result<String, RenderError> {
     let mut out = Capped {
         buf: Vec::new(),
@@ -65,7 +65,10 @@ pub fn render_bounded(
             let last_line = text.rfind(OPEN).and_then(|p| {
                 let tag = &text[p + OPEN.len_utf8()..];
                 let digits = tag.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
-                tag[..digits].parse().ok()
+                // A macro's line (`file:line`) is no line of this file.
+                (!tag[digits..].starts_with(':'))
+                    .then(|| tag[..digits].parse().ok())
+                    .flatten()
             });
             Err(RenderError::Output { last_line })
         }
@@ -115,7 +118,14 @@ enum TagKind {
 /// Returns the source with an origin marker before each line end that lies
 /// in template text. Line count and in-line byte offsets are unchanged.
 pub fn tag_source(src: &str) -> String {
-    tag(src).0
+    tag(src, None).0
+}
+
+/// [`tag_source`] for a template whose output lands in another file's
+/// render (a macro library imported by a state): its markers also name
+/// `file`, so lines a macro produces map to the macro's own lines.
+pub fn tag_source_in(src: &str, file: FileId) -> String {
+    tag(src, Some(file)).0
 }
 
 /// Where a template ends inside a tag or a string in a tag, if it does:
@@ -123,10 +133,14 @@ pub fn tag_source(src: &str) -> String {
 /// reports such an error at the end of the file; the author needs the
 /// place it began.
 pub fn unclosed_at_end(src: &str) -> Option<(usize, &'static str)> {
-    tag(src).1
+    tag(src, None).1
 }
 
-fn tag(src: &str) -> (String, Option<(usize, &'static str)>) {
+fn tag(src: &str, file: Option<FileId>) -> (String, Option<(usize, &'static str)>) {
+    let prefix = file.map(|f| format!("{}:", f.0)).unwrap_or_default();
+    let push_marker = |out: &mut String, line: u32, text: bool, expr: bool, block: bool| {
+        push_marker(out, &prefix, line, text, expr, block)
+    };
     let mut out = String::with_capacity(src.len() + src.len() / 8);
     let bytes = src.as_bytes();
     let mut state = Lex::Text;
@@ -283,9 +297,10 @@ fn utf8_len(first: u8) -> usize {
     }
 }
 
-fn push_marker(out: &mut String, line: u32, text: bool, expr: bool, block: bool) {
+fn push_marker(out: &mut String, prefix: &str, line: u32, text: bool, expr: bool, block: bool) {
     let block_only = block && !text && !expr;
     out.push(OPEN);
+    out.push_str(prefix);
     out.push_str(&line.to_string());
     out.push(if block_only { 'B' } else { 'T' });
     out.push(CLOSE);
@@ -298,6 +313,9 @@ pub struct LineMap {
     pub file: FileId,
     /// Per rendered line (0-based index): the 1-based source line.
     pub origin: Vec<u32>,
+    /// Per rendered line, the file of `origin` when some line came from
+    /// another file (a macro library); empty when all are `file`'s.
+    pub files: Vec<FileId>,
     /// Byte offset where each rendered line starts in the rendered text.
     pub starts: Vec<usize>,
 }
@@ -314,7 +332,8 @@ pub fn untag(file: FileId, output: &str) -> Rendered {
     // Hot path: a big state renders to ~1 MB. Lines are copied straight into
     // the output (no per-line allocation) and truncated away when dropped.
     let mut text = String::with_capacity(output.len());
-    let mut origin: Vec<Option<u32>> = Vec::new();
+    let mut origin: Vec<Option<(FileId, u32)>> = Vec::new();
+    let mut foreign = false;
     let mut starts = Vec::new();
     let mut rest_all = output;
     loop {
@@ -326,8 +345,8 @@ pub fn untag(file: FileId, output: &str) -> Rendered {
             break;
         }
         let begin = text.len();
-        let mut last_t: Option<u32> = None;
-        let mut last_any: Option<u32> = None;
+        let mut last_t: Option<(FileId, u32)> = None;
+        let mut last_any: Option<(FileId, u32)> = None;
         let mut rest = line;
         while let Some(p) = rest.find(OPEN) {
             text.push_str(&rest[..p]);
@@ -336,10 +355,22 @@ pub fn untag(file: FileId, output: &str) -> Rendered {
                 Some(q) => {
                     let tag = &after[..q];
                     let (num, flag) = tag.split_at(tag.len().saturating_sub(1));
-                    if let Ok(n) = num.parse::<u32>() {
-                        last_any = Some(n);
+                    let at = match num.split_once(':') {
+                        Some((f, n)) => {
+                            f.parse::<u32>()
+                                .ok()
+                                .zip(n.parse::<u32>().ok())
+                                .map(|(f, n)| {
+                                    foreign = true;
+                                    (FileId(f), n)
+                                })
+                        }
+                        None => num.parse::<u32>().ok().map(|n| (file, n)),
+                    };
+                    if let Some(at) = at {
+                        last_any = Some(at);
                         if flag == "T" {
-                            last_t = Some(n);
+                            last_t = Some(at);
                         }
                     }
                     rest = &after[q + CLOSE.len_utf8()..];
@@ -368,26 +399,32 @@ pub fn untag(file: FileId, output: &str) -> Rendered {
     }
     // Lines without a marker come from a value with embedded newlines: they
     // belong to the next marked line (the expression's line).
-    let mut next: Option<u32> = None;
-    let mut filled = vec![0u32; origin.len()];
+    let mut next: Option<(FileId, u32)> = None;
+    let mut filled = vec![(file, 0u32); origin.len()];
     for (i, o) in origin.iter().enumerate().rev() {
         if o.is_some() {
             next = *o;
         }
-        filled[i] = o.or(next).unwrap_or(0);
+        filled[i] = o.or(next).unwrap_or((file, 0));
     }
-    let mut prev = 1;
+    let mut prev = (file, 1);
     for f in filled.iter_mut() {
-        if *f == 0 {
+        if f.1 == 0 {
             *f = prev;
         }
         prev = *f;
     }
+    let files = if foreign {
+        filled.iter().map(|f| f.0).collect()
+    } else {
+        Vec::new()
+    };
     Rendered {
         text,
         map: LineMap {
             file,
-            origin: filled,
+            origin: filled.into_iter().map(|f| f.1).collect(),
+            files,
             starts,
         },
     }
@@ -408,11 +445,20 @@ impl LineMap {
         }
     }
 
+    /// The file the rendered line at `offset` came from: the state's, or
+    /// a macro library's.
+    pub fn file_at(&self, offset: usize) -> FileId {
+        match self.files.get(self.rendered_line_of(offset)) {
+            Some(f) => *f,
+            None => self.file,
+        }
+    }
+
     /// Maps a byte range of the rendered text to the source: same columns
     /// when the rendered line equals its source line; else the same text
     /// found in the source line; else the whole source line.
     pub fn map(&self, sources: &Sources, rendered: &str, range: Range<usize>) -> Mapped {
-        match sources.get(self.file) {
+        match sources.get(self.file_at(range.start)) {
             Some(src) => self.map_in(&src, rendered, range),
             None => Mapped {
                 span: Span::new(self.file, 0..0),
@@ -422,8 +468,9 @@ impl LineMap {
     }
 
     /// [`map`](Self::map) with the source file already at hand.
+    /// `src` must be the file of the line (see [`file_at`](Self::file_at)).
     pub fn map_in(&self, src: &SourceFile, rendered: &str, range: Range<usize>) -> Mapped {
-        let file = self.file;
+        let file = self.file_at(range.start);
         if self.starts.is_empty() {
             return Mapped {
                 span: Span::new(file, 0..0),
@@ -501,13 +548,29 @@ pub fn tagged_to_source(
 /// it may read anything the other reads), or one that rebinds a context
 /// name (`{% set data = data.nginx %}` hides which `data.…` it then reads).
 pub(crate) fn reads(source: &str, vars: std::collections::HashSet<String>) -> Vec<String> {
-    let opaque = pulls_in(source).is_some()
+    reads_with(source, vars, false)
+}
+
+/// [`reads`], for a template whose imports are known macro libraries
+/// (states): their reads are added by the caller, so an `import` or
+/// `from` does not make the template opaque; `include`/`extends` still do.
+pub(crate) fn reads_with(
+    source: &str,
+    vars: std::collections::HashSet<String>,
+    imports_known: bool,
+) -> Vec<String> {
+    let pulls = if imports_known {
+        includes(source).is_some()
+    } else {
+        pulls_in(source).is_some()
+    };
+    let opaque = pulls
         || block_tags(source).any(|(_, keyword, rest)| {
             // `set`, `for`, `with` and `macro` can bind a context name.
             matches!(keyword, "set" | "for" | "with" | "macro") && binds_context_name(rest)
         });
     if opaque {
-        return vec!["data".into(), "facts".into(), "host".into()];
+        return vec!["data".into(), "facts".into(), "host".into(), "vars".into()];
     }
     let mut v: Vec<String> = vars.into_iter().collect();
     v.sort();
@@ -520,6 +583,42 @@ pub(crate) fn pulls_in(source: &str) -> Option<usize> {
     block_tags(source)
         .find(|(_, keyword, _)| matches!(*keyword, "include" | "import" | "from" | "extends"))
         .map(|(at, _, _)| at)
+}
+
+/// Where a template includes or extends another (`{% include`,
+/// `extends`), if it does: the byte offset of that tag.
+pub(crate) fn includes(source: &str) -> Option<usize> {
+    block_tags(source)
+        .find(|(_, keyword, _)| matches!(*keyword, "include" | "extends"))
+        .map(|(at, _, _)| at)
+}
+
+/// A string literal in a template: where its text is, and the text.
+pub(crate) type Literal<'a> = (Range<usize>, &'a str);
+
+/// The templates a template imports (`{% import "x" as m %}`, `{% from
+/// "x" import y %}`): each tag's offset, and the name it imports when
+/// that is a string literal (the span of the literal's text, too).
+pub(crate) fn imports(source: &str) -> Vec<(usize, Option<Literal<'_>>)> {
+    block_tags(source)
+        .filter(|(_, keyword, _)| matches!(*keyword, "import" | "from"))
+        .map(|(at, _, rest)| {
+            let lit = (|| {
+                let trimmed = rest.trim_start();
+                let q = trimmed.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+                let end = trimmed[1..].find(q)?;
+                let name = &trimmed[1..1 + end];
+                let after = trimmed[1 + end + 1..].trim_start();
+                // `"a" ~ x` is an expression, not a name.
+                if !(after.starts_with("import") || after.starts_with("as")) {
+                    return None;
+                }
+                let start = source.len() - rest.len() + (rest.len() - trimmed.len()) + 1;
+                Some((start..start + name.len(), name))
+            })();
+            (at, lit)
+        })
+        .collect()
 }
 
 /// Every `{% … %}` tag of a template: its offset, its first word, and the
@@ -535,7 +634,7 @@ pub(crate) fn block_tags(source: &str) -> impl Iterator<Item = (usize, &str, &st
 }
 
 /// Whether the targets of a `set`/`for`/`with`/`macro` tag (the part before
-/// `=`, `in` or the closing `%}`) name `host`, `data` or `facts`.
+/// `=`, `in` or the closing `%}`) name `host`, `data`, `facts` or `vars`.
 fn binds_context_name(after_keyword: &str) -> bool {
     let end = after_keyword.find("%}").unwrap_or(after_keyword.len());
     let tag = &after_keyword[..end];
@@ -547,7 +646,7 @@ fn binds_context_name(after_keyword: &str) -> bool {
     };
     targets
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .any(|w| matches!(w, "host" | "data" | "facts"))
+        .any(|w| matches!(w, "host" | "data" | "facts" | "vars"))
 }
 
 /// A bounded render's failure as a diagnostic in the template source.

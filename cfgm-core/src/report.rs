@@ -277,6 +277,10 @@ impl Report {
             let what = match r.outcome {
                 Outcome::Changed => "changed".to_string(),
                 Outcome::WouldChange => "would change".to_string(),
+                // A dry run's failure is one apply would hit: the same message.
+                Outcome::Failed if self.mode == Mode::DryRun => {
+                    format!("would fail: {}", r.error.as_deref().unwrap_or(""))
+                }
                 Outcome::Failed => format!("failed: {}", r.error.as_deref().unwrap_or("")),
                 Outcome::Skipped => format!("skipped: {}", r.error.as_deref().unwrap_or("")),
                 Outcome::Unchanged => unreachable!(),

@@ -584,6 +584,9 @@ pub enum Record {
         report: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         failed_resources: Vec<String>,
+        /// Resources the agent changed (or, in a dry run, would change).
+        #[serde(default)]
+        changed: u64,
         time: i64,
     },
     WaveDone {
@@ -850,6 +853,7 @@ concurrency = 5
             reason: None,
             report: None,
             failed_resources: vec![],
+            changed: 0,
             time: 2,
         };
         let text = format!(

@@ -43,9 +43,20 @@ pub enum AttrType {
     Template {
         into: &'static str,
     },
+    /// Variables for the resource's template: a table of any values,
+    /// visible to the template as `vars`. Consumed at compile time (the
+    /// rendered content carries them); the catalog does not hold them.
+    TemplateVars,
     /// A path under the tree's `files/`, read at compile time into the
-    /// attribute named here.
+    /// attribute named here; bytes that are not UTF-8 text go base64 into
+    /// `INTO_b64` instead (the kind must take that attribute too).
     TreeFile {
+        into: &'static str,
+    },
+    /// A path under the tree's `files/` holding any bytes (a binary key),
+    /// read at compile time into the attribute named here as lower-case
+    /// hex.
+    TreeBinary {
         into: &'static str,
     },
 }
@@ -72,8 +83,11 @@ impl AttrType {
             }
             AttrType::LinkTarget => "a link target (a path, not empty)".into(),
             AttrType::Table => "a table".into(),
+            AttrType::TemplateVars => "a table of template variables".into(),
             AttrType::Template { .. } => "a template path (a string)".into(),
-            AttrType::TreeFile { .. } => "a file path under files/ (a string)".into(),
+            AttrType::TreeFile { .. } | AttrType::TreeBinary { .. } => {
+                "a file path under files/ (a string)".into()
+            }
         }
     }
 
@@ -89,6 +103,11 @@ impl AttrType {
             (AttrType::Mode, Value::String(s)) => {
                 if parse_mode(s).is_some() {
                     true
+                } else if s.contains(['=', '+']) || s.starts_with(['u', 'g', 'o', 'a']) {
+                    return Err(format!(
+                        "`{s}` is a symbolic mode; cfgm takes octal modes only: a string of \
+                         3 or 4 octal digits, e.g. \"0644\" (u=rw,go=r) or \"0750\" (u=rwx,g=rx)"
+                    ));
                 } else {
                     return Err(format!(
                         "`{s}` is not an octal file mode (expected e.g. \"0644\")"
@@ -124,8 +143,11 @@ impl AttrType {
                 }
                 true
             }
-            (AttrType::Table, Value::Object(_)) => true,
-            (AttrType::Template { .. } | AttrType::TreeFile { .. }, Value::String(_)) => true,
+            (AttrType::Table | AttrType::TemplateVars, Value::Object(_)) => true,
+            (
+                AttrType::Template { .. } | AttrType::TreeFile { .. } | AttrType::TreeBinary { .. },
+                Value::String(_),
+            ) => true,
             _ => false,
         };
         if ok {
@@ -220,10 +242,15 @@ impl Problem {
 
 /// An automatic dependency a kind proposes: the first of `candidates` that
 /// exists in the catalog becomes a requisite (nearest parent directory first).
+/// A candidate named [`EVERY`] stands for every resource of its kind (a
+/// package after every package repository).
 #[derive(Clone, Debug)]
 pub struct AutoDep {
     pub candidates: Vec<ResourceId>,
 }
+
+/// The name of an [`AutoDep`] candidate that means every resource of its kind.
+pub const EVERY: &str = "*";
 
 /// Everything the compiler knows about one resource kind.
 pub struct KindSpec {
@@ -244,6 +271,32 @@ pub struct KindSpec {
     pub check: fn(name: &str, attrs: &Attrs) -> Vec<Problem>,
     /// Automatic dependencies (a file after its parent directory …).
     pub auto_deps: fn(name: &str, attrs: &Attrs) -> Vec<AutoDep>,
+    /// The host paths whose content the resource sets whole or edits in
+    /// part: the compiler refuses a path one resource sets and another
+    /// edits (each apply would undo the other).
+    pub claims: fn(name: &str, attrs: &Attrs) -> Vec<Claim>,
+}
+
+/// What a resource does to a host path's content (see [`KindSpec::claims`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// It sets the whole content (a `file` with content).
+    Sets(String),
+    /// It edits part of it (a `line`), keeping the rest.
+    Edits(String),
+}
+
+impl Claim {
+    pub fn path(&self) -> &str {
+        match self {
+            Claim::Sets(p) | Claim::Edits(p) => p,
+        }
+    }
+}
+
+/// No claims on any path's content.
+pub fn no_claims(_: &str, _: &Attrs) -> Vec<Claim> {
+    Vec::new()
 }
 
 impl KindSpec {
@@ -324,6 +377,17 @@ mod tests {
         assert_eq!(parse_mode("0648"), None);
         assert_eq!(parse_mode(""), None);
         assert_eq!(parse_mode("077777"), None);
+    }
+
+    /// A symbolic mode is refused with what is accepted instead.
+    #[test]
+    fn a_symbolic_mode_says_what_is_accepted() {
+        for m in ["u=rwx,g=rx,o=", "a+r", "go-w"] {
+            let e = AttrType::Mode.check(&Value::from(m)).unwrap_err();
+            assert!(e.contains("symbolic mode") && e.contains("\"0644\""), "{e}");
+        }
+        let e = AttrType::Mode.check(&Value::from("0648")).unwrap_err();
+        assert!(e.contains("not an octal file mode"), "{e}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Loading a states tree.
 //!
 //! This module owns the tree's format: `cfgm.toml`, `inventory.toml`,
-//! `top.toml`, `data/` (layered: common, dc, role, host), `states/*.toml`,
-//! `templates/` and `files/`. It reads every file once, through the tree's
+//! `top.toml`, `data/` (layered as `cfgm.toml`'s hierarchy says; by
+//! default common, dc, role, host), `states/*.toml`,
+//! `macros/` (macro libraries states import), `templates/` and `files/`. It reads every file once, through the tree's
 //! [`TreeSource`] (a directory or, later, a git commit: one code path),
 //! into [`Sources`], parses the plain TOML files (with spans, so errors
 //! point into them), prepares the state and file templates in minijinja,
@@ -16,12 +17,14 @@
 
 use crate::diag::{suggest, Diagnostic, FileId, Sources, Span};
 use crate::parse::toml_to_json;
-use crate::render::{pulls_in, reads, tag_source, template_error};
+use crate::render::{
+    imports, includes, reads, reads_with, tag_source, tag_source_in, template_error,
+};
 use crate::select::{SelectError, Selector, Term};
 use crate::source::{DirSource, SourceError, TreeSource, MAX_FILE_BYTES};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,13 +39,27 @@ pub const MAX_TREE_BYTES: u64 = 256 << 20;
 /// Deliberately absent: anything that tells an agent where to write or
 /// what to run. The tree is untrusted input and the agent runs as root;
 /// its state directory comes from its own flags (`--state-dir`).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default)]
 pub struct TreeConfig {
     /// A name for the tree, shown in reports.
-    #[serde(default)]
     pub name: Option<String>,
+    /// The data layers, in merge order (later wins): paths under `data/`
+    /// without `.toml`, templated by `host` and `facts`
+    /// ([`DEFAULT_HIERARCHY`] unless `[data] hierarchy` says otherwise).
+    pub hierarchy: Vec<String>,
+    /// The facts a compile assumes of a host whose facts it does not have
+    /// (`[default_facts]`; e.g. `cfgm validate` without `--facts`).
+    pub default_facts: Option<Value>,
 }
+
+/// The data layers of a tree that does not declare them: common, then
+/// the host's datacenter, role and own file.
+pub const DEFAULT_HIERARCHY: &[&str] = &[
+    "common",
+    "dc/{{ host.dc }}",
+    "role/{{ host.role }}",
+    "host/{{ host.name }}",
+];
 
 /// `cfgm.toml` as written: `state_dir` is recognised only to say why it
 /// is not a tree setting (it once was documented as one).
@@ -53,6 +70,18 @@ struct RawConfig {
     name: Option<String>,
     #[serde(default)]
     state_dir: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    data: Option<RawDataConfig>,
+    #[serde(default)]
+    default_facts: Option<toml::Table>,
+}
+
+/// `[data]` in cfgm.toml.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataConfig {
+    #[serde(default)]
+    hierarchy: Option<Vec<Spanned<String>>>,
 }
 
 /// One inventory host.
@@ -137,12 +166,58 @@ pub struct StateFile {
     pub vars: Vec<String>,
 }
 
+/// A macro library under `macros/`, which states import from
+/// (`{% from "ssh.jinja" import server %}`).
+#[derive(Debug)]
+pub struct MacroFile {
+    /// Its path under `macros/`: the name states import it by.
+    pub name: String,
+    pub file: FileId,
+    /// The tagged source: its markers name this file, so lines a macro
+    /// writes into a state map to the macro's lines.
+    pub tagged: String,
+    /// The context paths it reads (see [`StateFile::vars`]).
+    pub vars: Vec<String>,
+    /// The macro libraries it imports in turn.
+    pub imports: Vec<String>,
+}
+
 /// A file template under `templates/`.
 #[derive(Debug)]
 pub struct TemplateFile {
     pub path: String,
     pub file: FileId,
     pub vars: Vec<String>,
+    /// Whitespace as Jinja has it by default (the newline after a block
+    /// tag kept): the template's first line says `{# cfgm: whitespace =
+    /// jinja #}`. Otherwise block tags leave no blank lines.
+    pub jinja_whitespace: bool,
+}
+
+/// The whitespace switch on a template's first line, if any: `{# cfgm:
+/// whitespace = jinja #}` (Jinja's defaults: the newline after a block tag
+/// is kept, leading spaces too) or `= trim` (cfgm's default for file
+/// templates: neither). `Err` for another value.
+pub fn whitespace_switch(text: &str) -> Result<Option<bool>, String> {
+    let first = text.lines().next().unwrap_or("").trim();
+    let Some(inner) = first
+        .strip_prefix("{#")
+        .and_then(|r| r.strip_suffix("#}"))
+        .map(|r| r.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()))
+    else {
+        return Ok(None);
+    };
+    let Some(setting) = inner.strip_prefix("cfgm:") else {
+        return Ok(None);
+    };
+    match setting.split_once('=').map(|(k, v)| (k.trim(), v.trim().trim_matches('"'))) {
+        Some(("whitespace", "jinja")) => Ok(Some(true)),
+        Some(("whitespace", "trim")) => Ok(Some(false)),
+        _ => Err(format!(
+            "`{}` is not a template setting (expected `cfgm: whitespace = jinja` or `cfgm: whitespace = trim`)",
+            setting.trim()
+        )),
+    }
 }
 
 /// A loaded states tree.
@@ -154,11 +229,15 @@ pub struct Tree {
     pub config: TreeConfig,
     pub hosts: BTreeMap<String, Host>,
     pub top: Vec<TopRule>,
-    pub data_common: Value,
-    pub data_dc: BTreeMap<String, Value>,
-    pub data_role: BTreeMap<String, Value>,
-    pub data_host: BTreeMap<String, Value>,
+    /// Every data file, by its path under `data/` without `.toml`
+    /// (`common`, `dc/ams01`, `os/debian-12`): the hierarchy's layers pick
+    /// from these, so a compile reads no file a layer names.
+    pub data: BTreeMap<String, Data>,
     pub states: BTreeMap<String, StateFile>,
+    /// Macro libraries under `macros/`, by name.
+    pub macros: BTreeMap<String, MacroFile>,
+    /// Macro libraries that could not be loaded (already reported).
+    pub broken_macros: BTreeSet<String>,
     /// States whose template does not parse (already reported): they exist,
     /// so naming them is not a second error.
     pub broken_states: BTreeSet<String>,
@@ -169,6 +248,12 @@ pub struct Tree {
     read_bytes: AtomicU64,
     pub(crate) states_env: Environment<'static>,
     pub(crate) files_env: Environment<'static>,
+    /// File templates again, with Jinja's own whitespace rules, for those
+    /// that ask for them (see [`TemplateFile::jinja_whitespace`]); empty
+    /// when none does.
+    pub(crate) files_jinja_env: Environment<'static>,
+    /// The hierarchy's layer paths as templates, named by their index.
+    layers_env: Environment<'static>,
 }
 
 impl std::fmt::Debug for Tree {
@@ -196,6 +281,9 @@ fn new_env(states: bool) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(crate::render::FUEL));
+    // `x is version(">=", "1:9.2")`, and the filter alike: Debian ordering.
+    env.add_test("version", crate::version::template_fn);
+    env.add_filter("version", crate::version::template_fn);
     // File templates read like Ansible's: block tags do not leave blank
     // lines. States get the same effect from `render::untag`, which needs
     // every newline kept to map lines.
@@ -239,22 +327,24 @@ impl Tree {
             config: TreeConfig::default(),
             hosts: BTreeMap::new(),
             top: Vec::new(),
-            data_common: Value::Object(Map::new()),
-            data_dc: BTreeMap::new(),
-            data_role: BTreeMap::new(),
-            data_host: BTreeMap::new(),
+            data: BTreeMap::new(),
             states: BTreeMap::new(),
+            macros: BTreeMap::new(),
+            broken_macros: BTreeSet::new(),
             broken_states: BTreeSet::new(),
             templates: BTreeMap::new(),
             broken_templates: BTreeSet::new(),
             read_bytes: AtomicU64::new(0),
             states_env: new_env(true),
             files_env: new_env(false),
+            files_jinja_env: new_env(true),
+            layers_env: new_env(false),
         };
         let mut diags = Vec::new();
         t.load_config(&mut diags);
         t.load_inventory(&mut diags);
         t.load_data(&mut diags);
+        t.load_macros(&mut diags);
         t.load_states(&mut diags);
         t.load_templates(&mut diags);
         t.load_top(&mut diags);
@@ -354,10 +444,22 @@ impl Tree {
     }
 
     fn load_config(&mut self, diags: &mut Vec<Diagnostic>) {
+        let default = || -> Vec<(String, Option<Span>)> {
+            DEFAULT_HIERARCHY
+                .iter()
+                .map(|l| (l.to_string(), None))
+                .collect()
+        };
         let Some((id, text)) = self.read_optional("cfgm.toml", diags) else {
+            let h = default();
+            self.config.hierarchy = h.iter().map(|(l, _)| l.clone()).collect();
+            self.load_layers(&h, diags);
             return;
         };
         let Some(c) = self.parse_toml::<RawConfig>(id, &text, diags) else {
+            let h = default();
+            self.config.hierarchy = h.iter().map(|(l, _)| l.clone()).collect();
+            self.load_layers(&h, diags);
             return;
         };
         if let Some(sd) = c.state_dir {
@@ -367,7 +469,62 @@ impl Tree {
                     .note("a tree is untrusted input and cannot tell an agent, which runs as root, where to write; the agent's state directory is its own `--state-dir` (default ROOT/var/lib/cfgm)"),
             );
         }
-        self.config = TreeConfig { name: c.name };
+        let hierarchy: Vec<(String, Option<Span>)> = match c.data.and_then(|d| d.hierarchy) {
+            Some(h) => h
+                .into_iter()
+                .map(|l| {
+                    let span = Span::new(id, l.span());
+                    (l.into_inner(), Some(span))
+                })
+                .collect(),
+            None => default(),
+        };
+        self.config = TreeConfig {
+            name: c.name,
+            hierarchy: hierarchy.iter().map(|(l, _)| l.clone()).collect(),
+            default_facts: c
+                .default_facts
+                .map(|t| toml_to_json(&toml::Value::Table(t))),
+        };
+        self.load_layers(&hierarchy, diags);
+    }
+
+    /// Prepares the hierarchy's layer paths as templates.
+    fn load_layers(&mut self, layers: &[(String, Option<Span>)], diags: &mut Vec<Diagnostic>) {
+        for (i, (layer, span)) in layers.iter().enumerate() {
+            if let Err(e) = self
+                .layers_env
+                .add_template_owned(i.to_string(), layer.clone())
+            {
+                let span = span.clone().unwrap_or_else(|| Span::new(FileId(0), 0..0));
+                diags.push(
+                    Diagnostic::error(
+                        "hierarchy",
+                        format!(
+                            "cfgm.toml: data layer `{layer}` is not a template: {}",
+                            e.detail().unwrap_or("syntax error")
+                        ),
+                    )
+                    .primary(span, "in this layer")
+                    .note("a layer is a path under data/ without `.toml`, e.g. \"os/{{ facts.os.id }}\""),
+                );
+            }
+        }
+    }
+
+    /// The layer paths for a host: each layer rendered with `host` and
+    /// `facts`; a layer that needs a field or fact the host lacks is left
+    /// out (`None` in its place).
+    pub fn layers_for(&self, h: &Host, facts: &Value) -> Vec<Option<String>> {
+        let ctx = serde_json::json!({ "host": h.to_context(), "facts": facts });
+        (0..self.config.hierarchy.len())
+            .map(|i| {
+                let t = self.layers_env.get_template(&i.to_string()).ok()?;
+                let p = t.render(minijinja::value::Serde(&ctx)).ok()?;
+                let p = p.trim();
+                (!p.is_empty()).then(|| p.to_string())
+            })
+            .collect()
     }
 
     fn parse_toml<T: serde::de::DeserializeOwned>(
@@ -413,31 +570,18 @@ impl Tree {
         }
     }
 
+    /// Reads every `.toml` file under `data/`, by its path there without
+    /// the extension; which of them a host sees is the hierarchy's call.
     fn load_data(&mut self, diags: &mut Vec<Diagnostic>) {
-        if let Some((id, text)) = self.read_optional("data/common.toml", diags) {
-            if let Some(v) = self.parse_toml::<toml::Table>(id, &text, diags) {
-                self.data_common = toml_to_json(&toml::Value::Table(v));
-            }
-        }
-        for (dir, which) in [("dc", 0), ("role", 1), ("host", 2)] {
-            for rel in self.list(&format!("data/{dir}"), "toml", diags) {
-                let Some((id, text)) = self.read_optional(&rel, diags) else {
-                    continue;
-                };
-                let Some(v) = self.parse_toml::<toml::Table>(id, &text, diags) else {
-                    continue;
-                };
-                let key = Path::new(&rel)
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let v = toml_to_json(&toml::Value::Table(v));
-                match which {
-                    0 => self.data_dc.insert(key, v),
-                    1 => self.data_role.insert(key, v),
-                    _ => self.data_host.insert(key, v),
-                };
-            }
+        for rel in self.list("data", "toml", diags) {
+            let Some((id, text)) = self.read_optional(&rel, diags) else {
+                continue;
+            };
+            let Some(v) = self.parse_toml::<toml::Table>(id, &text, diags) else {
+                continue;
+            };
+            let key = rel["data/".len()..rel.len() - ".toml".len()].to_string();
+            self.data.insert(key, plain_data(toml::Value::Table(v)));
         }
     }
 
@@ -462,28 +606,45 @@ impl Tree {
                     continue;
                 }
             };
+            if self.macros.contains_key(&name) {
+                diags.push(
+                    Diagnostic::error(
+                        "state-name",
+                        format!("{rel}: state `{name}` has the name of a macro library"),
+                    )
+                    .primary(Span::new(id, 0..0), "rename this state")
+                    .note(format!("macros/{name} is imported by that name")),
+                );
+                self.broken_states.insert(name);
+                continue;
+            }
             let tagged = tag_source(&text);
             match self
                 .states_env
                 .add_template_owned(name.clone(), tagged.clone())
             {
                 Ok(()) => {
-                    if let Some(at) = pulls_in(&text) {
+                    if let Some(at) = includes(&text) {
                         // Another state's text would arrive with that file's
                         // line markers and be reported in this one.
                         diags.push(
-                            Diagnostic::error("state-include", "a state file cannot pull in another template")
-                                .primary(Span::new(id, at..at + 2), "Jinja include/import/extends in a state")
-                                .note("states compose with `include = [\"base\"]` at the top of the file; file templates (templates/) may include each other"),
+                            Diagnostic::error("state-include", "a state file cannot include or extend another template")
+                                .primary(Span::new(id, at..at + 2), "Jinja include/extends in a state")
+                                .note("states compose with `include = [\"base\"]` at the top of the file, and import macros from macros/ (`{% from \"x.jinja\" import y %}`); file templates (templates/) may include each other"),
                         );
                         self.broken_states.insert(name);
                         continue;
                     }
-                    let vars = self
+                    let Some(imported) = self.check_imports(id, &text, diags) else {
+                        self.broken_states.insert(name);
+                        continue;
+                    };
+                    let own = self
                         .states_env
                         .get_template(&name)
-                        .map(|t| reads(&text, t.undeclared_variables(true)))
+                        .map(|t| reads_with(&text, t.undeclared_variables(true), true))
                         .unwrap_or_default();
+                    let vars = self.with_macro_vars(own, &imported);
                     self.states.insert(
                         name.clone(),
                         StateFile {
@@ -502,6 +663,147 @@ impl Tree {
         }
     }
 
+    /// Loads `macros/`: every file is a macro library states may import by
+    /// its path under `macros/`. Read through the source like every other
+    /// file; its markers name its own file (see `render::tag_source_in`).
+    fn load_macros(&mut self, diags: &mut Vec<Diagnostic>) {
+        let listing = self.source.list("macros");
+        for p in &listing.problems {
+            diags.push(source_error(p));
+            if let Some(path) = p.path().strip_prefix("macros/") {
+                self.broken_macros.insert(path.to_string());
+            }
+        }
+        let mut loaded = Vec::new();
+        for rel in listing.files {
+            let name = rel["macros/".len()..].to_string();
+            let (id, text) = match self.read(&rel, diags) {
+                Read::Text(id, text) => (id, text),
+                Read::Missing => continue,
+                Read::Failed => {
+                    self.broken_macros.insert(name);
+                    continue;
+                }
+            };
+            let tagged = tag_source_in(&text, id);
+            if let Err(e) = self
+                .states_env
+                .add_template_owned(name.clone(), tagged.clone())
+            {
+                diags.push(template_error(&self.sources, id, &tagged, &e, None));
+                self.broken_macros.insert(name);
+                continue;
+            }
+            if let Some(at) = includes(&text) {
+                diags.push(
+                    Diagnostic::error("state-include", "a macro library cannot include or extend another template")
+                        .primary(Span::new(id, at..at + 2), "Jinja include/extends in a macro library")
+                        .note("a macro library holds macros; it may import other macro libraries (`{% from \"x.jinja\" import y %}`)"),
+                );
+                self.broken_macros.insert(name);
+                continue;
+            }
+            let vars = self
+                .states_env
+                .get_template(&name)
+                .map(|t| reads_with(&text, t.undeclared_variables(true), true))
+                .unwrap_or_default();
+            self.macros.insert(
+                name.clone(),
+                MacroFile {
+                    name: name.clone(),
+                    file: id,
+                    tagged,
+                    vars,
+                    imports: Vec::new(),
+                },
+            );
+            loaded.push((name, id, text));
+        }
+        // Imports are checked once every library is known.
+        for (name, id, text) in loaded {
+            match self.check_imports(id, &text, diags) {
+                Some(imports) => {
+                    if let Some(m) = self.macros.get_mut(&name) {
+                        m.imports = imports;
+                    }
+                }
+                None => {
+                    self.macros.remove(&name);
+                    self.broken_macros.insert(name);
+                }
+            }
+        }
+    }
+
+    /// The macro libraries a state or library imports, each named by a
+    /// string literal that is a file under `macros/`; `None` (reported)
+    /// when one is not.
+    fn check_imports(
+        &self,
+        id: FileId,
+        text: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (at, lit) in imports(text) {
+            match lit {
+                Some((_, name)) if self.macros.contains_key(name) => out.push(name.to_string()),
+                // Its own problem was reported when it loaded.
+                Some((_, name)) if self.broken_macros.contains(name) => ok = false,
+                Some((range, name)) => {
+                    let label = match suggest(name, self.macros.keys().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "no such macro library".to_string(),
+                    };
+                    diags.push(
+                        Diagnostic::error(
+                            "missing-macros",
+                            format!("imports `{name}`, which is not a macro library"),
+                        )
+                        .primary(Span::new(id, range), label)
+                        .note(format!(
+                            "expected a file macros/{name}; states import macros from macros/ only"
+                        )),
+                    );
+                    ok = false;
+                }
+                None => {
+                    diags.push(
+                        Diagnostic::error(
+                            "state-include",
+                            "an import must name its macro library literally",
+                        )
+                        .primary(Span::new(id, at..at + 2), "import of a computed name")
+                        .note("write the name as a string: `{% from \"x.jinja\" import y %}`"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A state's own reads plus those of every macro library it imports,
+    /// directly or not: hosts that agree on all of them render it alike.
+    fn with_macro_vars(&self, mut vars: Vec<String>, imported: &[String]) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<&str> = imported.iter().map(String::as_str).collect();
+        while let Some(n) = todo.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            if let Some(m) = self.macros.get(n) {
+                vars.extend(m.vars.iter().cloned());
+                todo.extend(m.imports.iter().map(String::as_str));
+            }
+        }
+        vars.sort();
+        vars.dedup();
+        vars
+    }
+
     fn load_templates(&mut self, diags: &mut Vec<Diagnostic>) {
         let listing = self.source.list("templates");
         for p in &listing.problems {
@@ -510,12 +812,26 @@ impl Tree {
                 self.broken_templates.insert(path.to_string());
             }
         }
+        let mut loaded = Vec::new();
         for rel in listing.files {
             let path = rel["templates/".len()..].to_string();
             let (id, text) = match self.read(&rel, diags) {
                 Read::Text(id, text) => (id, text),
                 Read::Missing => continue,
                 Read::Failed => {
+                    self.broken_templates.insert(path);
+                    continue;
+                }
+            };
+            let jinja_whitespace = match whitespace_switch(&text) {
+                Ok(w) => w.unwrap_or(false),
+                Err(msg) => {
+                    let end = text.find('\n').unwrap_or(text.len());
+                    diags.push(
+                        Diagnostic::error("template-setting", format!("{rel}: {msg}"))
+                            .primary(Span::new(id, 0..end), "on the template's first line")
+                            .note("`{# cfgm: whitespace = jinja #}` keeps the newline after block tags, as Jinja does by default"),
+                    );
                     self.broken_templates.insert(path);
                     continue;
                 }
@@ -533,16 +849,39 @@ impl Tree {
                     self.templates.insert(
                         path.clone(),
                         TemplateFile {
-                            path,
+                            path: path.clone(),
                             file: id,
                             vars,
+                            jinja_whitespace,
                         },
                     );
+                    loaded.push((path, text));
                 }
                 Err(e) => {
                     diags.push(template_error(&self.sources, id, &text, &e, None));
                     self.broken_templates.insert(path);
                 }
+            }
+        }
+        // Templates that ask for Jinja's whitespace render in an
+        // environment of their own, with every template they may include.
+        if self.templates.values().any(|t| t.jinja_whitespace) {
+            for (path, text) in loaded {
+                // The switch's own line leaves nothing behind.
+                let text = match whitespace_switch(&text) {
+                    Ok(Some(_)) => {
+                        let end = text.find('\n').unwrap_or(text.len());
+                        match text[..end].rfind("#}") {
+                            Some(p) if !text[..p].ends_with('-') => {
+                                format!("{}-{}", &text[..p], &text[p..])
+                            }
+                            _ => text,
+                        }
+                    }
+                    _ => text,
+                };
+                // It parsed above, with the same syntax but for whitespace.
+                let _ = self.files_jinja_env.add_template_owned(path, text);
             }
         }
     }
@@ -645,19 +984,15 @@ impl Tree {
         format!("blake3:{}", h.finalize().to_hex())
     }
 
-    /// The data a host sees: common, then its dc, role and host layers,
-    /// deep-merged in that order (later wins).
-    pub fn data_for(&self, h: &Host) -> Value {
-        let mut d = self.data_common.clone();
-        for layer in [
-            self.data_dc.get(&h.dc),
-            self.data_role.get(&h.role),
-            self.data_host.get(&h.name),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            deep_merge(&mut d, layer);
+    /// The data a host sees: the hierarchy's layers that exist for it
+    /// (see [`layers_for`](Self::layers_for)), deep-merged in order (later
+    /// wins), tables in source order.
+    pub fn data_for(&self, h: &Host, facts: &Value) -> Data {
+        let mut d = Data::Table(Default::default());
+        for layer in self.layers_for(h, facts).into_iter().flatten() {
+            if let Some(v) = self.data.get(&layer) {
+                merge_data(&mut d, v);
+            }
         }
         d
     }
@@ -731,6 +1066,42 @@ pub fn source_error(e: &SourceError) -> Diagnostic {
 /// The state a path under `states/` holds: `states/web.toml` → `web`.
 fn state_name(rel: &str) -> Option<&str> {
     rel.strip_prefix("states/")?.strip_suffix(".toml")
+}
+
+/// A host's data: TOML values whose tables keep their source order (the
+/// order an author wrote directives in is what a template writes them in),
+/// and whose dates are strings.
+pub type Data = toml::Value;
+
+/// Data as templates see it: every date and time as its TOML text.
+fn plain_data(v: toml::Value) -> Data {
+    match v {
+        toml::Value::Datetime(d) => toml::Value::String(d.to_string()),
+        toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(plain_data).collect()),
+        toml::Value::Table(t) => {
+            toml::Value::Table(t.into_iter().map(|(k, v)| (k, plain_data(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// Merges data layer `over` into `base`: tables merge key by key (a key
+/// already there keeps its place, a new one comes after), anything else
+/// replaces.
+pub fn merge_data(base: &mut Data, over: &Data) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(bv) => merge_data(bv, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
 }
 
 /// Merges `over` into `base`: tables merge key by key, anything else replaces.

@@ -16,6 +16,7 @@ static PKG: KindSpec = KindSpec {
     secret_attrs: &[],
     check: no_check,
     auto_deps: no_auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 fn file_deps(name: &str, _: &Attrs) -> Vec<AutoDep> {
@@ -44,6 +45,7 @@ static FILE: KindSpec = KindSpec {
     secret_attrs: &["content"],
     check: no_check,
     auto_deps: file_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 static DIRECTORY: KindSpec = KindSpec {
@@ -54,6 +56,7 @@ static DIRECTORY: KindSpec = KindSpec {
     secret_attrs: &[],
     check: no_check,
     auto_deps: file_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 fn registry() -> Registry {
@@ -181,6 +184,63 @@ fn rebinding_a_context_name_does_not_share_renders_between_hosts() {
         c.compile_host("b", None).unwrap().resources[0].attrs["version"],
         "2"
     );
+}
+
+/// A state that imports a macro library reads what the library reads:
+/// hosts that differ only there must not share the state's render, while
+/// hosts that agree still do.
+#[test]
+fn a_state_is_keyed_by_what_its_imported_macros_read() {
+    let d = tempfile::tempdir().unwrap();
+    write_tree(
+        d.path(),
+        &[("s", "{% from \"m.jinja\" import p %}\n{{ p(host.role) }}\n")],
+    );
+    std::fs::create_dir_all(d.path().join("macros")).unwrap();
+    std::fs::write(
+        d.path().join("macros/m.jinja"),
+        "{% macro p(role) %}\n[pkg.\"{{ role }}-{{ host.dc }}\"]\n{% endmacro %}\n",
+    )
+    .unwrap();
+    let (tree, diags) = Tree::load(d.path()).unwrap();
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(tree.states["s"].vars, vec!["host.dc", "host.role"]);
+    let reg = registry();
+    let c = Compiler::new(&tree, &reg);
+    assert_eq!(
+        c.validate().catalogs.len(),
+        2,
+        "hosts a and b shared a render"
+    );
+    let b = c.compile_host("b", None).unwrap();
+    assert_eq!(b.resources[0].id, ResourceId::new("pkg", "r-y"));
+    assert_eq!(b.resources[0].origin.file, "macros/m.jinja");
+    assert_eq!(b.resources[0].origin.line, 2);
+}
+
+/// Data tables keep their source order through the layers and into
+/// templates (an override keeps its place, a new key comes last), and the
+/// catalog is still the same on every compile.
+#[test]
+fn data_keeps_source_order_through_merging_and_templates() {
+    let d = tempfile::tempdir().unwrap();
+    write_tree(
+        d.path(),
+        &[(
+            "s",
+            "[file.\"/etc/o\"]\ncontent = \"{% for k, v in data.o | items %}{{ k }}={{ v }} {% endfor %}\"\n",
+        )],
+    );
+    std::fs::create_dir_all(d.path().join("data/dc")).unwrap();
+    std::fs::write(
+        d.path().join("data/common.toml"),
+        "[o]\nz = 1\nb = 2\na = 3\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("data/dc/x.toml"), "[o]\nc = 4\nb = 5\n").unwrap();
+    let c = compile(d.path(), "a");
+    assert_eq!(c.resources[0].attrs["content"], "z=1 b=5 a=3 c=4 ");
+    assert_eq!(compile(d.path(), "a").id, c.id);
 }
 
 /// Regression: an escaped non-ASCII character in a template string made
@@ -498,6 +558,7 @@ mod engine {
         secret_attrs: &[],
         check: no_check,
         auto_deps: no_auto_deps,
+        claims: cfgm_core::schema::no_claims,
     };
     static THING: KindSpec = KindSpec {
         kind: "thing",
@@ -507,6 +568,7 @@ mod engine {
         secret_attrs: &[],
         check: no_check,
         auto_deps: no_auto_deps,
+        claims: cfgm_core::schema::no_claims,
     };
 
     impl Provider for Fake {

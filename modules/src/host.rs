@@ -156,6 +156,23 @@ fn split(p: &str) -> Result<(&str, &str), ModuleError> {
     Ok((dir, name))
 }
 
+/// The parent directory of a host path ("/" for a name at the top).
+pub fn parent_of(p: &str) -> &str {
+    match p.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((d, _)) => d,
+    }
+}
+
+/// The error of a write whose parent directory is missing (apply's, and a
+/// dry run's that sees it coming).
+pub fn missing_parent(p: &str) -> ModuleError {
+    ModuleError::Invalid(format!(
+        "parent directory {} does not exist (declare a directory resource for it)",
+        parent_of(p)
+    ))
+}
+
 /// The temporary name a write of `name` goes through: `.NAME.cfgm-new`.
 fn temp_name(name: &str) -> String {
     format!(".{name}.cfgm-new")
@@ -439,6 +456,24 @@ impl HostRead {
         Ok(self.db("/etc/group")?.as_ref().clone())
     }
 
+    /// The user that has `uid`, if any.
+    pub fn user_with_uid(&self, uid: u32) -> Result<Option<String>, ModuleError> {
+        Ok(self
+            .db("/etc/passwd")?
+            .iter()
+            .find(|f| f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid))
+            .and_then(|f| f.first().cloned()))
+    }
+
+    /// The group that has `gid`, if any.
+    pub fn group_with_gid(&self, gid: u32) -> Result<Option<String>, ModuleError> {
+        Ok(self
+            .db("/etc/group")?
+            .iter()
+            .find(|f| f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(gid))
+            .and_then(|f| f.first().cloned()))
+    }
+
     pub fn uid(&self, user: &str) -> Result<Option<u32>, ModuleError> {
         Ok(self.passwd(user)?.and_then(|f| f.get(2)?.parse().ok()))
     }
@@ -669,15 +704,7 @@ impl Host {
     }
 
     fn missing_parent(&self, p: &str) -> ModuleError {
-        let parent = p
-            .trim_end_matches('/')
-            .rsplit_once('/')
-            .map(|(d, _)| d)
-            .unwrap_or("");
-        ModuleError::Invalid(format!(
-            "parent directory {} does not exist (declare a directory resource for it)",
-            if parent.is_empty() { "/" } else { parent }
-        ))
+        missing_parent(p)
     }
 
     /// The parent directory of `p`, opened (see [`Host::dir`]), and its name.
@@ -706,7 +733,47 @@ impl Host {
     ) -> Result<(), ModuleError> {
         let at = self.parent(p)?;
         self.backup(&at, p)?;
-        write_new(at.dir.as_fd(), at.name, p, content, mode, Some((uid, gid)))
+        write_new(
+            at.dir.as_fd(),
+            at.name,
+            p,
+            content,
+            mode,
+            Some((uid, gid)),
+            &|| Ok(()),
+        )
+    }
+
+    /// Like [`Host::write_atomic`], with a check of the new content before
+    /// it replaces the old: `check` is given the temporary file's path as
+    /// a command run on the host sees it (`.NAME.cfgm-new` beside the
+    /// file, so relative includes resolve as they will for the file) once
+    /// that file is complete (content, owner, mode, fsynced). When the
+    /// check fails, the temporary file is removed and the old file stays
+    /// as it was, not even backed up: nothing of the host has changed.
+    pub fn write_atomic_checked(
+        &self,
+        p: &str,
+        content: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        check: &dyn Fn(&str) -> Result<(), ModuleError>,
+    ) -> Result<(), ModuleError> {
+        let at = self.parent(p)?;
+        let temp = temp_path(p);
+        write_new(
+            at.dir.as_fd(),
+            at.name,
+            p,
+            content,
+            mode,
+            Some((uid, gid)),
+            &|| {
+                check(&temp)?;
+                self.backup(&at, p)
+            },
+        )
     }
 
     /// Writes into an existing file in place (a kernel parameter under
@@ -767,6 +834,7 @@ impl Host {
             &content,
             0o600,
             None,
+            &|| Ok(()),
         )?;
         // Temporaries start with a dot; versions sort by their stamp.
         let mut kept: Vec<String> = names(dir.as_fd())
@@ -927,6 +995,30 @@ impl Host {
         }
     }
 
+    /// Moves what is at `p` (a directory, a link, anything) aside, to
+    /// `.NAME.cfgm-replaced` beside it — one rename in its directory, so
+    /// nothing of it is lost or copied — replacing an earlier one. Returns
+    /// the new path. For `file … force = true`.
+    pub fn move_aside(&self, p: &str) -> Result<String, ModuleError> {
+        let at = self.parent(p)?;
+        let aside = format!(".{}.cfgm-replaced", at.name);
+        match rfs::statat(&at.dir, aside.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if Meta::of(&st).is_dir => {
+                let name = std::ffi::CString::new(aside.as_str())
+                    .map_err(|_| ModuleError::Invalid(format!("{p}: a NUL byte")))?;
+                remove_tree_at(at.dir.as_fd(), &name, st.st_dev).map_err(sys_err("remove", p))?
+            }
+            Ok(_) => rfs::unlinkat(&at.dir, aside.as_str(), AtFlags::empty())
+                .map_err(sys_err("remove", p))?,
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(sys_err("move aside", p)(e)),
+        }
+        rfs::renameat(&at.dir, at.name, &at.dir, aside.as_str())
+            .map_err(sys_err("move aside", p))?;
+        rfs::fsync(&at.dir).map_err(sys_err("fsync directory of", p))?;
+        Ok(format!("{}/{aside}", parent_of(p).trim_end_matches('/')))
+    }
+
     /// Removes the temporary file a killed write of `p` left (never `p`).
     pub fn remove_leftover(&self, p: &str) -> Result<(), ModuleError> {
         let at = self.parent(p)?;
@@ -948,6 +1040,7 @@ fn write_new(
     content: &[u8],
     mode: u32,
     owner: Option<(u32, u32)>,
+    before_rename: &dyn Fn() -> Result<(), ModuleError>,
 ) -> Result<(), ModuleError> {
     let tmp = temp_name(name);
     match rfs::unlinkat(dir, tmp.as_str(), AtFlags::empty()) {
@@ -970,6 +1063,7 @@ fn write_new(
         rfs::fchmod(&f, Mode::from_raw_mode(mode as _)).map_err(sys_err("chmod", p))?;
         f.sync_all().map_err(io_err("fsync", p))?;
         drop(f);
+        before_rename()?;
         rfs::renameat(dir, tmp.as_str(), dir, name).map_err(sys_err("rename", p))?;
         rfs::fsync(dir).map_err(sys_err("fsync directory of", p))
     })();

@@ -50,6 +50,7 @@ kinds! {
     sysctl,
     line,
     cron,
+    pkgrepo,
 }
 
 /// The entry of a kind, by name.
@@ -125,6 +126,63 @@ pub(crate) fn path_auto_deps(name: &str, attrs: &cfgm_core::schema::Attrs) -> Ve
         });
     }
     out
+}
+
+/// Kinds whose apply may make what another resource needs (a package
+/// brings directories, files, users, groups and units; a command anything):
+/// a resource that comes after one of them has its preconditions checked
+/// only by apply — the documented blind spot of a dry run.
+pub(crate) const MAKERS: &[&str] = &["pkg", "cmd"];
+
+/// The parent directory of a path that a write will need: there, or made
+/// by a resource of the catalog (a declared directory; `mkdir -p` makes
+/// the rest). Otherwise the error apply would hit, for a dry run to see.
+pub(crate) fn parent_there(
+    host: &HostRead,
+    (kind, name): (&str, &str),
+    p: &str,
+    ctx: &cfgm_core::provider::RunCtx,
+) -> Result<(), ModuleError> {
+    let parent = host::parent_of(p);
+    // Something there (a directory, or a link apply judges itself).
+    if host.exists(parent)?
+        || ctx.managed_paths.contains(parent)
+        || ctx.comes_after(kind, name, MAKERS)
+    {
+        Ok(())
+    } else {
+        Err(host::missing_parent(p))
+    }
+}
+
+/// The owner and group of a path: on the host, or declared in the catalog
+/// (a `user`/`group` resource, applied first by the automatic edge).
+/// Otherwise the error apply would hit, for a dry run to see.
+pub(crate) fn owners_there(
+    host: &HostRead,
+    (kind, name): (&str, &str),
+    owner: Option<&str>,
+    group: Option<&str>,
+    ctx: &cfgm_core::provider::RunCtx,
+) -> Result<(), ModuleError> {
+    if ctx.comes_after(kind, name, MAKERS) {
+        return Ok(());
+    }
+    if let Some(u) = owner {
+        if !ctx.declares("user", u) && host.uid(u)?.is_none() {
+            return Err(ModuleError::Invalid(format!(
+                "no user `{u}` on the host (declare user[{u}])"
+            )));
+        }
+    }
+    if let Some(g) = group {
+        if !ctx.declares("group", g) && host.gid(g)?.is_none() {
+            return Err(ModuleError::Invalid(format!(
+                "no group `{g}` on the host (declare group[{g}])"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `name` is a user or group name the shadow tools take as a name
@@ -295,7 +353,8 @@ mod tests {
                 AttrType::Str
                 | AttrType::LinkTarget
                 | AttrType::Template { .. }
-                | AttrType::TreeFile { .. } => json!("x"),
+                | AttrType::TreeFile { .. }
+                | AttrType::TreeBinary { .. } => json!("x"),
                 AttrType::Path => json!("/x"),
                 AttrType::Int => json!(1),
                 AttrType::Bool => json!(true),
@@ -303,7 +362,7 @@ mod tests {
                 AttrType::Scalar => json!("1"),
                 AttrType::Mode => json!("0644"),
                 AttrType::Enum(v) => json!(v[0]),
-                AttrType::Table => json!({"k": "v"}),
+                AttrType::Table | AttrType::TemplateVars => json!({"k": "v"}),
             }
         }
         let mut bad = Vec::new();

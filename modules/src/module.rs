@@ -115,10 +115,14 @@ pub trait Module: Send + Sync + Default + 'static {
         true
     }
 
-    /// The host path a resource of this kind manages (a purging directory
-    /// keeps it): its name when the spec says names are paths.
-    fn managed_path(name: &str) -> Option<String> {
-        Self::SPEC.name_is_path.then(|| name.to_string())
+    /// The host paths a resource of this kind manages or edits (a purging
+    /// directory keeps them): its name when the spec says names are paths.
+    fn managed_paths(name: &str, _d: &Self::Desired) -> Vec<String> {
+        if Self::SPEC.name_is_path {
+            vec![name.to_string()]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -333,8 +337,14 @@ impl<M: Module> Provider for Erased<M> {
             .unwrap_or(true)
     }
 
-    fn managed_path(&self, r: &Resource) -> Option<String> {
-        M::managed_path(&r.id.name)
+    fn managed_paths(&self, r: &Resource) -> Vec<String> {
+        match desired::<M>(&r.attrs) {
+            Ok(d) => M::managed_paths(&r.id.name, &d),
+            // Attributes that do not make a `Desired` fail the resource;
+            // its name still counts, when names are paths.
+            Err(_) if M::SPEC.name_is_path => vec![r.id.name.clone()],
+            Err(_) => Vec::new(),
+        }
     }
 }
 

@@ -9,7 +9,9 @@
 //!   change, `kind[name] refresh` per due refresh, `kind[name] (failed)` /
 //!   `(skipped)`; re-bless with `CFGM_BLESS=1`;
 //! - `expect-failures` (optional): `kind[name] text` lines, the resources
-//!   that fail (or are skipped) in apply and a piece of their error;
+//!   that fail (or are skipped) in apply and a piece of their error; a
+//!   resource that fails in the dry run ("would fail") must fail in apply
+//!   with the very same message;
 //! - `check.sh`: bash with `$ROOT`, `$OUTSIDE` and `$STATE` (the state
 //!   directory, with the backups), the assertion of the end state;
 //! - `expected-report` (optional, blessed): the dry run as people read it;
@@ -607,6 +609,28 @@ fn check_failures(
     Ok(())
 }
 
+/// The dry run never promises what apply cannot do: a resource that fails
+/// in the dry run ("would fail") fails in apply with the same message.
+fn dry_run_saw_it(dry: &Report, apply: &Report) -> Result<(), String> {
+    for d in dry
+        .resources
+        .iter()
+        .filter(|r| r.outcome == Outcome::Failed)
+    {
+        let a = apply.resources.iter().find(|r| r.id == d.id);
+        let same = a.is_some_and(|a| a.outcome == Outcome::Failed && a.error == d.error);
+        if !same {
+            return Err(format!(
+                "{}: the dry run said it would fail with `{}`, apply: {:?}",
+                d.id,
+                d.error.as_deref().unwrap_or(""),
+                a.map(|a| (a.outcome, a.error.as_deref()))
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// No secret of the catalog appears in a report, as JSON or as text, nor
 /// any line of the case's `secrets` file (e.g. a secret the host had before).
 fn check_no_secrets(case: &Path, catalog: &Catalog, r: &Report, what: &str) -> Result<(), String> {
@@ -777,13 +801,39 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
     log.push_str(&format!("dry run {:.2} s\n", t.elapsed().as_secs_f64()));
     let after = snapshot(&upper);
     if before != after {
+        // A directory the overlay copied up unchanged (`apt-cache` opens
+        // an anonymous O_TMPFILE in /tmp, which copies /tmp up and leaves
+        // nothing in it) is no change; anything else is.
+        let lower = match &place {
+            Place::Chroot(b) | Place::Netns(b) => Some(b.clone()),
+            Place::Container(_) => None,
+        };
+        let copied_up = |k: &PathBuf| -> bool {
+            let (Some(lower), Ok(u)) = (&lower, std::fs::symlink_metadata(upper.join(k))) else {
+                return false;
+            };
+            let Ok(l) = std::fs::symlink_metadata(lower.join(k)) else {
+                return false;
+            };
+            u.is_dir()
+                && l.is_dir()
+                && (u.mode(), u.uid(), u.gid(), u.mtime())
+                    == (l.mode(), l.uid(), l.gid(), l.mtime())
+                && std::fs::read_dir(upper.join(k)).is_ok_and(|mut d| d.next().is_none())
+        };
         let changed: Vec<_> = before
             .iter()
             .filter(|(k, v)| after.get(*k) != Some(v))
             .map(|(k, _)| k)
-            .chain(after.keys().filter(|k| !before.contains_key(*k)))
+            .chain(
+                after
+                    .keys()
+                    .filter(|k| !before.contains_key(*k) && !copied_up(k)),
+            )
             .collect();
-        return Err(format!("the dry run changed files: {changed:?}"));
+        if !changed.is_empty() {
+            return Err(format!("the dry run changed files: {changed:?}"));
+        }
     }
     outside_unchanged("the dry run")?;
     check_no_secrets(case, &catalog, &dry, "dry run")?;
@@ -813,6 +863,7 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
     outside_unchanged("the apply")?;
     check_failures(&first, &expected, "apply")?;
     check_no_secrets(case, &catalog, &first, "apply")?;
+    dry_run_saw_it(&dry, &first)?;
     let changed = ids_with(&first, |o| o == Outcome::Changed);
     let want: BTreeSet<String> = predicted
         .iter()

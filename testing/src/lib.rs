@@ -588,6 +588,41 @@ impl Fleet {
         self.script_stdout(c, "fleet commit --untrusted")
     }
 
+    /// A new commit of the files in `tree` on branch `branch` of the served repository (a
+    /// release a rollout takes to hosts), signed by the release key — or, `untrusted`, by a key
+    /// no host trusts (`testing/fleet commit --branch B --tree DIR`); returns its id.
+    pub fn commit_branch(
+        &self,
+        tree: &Path,
+        branch: &str,
+        untrusted: bool,
+        message: &str,
+    ) -> Result<String> {
+        let mut c = self.spec.command("commit");
+        if untrusted {
+            c.arg("--untrusted");
+        }
+        c.arg("--tree")
+            .arg(tree)
+            .args(["--branch", branch, "-m", message]);
+        self.script_stdout(c, "fleet commit --branch")
+    }
+
+    /// The served states repository (bare) on the controller.
+    pub fn repo(&self) -> PathBuf {
+        self.spec.state_dir.join("git/states")
+    }
+
+    /// The Prometheus server on the controller (`http://ADDRESS:PORT`), scraping every host's
+    /// node exporter.
+    pub fn prometheus_url(&self) -> Result<String> {
+        let p = self.spec.state_dir.join("prometheus_url");
+        Ok(std::fs::read_to_string(&p)
+            .with_context(|| format!("{}", p.display()))?
+            .trim()
+            .to_string())
+    }
+
     /// Installs `cfgm-agent` as a systemd service on these hosts (`testing/fleet install-agent`):
     /// it follows `git://controller/states`, trusts [`Fleet::allowed_signers`], runs every
     /// `FLEET_AGENT_INTERVAL` seconds (default 30) and starts its first run at once.

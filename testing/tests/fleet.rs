@@ -2,7 +2,7 @@
 //! up by the first test, shared by all, and torn down when this process exits.
 //! Needs root; run by `testing/fleet-test` (`make fleet-test`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -24,9 +24,28 @@ fn one_per_dc(f: &Fleet) -> Vec<&Host> {
 }
 
 fn sh(f: &Fleet, host: &str, cmd: &str) -> String {
-    match f.ssh(host, cmd).and_then(|o| o.ok()) {
+    match ssh_riding_restarts(host, || f.ssh(host, cmd)).and_then(|o| o.ok()) {
         Ok(o) => o.stdout,
         Err(e) => panic!("{e:#}"),
+    }
+}
+
+/// Runs `ssh` again while the host refuses the connection, for up to 15 s: a host's agent
+/// restarts sshd when it converges the ssh state (e.g. a refresh owed by a run a restart of
+/// the agent cut short), and a test polling that host must not take the restart for a failure.
+fn ssh_riding_restarts(
+    host: &str,
+    ssh: impl Fn() -> anyhow::Result<cfgm_testing::Output>,
+) -> anyhow::Result<cfgm_testing::Output> {
+    let t0 = Instant::now();
+    loop {
+        let out = ssh()?;
+        let refused = out.code == Some(255) && out.stderr.contains("Connection refused");
+        if !refused || t0.elapsed() > Duration::from_secs(15) {
+            return Ok(out);
+        }
+        eprintln!("{host}: sshd refused the connection (restarting?); trying again");
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -858,10 +877,11 @@ fn reports_since(f: &Fleet, host: &str, since: &str) -> Vec<(String, Value)> {
          names = sorted(n for n in os.listdir(d) if n.endswith('.json') and n > sys.argv[1]) if os.path.isdir(d) else []\n\
          print(json.dumps([[n, json.load(open(os.path.join(d, n)))] for n in names]))\n"
     );
-    let out = f
-        .ssh_with_input(host, &format!("python3 - '{since}'"), py.as_bytes())
-        .and_then(|o| o.ok())
-        .unwrap_or_else(|e| panic!("{host}: {e:#}"));
+    let out = ssh_riding_restarts(host, || {
+        f.ssh_with_input(host, &format!("python3 - '{since}'"), py.as_bytes())
+    })
+    .and_then(|o| o.ok())
+    .unwrap_or_else(|e| panic!("{host}: {e:#}"));
     serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("{host}: reports: {e}: {}", out.stdout))
 }
@@ -1285,6 +1305,867 @@ fn the_agents_metrics_pass_promtool_check_metrics() {
             "promtool check metrics ({what}): {}{}\n{text}",
             out.stdout,
             out.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollouts: `cfgm apply --commit` from the controller, over SSH, in waves, on the hosts neither
+// the `apply` tests nor the agent-service tests use. Their trees are small (node exporter, whose
+// textfile collector serves the agents' metrics to the controller's Prometheus, and a marker
+// file holding the release name), committed on a branch of the served repository that `main`
+// never follows: each host's agent finds the commit there, verifies and converges it.
+
+/// The rollout tests run one at a time: each rolls a release over the same hosts.
+static ROLLOUT: Mutex<()> = Mutex::new(());
+const ROLLOUT_BRANCH: &str = "rollout-test";
+const MARKER: &str = "/etc/cfgm-rollout";
+
+struct Rollouts {
+    hosts: Vec<Host>,
+    /// Commits made so far (a counter for unique release names).
+    n: Mutex<usize>,
+    journals: tempfile::TempDir,
+}
+
+static ROLLOUTS: OnceLock<Rollouts> = OnceLock::new();
+
+fn cfgm_bin() -> PathBuf {
+    let p = std::env::var_os("CFGM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/cfgm"));
+    assert!(
+        p.exists(),
+        "no cfgm binary at {} (cargo build -p cfgm-cli)",
+        p.display()
+    );
+    p
+}
+
+/// The fleet's hosts that no other test converges: the rollout tests' own.
+fn rollout_hosts(f: &Fleet) -> Vec<Host> {
+    let mut taken: Vec<String> = apply_hosts(f).iter().map(|h| h.name.clone()).collect();
+    taken.extend(agent_hosts(f).into_iter().map(|h| h.name));
+    let hosts: Vec<Host> = f
+        .hosts()
+        .iter()
+        .filter(|h| !taken.contains(&h.name))
+        .cloned()
+        .collect();
+    assert!(
+        hosts.len() >= 3,
+        "the rollout tests need 3 hosts of their own, the fleet leaves {hosts:?}"
+    );
+    hosts
+}
+
+/// A release tree for the rollout hosts: `release` written to the marker file; hosts in
+/// `fail_on` also get a command that fails; `rollout` is its rollout.toml.
+fn rollout_tree(
+    f: &Fleet,
+    hosts: &[Host],
+    release: &str,
+    fail_on: &[&str],
+    rollout: &str,
+) -> tempfile::TempDir {
+    rollout_tree_with(f, hosts, release, fail_on, rollout, "")
+}
+
+/// [`rollout_tree`] with `extra` appended to the marker state.
+fn rollout_tree_with(
+    f: &Fleet,
+    hosts: &[Host],
+    release: &str,
+    fail_on: &[&str],
+    rollout: &str,
+    extra: &str,
+) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for sub in ["states", "data", "templates/node_exporter"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let src = &f.spec().tree;
+    std::fs::copy(
+        src.join("states/node_exporter.toml"),
+        d.join("states/node_exporter.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        src.join("templates/node_exporter/defaults.j2"),
+        d.join("templates/node_exporter/defaults.j2"),
+    )
+    .unwrap();
+    let common = std::fs::read_to_string(src.join("data/common.toml")).unwrap();
+    let ne = &common[common
+        .find("[node_exporter]")
+        .expect("data/common.toml has [node_exporter]")..];
+    let ne = &ne[..ne[1..].find("\n[").map(|i| i + 1).unwrap_or(ne.len())];
+    std::fs::write(
+        d.join("data/common.toml"),
+        format!("release = {release:?}\nfail_on = {fail_on:?}\n\n{ne}\n"),
+    )
+    .unwrap();
+    std::fs::write(d.join("cfgm.toml"), "name = \"rollout-test\"\n").unwrap();
+    let mut inv = String::new();
+    for (i, h) in hosts.iter().enumerate() {
+        inv.push_str(&format!(
+            "[hosts.{}]\ndc = {:?}\nrole = {:?}\naddress = \"{}\"\n{}\n",
+            h.name,
+            h.dc,
+            h.role.as_deref().unwrap_or("edge"),
+            h.address,
+            if i == 0 { "tags = [\"canary\"]\n" } else { "" }
+        ));
+    }
+    std::fs::write(d.join("inventory.toml"), inv).unwrap();
+    std::fs::write(
+        d.join("top.toml"),
+        "\"*\" = [\"node_exporter\", \"marker\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("states/marker.toml"),
+        format!(
+            "[file.\"{MARKER}\"]\ncontent = \"{{{{ data.release }}}}\\n\"\nmode = \"0644\"\n\
+             {{% if host.name in data.fail_on %}}\n\
+             [cmd.this-release-fails-here]\n\
+             run = \"echo this release fails on {{{{ host.name }}}} >&2; exit 1\"\n\
+             creates = \"/nonexistent-so-it-runs\"\n\
+             require = [\"file:{MARKER}\"]\n\
+             {{% endif %}}\n{extra}"
+        ),
+    )
+    .unwrap();
+    let prom = f.prometheus_url().unwrap();
+    std::fs::write(
+        d.join("rollout.toml"),
+        format!("prometheus_url = \"{prom}\"\n{rollout}"),
+    )
+    .unwrap();
+    tmp
+}
+
+/// What one `cfgm apply` printed and exited with.
+struct Applied {
+    code: Option<i32>,
+    /// Its `--json` events.
+    events: Vec<Value>,
+    stderr: String,
+}
+
+impl Applied {
+    fn finished(&self) -> &Value {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "finished")
+            .unwrap_or_else(|| panic!("no `finished` event: {:#?}\n{}", self.events, self.stderr))
+    }
+
+    /// Each host's final state and reason, from the `host` events.
+    fn hosts(&self) -> BTreeMap<String, (String, String)> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "host-done")
+            .map(|e| {
+                (
+                    e["host"].as_str().unwrap_or("").to_string(),
+                    (
+                        e["state"].as_str().unwrap_or("").to_string(),
+                        e["reason"].as_str().unwrap_or("").to_string(),
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+fn cfgm_apply(f: &Fleet, r: &Rollouts, tree: &std::path::Path, args: &[&str]) -> Applied {
+    let mut c = Command::new(cfgm_bin());
+    c.arg("--tree")
+        .arg(tree)
+        .arg("apply")
+        .args(args)
+        .arg("--repo")
+        .arg(f.repo())
+        .arg("--journal-dir")
+        .arg(r.journals.path())
+        .arg("--identity")
+        .arg(f.key())
+        .arg("--known-hosts")
+        .arg(f.known_hosts())
+        .args(["--yes", "--json"]);
+    let out = cfgm_testing::run(c, Duration::from_secs(600)).unwrap();
+    let events = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    Applied {
+        code: out.code,
+        events,
+        stderr: out.stderr,
+    }
+}
+
+fn marker(f: &Fleet, host: &str) -> String {
+    f.ssh(host, &format!("cat {MARKER} 2>/dev/null || true"))
+        .and_then(|o| o.ok())
+        .map(|o| o.stdout.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl Rollouts {
+    fn release(&self) -> String {
+        let mut n = self.n.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        format!("r{}", *n)
+    }
+
+    /// Commits a release tree on the rollout branch.
+    fn commit(&self, f: &Fleet, tree: &std::path::Path, untrusted: bool) -> String {
+        f.commit_branch(tree, ROLLOUT_BRANCH, untrusted, "fleet test: a rollout")
+            .unwrap()
+    }
+
+    /// A good release everywhere, all at once: the hosts' state every test starts from.
+    fn heal(&self, f: &Fleet) -> String {
+        let rel = self.release();
+        let tree = rollout_tree(f, &self.hosts, &rel, &[], "");
+        let c = self.commit(f, tree.path(), false);
+        let a = cfgm_apply(f, self, tree.path(), &["--commit", &c, "--all-at-once"]);
+        assert_eq!(a.code, Some(0), "{:#?}\n{}", a.events, a.stderr);
+        for h in &self.hosts {
+            assert_eq!(marker(f, &h.name), rel, "{}", h.name);
+        }
+        rel
+    }
+}
+
+/// The rollout hosts get the agent (not started) with `cfgm bootstrap`, then a first release.
+fn rollouts() -> (&'static Rollouts, MutexGuard<'static, ()>) {
+    let guard = ROLLOUT.lock().unwrap_or_else(|e| e.into_inner());
+    let r = ROLLOUTS.get_or_init(|| {
+        let f = fleet();
+        let hosts = rollout_hosts(f);
+        let tree = rollout_tree(f, &hosts, "r0", &[], "");
+        let mut c = Command::new(cfgm_bin());
+        c.arg("--tree")
+            .arg(tree.path())
+            .args(["bootstrap", "--no-start", "--repo", f.git_url()])
+            .arg("--allowed-signers")
+            .arg(f.allowed_signers())
+            .arg("--agent-binary")
+            .arg(f.state_dir().join("bin/cfgm-agent"))
+            .arg("--identity")
+            .arg(f.key())
+            .arg("--known-hosts")
+            .arg(f.known_hosts());
+        let out = cfgm_testing::run(c, Duration::from_secs(300)).unwrap();
+        assert_eq!(out.code, Some(0), "bootstrap: {}{}", out.stdout, out.stderr);
+        for h in &hosts {
+            assert_eq!(
+                sh(
+                    f,
+                    &h.name,
+                    "systemctl is-enabled cfgm-agent; systemctl is-active cfgm-agent || true"
+                )
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+                ["enabled", "inactive"],
+                "{}: bootstrap --no-start enables the agent and leaves it stopped",
+                h.name
+            );
+        }
+        let r = Rollouts {
+            hosts,
+            n: Mutex::new(0),
+            journals: tempfile::tempdir().unwrap(),
+        };
+        r.heal(f);
+        r
+    });
+    (r, guard)
+}
+
+const CANARY_THEN_REST: &str = r#"
+[[wave]]
+name = "canary"
+select = "tag:canary"
+count = 1
+concurrency = 1
+max_failures = 0
+bake = 0
+
+[[wave]]
+name = "rest"
+rest = true
+concurrency = 5
+max_failures = 0
+bake = 0
+"#;
+
+/// A release that fails on the canary halts the rollout after wave 1: the canary ran it (its
+/// marker moved, its failed resource is named), no host of the later wave was touched.
+#[test]
+fn a_release_failing_on_the_canary_halts_after_wave_1_and_later_hosts_are_untouched() {
+    let f = fleet();
+    let (r, _g) = rollouts();
+    let before = r.heal(f);
+    let canary = r.hosts[0].name.clone();
+    let rel = r.release();
+    let tree = rollout_tree(f, &r.hosts, &rel, &[&canary], CANARY_THEN_REST);
+    let c = r.commit(f, tree.path(), false);
+    let a = cfgm_apply(f, r, tree.path(), &["--commit", &c]);
+    assert_eq!(a.code, Some(1), "a halted rollout exits 1: {}", a.stderr);
+    let fin = a.finished();
+    assert_eq!(fin["outcome"], "halted", "{fin:#}");
+    assert_eq!(fin["wave"], 0, "{fin:#}");
+    let hosts = a.hosts();
+    assert_eq!(hosts.len(), 1, "only the canary was reached: {hosts:?}");
+    assert_eq!(hosts[&canary].0, "failed", "{hosts:?}");
+    assert_eq!(
+        marker(f, &canary),
+        rel,
+        "the canary ran the release: {hosts:?}"
+    );
+    for h in &r.hosts[1..] {
+        assert_eq!(
+            marker(f, &h.name),
+            before,
+            "{}: a later wave's host changed",
+            h.name
+        );
+    }
+    let show = Command::new(cfgm_bin())
+        .arg("--tree")
+        .arg(tree.path())
+        .args(["rollout", "show"])
+        .arg(fin["id"].as_str().unwrap())
+        .arg("--journal-dir")
+        .arg(r.journals.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        text.contains("this-release-fails-here"),
+        "`cfgm rollout show` names the failed resource: {text}"
+    );
+    r.heal(f);
+}
+
+/// Health gates: a failing command gate and a failing HTTP gate each count the host as failed
+/// (within budget the rollout goes on, over it, it halts); a PromQL gate that returns series
+/// during the bake — here the canary's failed run, as Prometheus scraped it from the canary's
+/// node exporter — halts the wave.
+#[test]
+fn failing_command_http_and_promql_gates_count_as_failed() {
+    let f = fleet();
+    let (r, _g) = rollouts();
+    r.heal(f);
+    let (canary, second, third) = (&r.hosts[0].name, &r.hosts[1].name, &r.hosts[2].name);
+    let gates = format!(
+        r#"
+[[wave]]
+name = "command-gate"
+select = "{second}"
+concurrency = 1
+max_failures = 1
+bake = 0
+health.command = ["test", "-e", "/nonexistent-health-file"]
+
+[[wave]]
+name = "http-gate"
+select = "{third}"
+concurrency = 1
+max_failures = 0
+bake = 0
+health.http = "http://{{address}}:9/"
+
+[[wave]]
+name = "rest"
+rest = true
+concurrency = 5
+max_failures = 0
+bake = 0
+"#
+    );
+    let rel = r.release();
+    let tree = rollout_tree(f, &r.hosts, &rel, &[], &gates);
+    let c = r.commit(f, tree.path(), false);
+    let a = cfgm_apply(f, r, tree.path(), &["--commit", &c]);
+    assert_eq!(a.code, Some(1), "{}", a.stderr);
+    let hosts = a.hosts();
+    assert!(
+        hosts.contains_key(second.as_str()) && hosts.contains_key(third.as_str()),
+        "{:#?}\n{}",
+        a.events,
+        a.stderr
+    );
+    // the command gate failed the second host, within wave 1's budget: the rollout went on
+    assert_eq!(hosts[second.as_str()].0, "failed", "{hosts:?}");
+    assert!(
+        hosts[second.as_str()].1.contains("health command"),
+        "{hosts:?}"
+    );
+    // the HTTP gate failed the third, over wave 2's budget: halted there
+    assert_eq!(hosts[third.as_str()].0, "failed", "{hosts:?}");
+    assert!(hosts[third.as_str()].1.contains("health http"), "{hosts:?}");
+    let fin = a.finished();
+    assert_eq!(fin["outcome"], "halted", "{fin:#}");
+    assert_eq!(fin["wave"], 1, "{fin:#}");
+
+    // The canary fails a release; Prometheus sees `cfgm_last_run_success 0` through its node
+    // exporter; a wave on another host with a PromQL gate over the fleet halts.
+    let rel = r.release();
+    let tree = rollout_tree(f, &r.hosts, &rel, &[canary], "");
+    let c = r.commit(f, tree.path(), false);
+    let a = cfgm_apply(
+        f,
+        r,
+        tree.path(),
+        &["--commit", &c, "--select", canary, "--all-at-once"],
+    );
+    assert_eq!(a.code, Some(1), "{}", a.stderr);
+    let prom = f.prometheus_url().unwrap();
+    let t0 = Instant::now();
+    loop {
+        let mut c = Command::new("curl");
+        c.args(["-fsS", "--get", "--data-urlencode"])
+            .arg(format!(
+                "query=cfgm_last_run_success{{host=\"{canary}\"}} == 0"
+            ))
+            .arg(format!("{prom}/api/v1/query"));
+        let out = cfgm_testing::run(c, Duration::from_secs(10)).unwrap();
+        if out.stdout.contains(&format!("\"host\":\"{canary}\"")) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "Prometheus never saw the canary's failed run: {}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let promql = format!(
+        r#"
+[[wave]]
+name = "promql-gate"
+select = "{second}"
+concurrency = 1
+max_failures = 0
+bake = 4
+health.promql = "cfgm_last_run_success == 0"
+
+[[wave]]
+name = "rest"
+rest = true
+concurrency = 5
+max_failures = 0
+bake = 0
+"#
+    );
+    let before_third = marker(f, third);
+    let rel = r.release();
+    let tree = rollout_tree(f, &r.hosts, &rel, &[], &promql);
+    let c = r.commit(f, tree.path(), false);
+    let a = cfgm_apply(f, r, tree.path(), &["--commit", &c]);
+    assert_eq!(a.code, Some(1), "{}", a.stderr);
+    let fin = a.finished();
+    assert_eq!(fin["outcome"], "halted", "{fin:#}");
+    assert!(
+        fin["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("promql"),
+        "{fin:#}"
+    );
+    assert_eq!(
+        marker(f, third),
+        before_third,
+        "the next wave was not touched"
+    );
+    r.heal(f);
+}
+
+/// A host that cannot be reached counts as failed: within the wave's budget the rollout goes
+/// on and completes with that host failed; the others converge.
+#[test]
+fn an_unreachable_host_counts_as_failed_and_the_budget_decides() {
+    let f = fleet();
+    let (r, _g) = rollouts();
+    r.heal(f);
+    let lost = &r.hosts[1];
+    let waves = r#"
+[[wave]]
+name = "all"
+rest = true
+concurrency = 5
+max_failures = 1
+bake = 0
+"#;
+    let rel = r.release();
+    let tree = rollout_tree(f, &r.hosts, &rel, &[], waves);
+    let c = r.commit(f, tree.path(), false);
+    // The controller loses its route to the host (the host itself keeps running).
+    let route = format!("{}/32", lost.address);
+    let add = Command::new("ip")
+        .args(["route", "add", "unreachable", &route])
+        .status()
+        .unwrap();
+    assert!(add.success());
+    let a = cfgm_apply(f, r, tree.path(), &["--commit", &c]);
+    let del = Command::new("ip")
+        .args(["route", "del", "unreachable", &route])
+        .status()
+        .unwrap();
+    assert!(del.success());
+    let hosts = a.hosts();
+    assert_eq!(hosts[&lost.name].0, "failed", "{hosts:?}");
+    assert!(hosts[&lost.name].1.contains("unreachable"), "{hosts:?}");
+    assert_eq!(
+        a.finished()["outcome"],
+        "completed",
+        "within budget: {:#?}",
+        a.events
+    );
+    for h in r.hosts.iter().filter(|h| h.name != lost.name) {
+        assert_eq!(hosts[&h.name].0, "converged", "{hosts:?}");
+        assert_eq!(marker(f, &h.name), rel, "{}", h.name);
+    }
+    assert_ne!(marker(f, &lost.name), rel);
+    r.heal(f);
+}
+
+/// `cfgm apply` SIGKILLed mid-rollout: `--resume ID` finishes it and does not run the agent
+/// again on hosts the journal says converged.
+#[test]
+fn a_killed_rollout_resumes_without_reapplying_converged_hosts() {
+    let f = fleet();
+    let (r, _g) = rollouts();
+    r.heal(f);
+    let waves = r#"
+[[wave]]
+name = "one-at-a-time"
+rest = true
+concurrency = 1
+max_failures = 0
+bake = 0
+"#;
+    let rel = r.release();
+    let tree = rollout_tree(f, &r.hosts, &rel, &[], waves);
+    let c = r.commit(f, tree.path(), false);
+    let since: Vec<String> = r.hosts.iter().map(|h| newest_report(f, &h.name)).collect();
+    let mut cmd = Command::new(cfgm_bin());
+    cmd.arg("--tree")
+        .arg(tree.path())
+        .args(["apply", "--commit", &c, "--yes", "--json"])
+        .arg("--repo")
+        .arg(f.repo())
+        .arg("--journal-dir")
+        .arg(r.journals.path())
+        .arg("--identity")
+        .arg(f.key())
+        .arg("--known-hosts")
+        .arg(f.known_hosts())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // Killed once the journal holds one converged host.
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut id = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert!(n > 0, "cfgm apply ended before a host converged");
+        let e: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if e["event"] == "started" {
+            id = e["id"].as_str().unwrap_or("").to_string();
+        }
+        if e["event"] == "host-done" {
+            assert_eq!(e["state"], "converged", "{e}");
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!id.is_empty());
+    let journal = std::fs::read_to_string(r.journals.path().join(format!("{id}.jsonl"))).unwrap();
+    let done_before: Vec<String> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["record"] == "host" && v["state"] == "converged")
+        .map(|v| v["host"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!done_before.is_empty() && done_before.len() < r.hosts.len());
+    let a = cfgm_apply(f, r, tree.path(), &["--resume", &id]);
+    assert_eq!(a.code, Some(0), "{:#?}\n{}", a.events, a.stderr);
+    for (h, s) in r.hosts.iter().zip(&since) {
+        assert_eq!(marker(f, &h.name), rel, "{}", h.name);
+        let runs = reports_since(f, &h.name, s)
+            .into_iter()
+            .filter(|(_, rep)| pull(rep, "fetched") == c)
+            .count();
+        if done_before.contains(&h.name) {
+            assert_eq!(
+                runs, 1,
+                "{}: converged before the kill, not run again by the resume",
+                h.name
+            );
+        } else {
+            // (a host in flight when cfgm was killed may have finished its run: the resume
+            // runs it again, with nothing to change)
+            assert!(runs >= 1, "{}: the resume ran it", h.name);
+        }
+    }
+}
+
+/// A host whose SSH host key is not the one in known_hosts is refused (nothing runs there); a
+/// commit signed by a key no host trusts is refused by the canary's own agent and the rollout
+/// halts with nothing changed.
+#[test]
+fn a_changed_host_key_and_an_untrusted_commit_are_refused() {
+    let f = fleet();
+    let (r, _g) = rollouts();
+    let before = r.heal(f);
+    let (a_host, b_host) = (&r.hosts[0], &r.hosts[1]);
+    // known_hosts that gives the first host the second host's key
+    let kh = std::fs::read_to_string(f.known_hosts()).unwrap();
+    let key_of = |h: &Host| {
+        kh.lines()
+            .find(|l| {
+                l.split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .any(|n| n == h.name)
+            })
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap()
+    };
+    let swapped: String = kh
+        .lines()
+        .map(|l| {
+            if l.split_whitespace()
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .any(|n| n == a_host.name)
+            {
+                format!("{},{} {}\n", a_host.name, a_host.address, key_of(b_host))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let bad_kh = tmp.path().join("known_hosts");
+    std::fs::write(&bad_kh, swapped).unwrap();
+    let rel = r.release();
+    let tree = rollout_tree(f, &r.hosts, &rel, &[], CANARY_THEN_REST);
+    let c = r.commit(f, tree.path(), false);
+    let mut cmd = Command::new(cfgm_bin());
+    cmd.arg("--tree")
+        .arg(tree.path())
+        .args(["apply", "--commit", &c, "--yes", "--json"])
+        .arg("--repo")
+        .arg(f.repo())
+        .arg("--journal-dir")
+        .arg(r.journals.path())
+        .arg("--identity")
+        .arg(f.key())
+        .arg("--known-hosts")
+        .arg(&bad_kh);
+    let out = cfgm_testing::run(cmd, Duration::from_secs(300)).unwrap();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let refused = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "host-done" && e["host"] == a_host.name.as_str())
+        .unwrap_or_else(|| panic!("no result for {}: {}", a_host.name, out.stdout));
+    assert_eq!(refused["state"], "failed");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("host key changed"),
+        "{refused}"
+    );
+    for h in &r.hosts {
+        assert_eq!(marker(f, &h.name), before, "{}: nothing ran", h.name);
+    }
+
+    // Untrusted: the canary's agent refuses the commit; the rollout halts after wave 1.
+    let rel = r.release();
+    let tree = rollout_tree(f, &r.hosts, &rel, &[], CANARY_THEN_REST);
+    let bad = r.commit(f, tree.path(), true);
+    let a = cfgm_apply(f, r, tree.path(), &["--commit", &bad]);
+    assert_eq!(a.code, Some(1), "{}", a.stderr);
+    let hosts = a.hosts();
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    let (state, reason) = &hosts[&a_host.name];
+    assert_eq!(state, "failed");
+    assert!(
+        reason.contains("refused") && reason.contains("allowed_signers"),
+        "{reason}"
+    );
+    for h in &r.hosts {
+        assert_eq!(
+            marker(f, &h.name),
+            before,
+            "{}: the untrusted release reached it",
+            h.name
+        );
+    }
+    // A good release on top still rolls out; a second one of the same tree changes nothing.
+    r.heal(f);
+    let rel = r.release();
+    let tree = rollout_tree(f, &r.hosts, &rel, &[], CANARY_THEN_REST);
+    let c = r.commit(f, tree.path(), false);
+    let _ = cfgm_apply(f, r, tree.path(), &["--commit", &c]);
+    let c2 = r.commit(f, tree.path(), false);
+    let again = cfgm_apply(f, r, tree.path(), &["--commit", &c2]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    for e in again.events.iter().filter(|e| e["event"] == "host-done") {
+        assert_eq!(
+            e["changed"], 0,
+            "a rollout of the same tree changes nothing: {e}"
+        );
+    }
+}
+
+/// Change sets as comparable strings: "kind[name] attr: from -> to".
+fn change_lines(changes: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for c in changes.as_array().into_iter().flatten() {
+        for a in c["changes"].as_array().into_iter().flatten() {
+            out.insert(format!(
+                "{}[{}] {}: {} -> {}",
+                c["id"]["kind"].as_str().unwrap_or(""),
+                c["id"]["name"].as_str().unwrap_or(""),
+                a["attr"].as_str().unwrap_or(""),
+                a["from"],
+                a["to"]
+            ));
+        }
+    }
+    out
+}
+
+/// After a converge, `cfgm facts fetch` then `cfgm plan` of a changed tree reports for each
+/// host exactly the changes `cfgm-agent apply --dry-run` of that tree's commit reports on the
+/// host itself — a changed file's content, a new package — and calls `unknown` the new paths
+/// the facts cannot know.
+#[test]
+fn a_plan_from_fetched_facts_matches_each_hosts_own_dry_run() {
+    let f = fleet();
+    let (r, _g) = rollouts();
+    r.heal(f);
+    let rel = r.release();
+    let extra = "\n[pkg.tree]\n\n[file.\"/etc/cfgm-rollout.d/notes\"]\ncontent = \"planned\\n\"\nmode = \"0640\"\n\n[directory.\"/etc/cfgm-rollout.d\"]\n";
+    let tree = rollout_tree_with(f, &r.hosts, &rel, &[], "", extra);
+    let c = r.commit(f, tree.path(), false);
+    let facts = tempfile::tempdir().unwrap();
+    let mut fetch = Command::new(cfgm_bin());
+    fetch
+        .arg("--tree")
+        .arg(tree.path())
+        .args(["facts", "fetch", "--out"])
+        .arg(facts.path())
+        .arg("--identity")
+        .arg(f.key())
+        .arg("--known-hosts")
+        .arg(f.known_hosts());
+    let out = cfgm_testing::run(fetch, Duration::from_secs(120)).unwrap();
+    assert_eq!(
+        out.code,
+        Some(0),
+        "facts fetch: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    let mut plan = Command::new(cfgm_bin());
+    plan.arg("--tree")
+        .arg(tree.path())
+        .args(["plan", "--json", "--facts"])
+        .arg(facts.path());
+    let out = cfgm_testing::run(plan, Duration::from_secs(120)).unwrap();
+    assert_eq!(out.code, Some(0), "plan: {}", out.stderr);
+    let plan: Value = serde_json::from_str(&out.stdout).unwrap();
+    for h in &r.hosts {
+        let entry = plan["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == h.name.as_str())
+            .unwrap_or_else(|| panic!("{}: not in the plan", h.name));
+        assert_eq!(entry["status"], "changed", "{}: {entry}", h.name);
+        let group = entry["group"].as_u64().unwrap() as usize;
+        let planned = change_lines(&plan["groups"][group]["changes"]);
+        let dry = f
+            .ssh(
+                &h.name,
+                &format!("cfgm-agent apply --commit {c} --dry-run --json"),
+            )
+            .unwrap();
+        let report: Value = serde_json::from_str(&dry.stdout)
+            .unwrap_or_else(|e| panic!("{}: {e}: {}{}", h.name, dry.stdout, dry.stderr));
+        let resources: Vec<Value> = report["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["outcome"] == "would-change")
+            .cloned()
+            .collect();
+        // Resources the facts say nothing about (new paths: facts hold what earlier runs
+        // observed, packages, users and services) are planned as `unknown`, not guessed.
+        let unknown: BTreeSet<String> = plan["groups"][group]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["action"] == "unknown")
+            .map(|c| {
+                format!(
+                    "{}[{}]",
+                    c["id"]["kind"].as_str().unwrap_or(""),
+                    c["id"]["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        assert_eq!(
+            unknown,
+            BTreeSet::from([
+                "directory[/etc/cfgm-rollout.d]".to_string(),
+                "file[/etc/cfgm-rollout.d/notes]".to_string()
+            ]),
+            "{}: the new paths are unknown to the plan",
+            h.name
+        );
+        let (known, new): (Vec<Value>, Vec<Value>) = resources.into_iter().partition(|x| {
+            !unknown.contains(&format!(
+                "{}[{}]",
+                x["id"]["kind"].as_str().unwrap_or(""),
+                x["id"]["name"].as_str().unwrap_or("")
+            ))
+        });
+        assert_eq!(new.len(), unknown.len(), "{}: {new:?}", h.name);
+        let seen = change_lines(&Value::Array(known));
+        assert!(!seen.is_empty(), "{}: the dry run found nothing", h.name);
+        assert_eq!(
+            planned, seen,
+            "{}: the plan from facts and the host's own dry run differ",
+            h.name
+        );
+        eprintln!(
+            "{}: plan == dry run: {} changes, {} resources unknown to the facts",
+            h.name,
+            seen.len(),
+            unknown.len()
         );
     }
 }

@@ -378,7 +378,18 @@ fn summary(ui: &Ui, tree: &Tree, journal: &Journal, id: &str, outcome: &Outcome)
     let Ok(r) = Replayed::from_lines(&text) else {
         return;
     };
-    let mut per_dc: BTreeMap<String, [usize; 3]> = BTreeMap::new();
+    // Resources changed per host, from this run's host records (a resumed
+    // rollout's earlier hosts included).
+    let mut changes: BTreeMap<String, u64> = BTreeMap::new();
+    for rec in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+    {
+        if let Record::Host { host, changed, .. } = rec {
+            changes.insert(host, changed);
+        }
+    }
+    let mut per_dc: BTreeMap<String, [u64; 4]> = BTreeMap::new();
     for (h, (state, _)) in &r.hosts {
         let dc = tree.hosts.get(h).map(|x| x.dc.clone()).unwrap_or_default();
         let e = per_dc.entry(dc).or_default();
@@ -387,13 +398,17 @@ fn summary(ui: &Ui, tree: &Tree, journal: &Journal, id: &str, outcome: &Outcome)
             HostState::Failed => e[1] += 1,
             _ => e[2] += 1,
         }
+        e[3] += changes.get(h).copied().unwrap_or(0);
     }
+    let changed_head = if r.dry_run { "would change" } else { "changed" };
     ui.out(&format!(
-        "\n{:<12} {:>6} {:>6} {:>8}\n",
-        "datacenter", "ok", "failed", "pending"
+        "\n{:<12} {:>6} {:>6} {:>8} {:>12}\n",
+        "datacenter", "ok", "failed", "pending", changed_head
     ));
-    for (dc, [ok, failed, pending]) in &per_dc {
-        ui.out(&format!("{dc:<12} {ok:>6} {failed:>6} {pending:>8}\n"));
+    for (dc, [ok, failed, pending, changed]) in &per_dc {
+        ui.out(&format!(
+            "{dc:<12} {ok:>6} {failed:>6} {pending:>8} {changed:>12}\n"
+        ));
     }
     let failed: Vec<(&String, &Option<String>)> = r
         .hosts

@@ -30,6 +30,10 @@ pub struct Args {
     /// Random extra seconds per run.
     #[arg(long, value_name = "SECS")]
     splay: Option<u64>,
+    /// Install and enable the agent, but do not start it: the first
+    /// rollout (`cfgm apply --commit`) decides when each host converges.
+    #[arg(long)]
+    no_start: bool,
     /// Hosts at once.
     #[arg(long, default_value_t = 10, value_name = "N")]
     parallel: usize,
@@ -95,6 +99,9 @@ pub fn run(ui: &Ui, dir: &Path, a: Args) -> anyhow::Result<u8> {
         if let Some(sp) = a.splay {
             argv.extend(["--splay".into(), sp.to_string()]);
         }
+        if a.no_start {
+            argv.push("--no-start".into());
+        }
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = s.exec(&args, t).map_err(|e| e.to_string())?;
         let _ = s.exec(
@@ -120,9 +127,14 @@ pub fn run(ui: &Ui, dir: &Path, a: Args) -> anyhow::Result<u8> {
     for (h, r) in hosts.iter().zip(&results) {
         match r {
             Ok(()) => ui.out(&format!(
-                "  {} {}: agent installed and started\n",
+                "  {} {}: agent installed{}\n",
                 ui.green("✓"),
-                h.name
+                h.name,
+                if a.no_start {
+                    " and enabled (not started)"
+                } else {
+                    " and started"
+                }
             )),
             Err(e) => {
                 failed += 1;

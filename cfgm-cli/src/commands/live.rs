@@ -182,6 +182,7 @@ impl Observer for View {
                 changed,
                 failed_resources,
                 seconds,
+                ..
             } => {
                 let ok = *state != HostState::Failed;
                 self.update(*wave, |c| {

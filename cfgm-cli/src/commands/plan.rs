@@ -42,7 +42,7 @@ enum Outcome {
 }
 
 /// A host's facts: `Ok(None)` when there are none.
-fn read_facts(dir: &Path, host: &str) -> Result<Option<Facts>, String> {
+pub(crate) fn read_facts(dir: &Path, host: &str) -> Result<Option<Facts>, String> {
     let path = dir.join(format!("{host}.json"));
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,

@@ -115,6 +115,22 @@ pub fn show(ui: &Ui, r: Rollout) -> anyhow::Result<u8> {
         return Ok(exit::FAILED);
     };
     let r = Replayed::from_lines(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // Per host, from its last record: the resources that failed and how many changed.
+    let mut detail: std::collections::BTreeMap<String, (Vec<String>, u64)> = Default::default();
+    for rec in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<cfgm_core::rollout::Record>(l).ok())
+    {
+        if let cfgm_core::rollout::Record::Host {
+            host,
+            failed_resources,
+            changed,
+            ..
+        } = rec
+        {
+            detail.insert(host, (failed_resources, changed));
+        }
+    }
     if a.json {
         let waves: Vec<serde_json::Value> = r
             .waves
@@ -125,7 +141,9 @@ pub fn show(ui: &Ui, r: Rollout) -> anyhow::Result<u8> {
                     "name": w.wave.name, "halted": r.done.get(&i),
                     "hosts": w.hosts.iter().map(|h| {
                         let (s, why) = r.hosts.get(h).cloned().unwrap_or((HostState::Pending, None));
-                        serde_json::json!({"host": h, "state": s, "reason": why})
+                        let (failed, changed) = detail.get(h).cloned().unwrap_or_default();
+                        serde_json::json!({"host": h, "state": s, "reason": why,
+                                           "changed": changed, "failed_resources": failed})
                     }).collect::<Vec<_>>()
                 })
             })
@@ -163,6 +181,9 @@ pub fn show(ui: &Ui, r: Rollout) -> anyhow::Result<u8> {
                     .unwrap_or_default(),
                 why.unwrap_or_default()
             ));
+            for res in detail.get(h).map(|d| d.0.as_slice()).unwrap_or_default() {
+                ui.out(&format!("          {res}\n"));
+            }
         }
     }
     Ok(exit::OK)

@@ -1,9 +1,17 @@
-//! `cfgm validate`: compile every inventory host, report every problem.
+//! `cfgm validate`: compile every inventory host and check `rollout.toml`,
+//! report every problem (and, as warnings, data keys nothing reads).
+//!
+//! With `--facts DIR`, each host compiles with the last facts it reported
+//! (`DIR/<host>.json`, as `cfgm plan` reads them), so data layers and
+//! states chosen by facts are checked as hosts will see them; hosts without
+//! facts compile with the tree's `[default_facts]`, and are named.
 
+use crate::commands::plan::read_facts;
 use crate::ui::{diags_json, Ui};
 use cfgm_core::diag::plural;
+use cfgm_core::facts::template_facts;
 use cfgm_core::{Compiler, Tree};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -13,14 +21,71 @@ pub struct Args {
     /// Fail (exit 1) on warnings too, e.g. a data key that no state or template reads (for CI).
     #[arg(long)]
     deny_warnings: bool,
+    /// Compile each host with its last facts, `DIR/<host>.json` (`cfgm facts fetch --out DIR`).
+    #[arg(long, value_name = "DIR")]
+    facts: Option<PathBuf>,
 }
 
 pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
     let (tree, mut diags) = Tree::load(dir)?;
     let registry = cfgm_modules::registry();
     let compiler = Compiler::new(&tree, &registry);
-    let v = compiler.validate();
+    if let Some(f) = &args.facts {
+        if !f.is_dir() {
+            anyhow::bail!(
+                "--facts {}: not a directory (fill one with `cfgm facts fetch --out DIR`)",
+                f.display()
+            );
+        }
+    }
+    // Facts that cannot be read are an error, not a silent fallback.
+    let mut bad = Vec::new();
+    let mut known = std::collections::BTreeMap::new();
+    if let Some(fdir) = &args.facts {
+        for h in tree.hosts.keys() {
+            match read_facts(fdir, h) {
+                Ok(Some(f)) => {
+                    known.insert(h.clone(), template_facts(&f));
+                }
+                Ok(None) => {}
+                Err(e) => bad.push(e),
+            }
+        }
+    }
+    if !bad.is_empty() {
+        anyhow::bail!("{}", bad.join("\n"));
+    }
+    let v = compiler.validate_with(&|h| known.get(&h.name).cloned());
+    // Facts matter to this tree when it was given some, declares defaults,
+    // or lets facts choose data layers: then say who compiled without.
+    let facts_matter = args.facts.is_some()
+        || tree.config.default_facts.is_some()
+        || tree.config.hierarchy.iter().any(|l| l.contains("facts"));
+    let without = (facts_matter && !v.without_facts.is_empty()).then(|| {
+        let shown: Vec<&str> = v.without_facts.iter().take(5).map(String::as_str).collect();
+        format!(
+            "compiled without facts: {} of {} hosts ({}{}), with {}\n",
+            v.without_facts.len(),
+            v.hosts,
+            shown.join(", "),
+            if v.without_facts.len() > 5 {
+                ", …"
+            } else {
+                ""
+            },
+            if tree.config.default_facts.is_some() {
+                "cfgm.toml's [default_facts]"
+            } else {
+                "no facts (declare [default_facts] in cfgm.toml)"
+            }
+        )
+    });
     diags.extend(v.diags.iter().cloned());
+    // The rollout's waves are part of the tree: a bad rollout.toml fails
+    // here, in CI, not when a release engineer starts a rollout.
+    if let Err(d) = cfgm_core::rollout::RolloutConfig::load(&tree) {
+        diags.extend(d);
+    }
     cfgm_core::diag::sort_dedup(&tree.sources, &mut diags);
     let warnings = cfgm_core::unused::unused_data_keys(&tree);
     let ok = diags.is_empty() && (warnings.is_empty() || !args.deny_warnings);
@@ -38,12 +103,16 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
                 // Which host has which catalog (hosts that compiled).
                 "host_catalogs": v.host_catalogs,
                 "resources": v.resources,
+                "without_facts": v.without_facts,
                 "elapsed_ms": (ms * 10.0).round() / 10.0,
                 "diagnostics": diags_json(&tree.sources, &diags),
             })
         ));
     } else if diags.is_empty() {
         ui.diagnostics(&tree.sources, &warnings);
+        if let Some(w) = &without {
+            ui.out(w);
+        }
         ui.out(&format!(
             "{} {}, {}, {}, compiled in {:.1} ms\n",
             ui.green("valid:"),
@@ -63,6 +132,9 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
     } else {
         ui.diagnostics(&tree.sources, &warnings);
         ui.diagnostics(&tree.sources, &diags);
+        if let Some(w) = &without {
+            ui.out(w);
+        }
         let mut msg = format!("{} in the tree", plural(diags.len(), "problem"));
         if !v.failed_hosts.is_empty() {
             let shown: Vec<&str> = v.failed_hosts.iter().take(5).map(String::as_str).collect();

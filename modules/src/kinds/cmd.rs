@@ -16,6 +16,11 @@ pub static SPEC: KindSpec = KindSpec {
     attrs: &[
         AttrSpec::req("run", AttrType::Str, "the command, run by /bin/sh -c"),
         AttrSpec::opt("creates", AttrType::Path, "skip when this path exists"),
+        AttrSpec::opt(
+            "removes",
+            AttrType::Path,
+            "run only when this path exists (the counterpart of creates)",
+        ),
         AttrSpec::opt("unless", AttrType::Str, "skip when this command succeeds"),
         AttrSpec::opt(
             "onlyif",
@@ -45,6 +50,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &["run", "unless", "onlyif", "env"],
     check,
     auto_deps: no_auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// Beyond the guard rule: what reaches the argument vector (`runuser -u
@@ -53,17 +59,17 @@ pub static SPEC: KindSpec = KindSpec {
 /// string may hold a NUL byte, which no argument can carry.
 fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
     let mut out = Vec::new();
-    let guarded = ["creates", "unless", "onlyif"]
+    let guarded = ["creates", "removes", "unless", "onlyif"]
         .iter()
         .any(|a| attrs.contains_key(*a))
         || attrs.get("refresh_only").and_then(|v| v.as_bool()) == Some(true);
     if !guarded {
         out.push(Problem::attr(
             "run",
-            "a command without `creates`, `unless`, `onlyif` or `refresh_only` would run on every apply",
+            "a command without `creates`, `removes`, `unless`, `onlyif` or `refresh_only` would run on every apply",
         ));
     }
-    for a in ["run", "unless", "onlyif", "creates"] {
+    for a in ["run", "unless", "onlyif", "creates", "removes"] {
         if let Some(Value::String(s)) = attrs.get(a) {
             if s.contains('\0') {
                 out.push(Problem::attr(a, "a command cannot hold a NUL byte"));
@@ -138,6 +144,8 @@ pub struct Desired {
     pub run: String,
     #[serde(default)]
     pub creates: Option<String>,
+    #[serde(default)]
+    pub removes: Option<String>,
     #[serde(default)]
     pub unless: Option<String>,
     #[serde(default)]
@@ -291,6 +299,15 @@ fn guards(host: &HostRead, d: &Desired) -> Result<Observed, ModuleError> {
         }
         reasons.push(format!("{p} does not exist"));
     }
+    if let Some(p) = &d.removes {
+        if host.lstat(p)?.is_none() {
+            return Ok(Observed {
+                would_run: false,
+                reason: format!("{p} does not exist"),
+            });
+        }
+        reasons.push(format!("{p} exists"));
+    }
     if let Some(u) = &d.unless {
         let u_shown = d.named(u);
         if d.guard(host, u)? {
@@ -325,6 +342,11 @@ impl Module for Cmd {
     type Desired = Desired;
     type Observed = Observed;
     type Change = CmdChange;
+
+    /// What `creates` names: purging it would run the command again.
+    fn managed_paths(_name: &str, d: &Desired) -> Vec<String> {
+        d.creates.iter().cloned().collect()
+    }
 
     fn observe(
         &self,

@@ -54,6 +54,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check,
     auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// What a schedule may be, for messages.
@@ -632,8 +633,8 @@ impl Module for Cron {
         Ok(())
     }
 
-    fn managed_path(name: &str) -> Option<String> {
-        Some(job_path(name))
+    fn managed_paths(name: &str, _: &Desired) -> Vec<String> {
+        vec![job_path(name)]
     }
 }
 

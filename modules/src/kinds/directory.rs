@@ -25,6 +25,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check: no_check,
     auto_deps: crate::path_auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 // ---- behaviour -----------------------------------------------------------
@@ -96,6 +97,16 @@ impl KindChange for DirectoryChange {
     }
 }
 
+/// Something else than a directory at the path: never removed or replaced
+/// by a directory resource.
+fn not_a_directory(name: &str, d: &Desired) -> ModuleError {
+    ModuleError::Invalid(if d.ensure.absent() {
+        format!("{name} is not a directory; not removing it")
+    } else {
+        format!("{name} exists and is not a directory; refusing to replace it")
+    })
+}
+
 /// Whether a purge must keep `path`: the catalog manages it, or something
 /// below it (a file in an undeclared subdirectory keeps that subdirectory).
 fn managed(ctx: &RunCtx, path: &str) -> bool {
@@ -122,6 +133,13 @@ impl Module for Directory {
         ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         let path = observe_meta(host, name)?;
+        // What apply would refuse, refused here too: a dry run sees it.
+        if path.exists && path.kind.as_deref() != Some("directory") {
+            return Err(not_a_directory(name, d));
+        }
+        if !d.ensure.absent() {
+            crate::owners_there(host, ("directory", name), d.owner.as_deref(), d.group.as_deref(), ctx)?;
+        }
         let mut unmanaged = Vec::new();
         if d.purge == Some(true) && path.kind.as_deref() == Some("directory") {
             let base = name.trim_end_matches('/');
@@ -193,9 +211,7 @@ impl Module for Directory {
         if remove {
             return match now {
                 Some(m) if m.is_dir => host.remove_tree(name),
-                Some(_) => Err(ModuleError::Invalid(format!(
-                    "{name} is not a directory; not removing it"
-                ))),
+                Some(_) => Err(not_a_directory(name, d)),
                 None => Ok(()),
             };
         }
@@ -203,9 +219,7 @@ impl Module for Directory {
             return Ok(());
         }
         if now.is_some_and(|m| !m.is_dir) {
-            return Err(ModuleError::Invalid(format!(
-                "{name} exists and is not a directory; refusing to replace it"
-            )));
+            return Err(not_a_directory(name, d));
         }
         let (uid, gid) = ids(host, d.owner.as_deref(), d.group.as_deref())?;
         if now.is_none() {

@@ -1,10 +1,15 @@
 //! `file`: a regular file's content, mode and ownership, or its absence.
 //!
-//! Content comes inline (`content`), from a template under the tree's
-//! `templates/` (`template`, rendered at compile time with the host's
-//! context) or from a file under `files/` (`source`).
+//! Content comes inline (`content`, or `content_b64` for bytes), from a
+//! template under the tree's `templates/` (`template`, rendered at compile
+//! time with the host's context) or from a file under `files/` (`source`;
+//! bytes that are not UTF-8 text reach the catalog as `content_b64`).
+//! Something else than a regular file at the path is refused, unless
+//! `force = true`: then it is moved aside to `.NAME.cfgm-replaced` beside
+//! it (a directory with its content, a symlink as a link). A missing parent
+//! directory is an error unless `makedirs = true` (made like `mkdir -p`).
 
-use cfgm_core::schema::{AttrSpec, AttrType, Attrs, KindSpec, Problem};
+use cfgm_core::schema::{AttrSpec, AttrType, Attrs, Claim, KindSpec, Problem};
 
 const ENSURE: &[&str] = &["present", "absent"];
 
@@ -19,9 +24,19 @@ pub static SPEC: KindSpec = KindSpec {
         ),
         AttrSpec::opt("content", AttrType::Str, "the file's content, inline"),
         AttrSpec::opt(
+            "content_b64",
+            AttrType::Str,
+            "the file's content as base64, for bytes that are not text",
+        ),
+        AttrSpec::opt(
             "template",
             AttrType::Template { into: "content" },
             "a template under templates/, rendered with host, data and facts",
+        ),
+        AttrSpec::opt(
+            "vars",
+            AttrType::TemplateVars,
+            "variables for the template, seen there as `vars` (any TOML values)",
         ),
         AttrSpec::opt(
             "source",
@@ -36,15 +51,53 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Bool,
             "never show the content (plans show a hash)",
         ),
+        AttrSpec::opt(
+            "create",
+            AttrType::Bool,
+            "false: manage the file only if it exists as a file, never create it",
+        ),
+        AttrSpec::opt(
+            "force",
+            AttrType::Bool,
+            "replace a directory, symlink or other non-file at the path: it is moved \
+             aside to .NAME.cfgm-replaced beside it (the previous one of those goes)",
+        ),
+        AttrSpec::opt(
+            "makedirs",
+            AttrType::Bool,
+            "create missing parent directories (root's, 0755, like mkdir -p)",
+        ),
+        AttrSpec::opt(
+            "validate",
+            AttrType::StrList,
+            "a command (argument vector, no shell) that checks the new content before it \
+             replaces the file; `%s` stands for the temporary file's path on the host. A \
+             failing check fails the resource and leaves the old file in place. It runs at \
+             apply only: a dry run shows `validate` beside the content change",
+        ),
     ],
     name_is_path: true,
-    secret_attrs: &["content"],
+    secret_attrs: &["content", "content_b64"],
     check,
     auto_deps: crate::path_auto_deps,
+    claims,
 };
 
+/// A file with content sets the whole of it; without, it manages only the
+/// file's existence and metadata, and `line` resources may edit it.
+fn claims(name: &str, attrs: &Attrs) -> Vec<Claim> {
+    let content = ["content", "content_b64", "template", "source"]
+        .iter()
+        .any(|a| attrs.contains_key(*a));
+    if content && !crate::is_absent(attrs) {
+        vec![Claim::Sets(name.to_string())]
+    } else {
+        Vec::new()
+    }
+}
+
 fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
-    let sources: Vec<&str> = ["content", "template", "source"]
+    let sources: Vec<&str> = ["content", "content_b64", "template", "source"]
         .into_iter()
         .filter(|a| attrs.contains_key(*a))
         .collect();
@@ -58,8 +111,62 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
             ),
         ));
     }
+    if attrs.contains_key("vars") && !attrs.contains_key("template") {
+        out.push(Problem::attr(
+            "vars",
+            "`vars` are for a template: give `template` too",
+        ));
+    }
+    if crate::is_absent(attrs) && attrs.contains_key("create") {
+        out.push(Problem::attr(
+            "create",
+            "`create` makes no sense with ensure = \"absent\"",
+        ));
+    }
+    if let Some(Value::String(b)) = attrs.get("content_b64") {
+        use base64::Engine as _;
+        if base64::engine::general_purpose::STANDARD.decode(b).is_err() {
+            // Never quotes the value: it may be secret.
+            out.push(Problem::attr(
+                "content_b64",
+                "`content_b64` is not base64 (standard alphabet, with padding)",
+            ));
+        }
+    }
+    if let Some(v) = attrs.get("validate").and_then(Value::as_array) {
+        let argv: Vec<&str> = v.iter().filter_map(Value::as_str).collect();
+        match argv.first() {
+            None => out.push(Problem::attr(
+                "validate",
+                "`validate` is an empty command (expected e.g. [\"visudo\", \"-cf\", \"%s\"])",
+            )),
+            Some(c) if c.is_empty() || c.starts_with('-') => out.push(Problem::attr(
+                "validate",
+                format!("`validate` must start with a command, not `{c}`"),
+            )),
+            Some(_) if !argv[1..].iter().any(|a| a.contains("%s")) => {
+                out.push(Problem::attr(
+                    "validate",
+                    "`validate` never names the file to check: put `%s` (the new \
+                     content's temporary path) in one of its arguments",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
     if crate::is_absent(attrs) {
-        for a in ["content", "template", "source", "mode", "owner", "group"] {
+        for a in [
+            "content",
+            "content_b64",
+            "template",
+            "source",
+            "mode",
+            "owner",
+            "group",
+            "validate",
+            "force",
+            "makedirs",
+        ] {
             if attrs.contains_key(a) {
                 out.push(Problem::attr(
                     a,
@@ -73,7 +180,7 @@ fn check(_name: &str, attrs: &Attrs) -> Vec<Problem> {
 
 // ---- behaviour -----------------------------------------------------------
 
-use crate::host::{Host, HostRead, Meta};
+use crate::host::{argv_string, command_error, run_with_timeout, Host, HostRead, Meta};
 use crate::module::{content_summary, unified_diff, KindChange, KindDef, Module};
 use cfgm_core::provider::RunCtx;
 use cfgm_core::schema::parse_mode;
@@ -83,6 +190,9 @@ use serde_json::Value;
 
 /// The kind's entry in `crate::KINDS`.
 pub static KIND: KindDef = KindDef::of::<File>();
+
+/// How long a `validate` command may take.
+const VALIDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Content larger than this is compared by hash only (no unified diff).
 const DIFF_LIMIT: usize = 1 << 20;
@@ -98,6 +208,10 @@ pub struct Desired {
     pub template: Option<String>,
     #[serde(default)]
     pub source: Option<String>,
+    /// Consumed by the compiler (rendered into `content`); accepted so a
+    /// resource may say it, never in a catalog.
+    #[serde(default)]
+    pub vars: Option<Value>,
     #[serde(default)]
     pub mode: Option<String>,
     #[serde(default)]
@@ -106,12 +220,85 @@ pub struct Desired {
     pub group: Option<String>,
     #[serde(default)]
     pub secret: Option<bool>,
+    #[serde(default)]
+    pub create: Option<bool>,
+    #[serde(default)]
+    pub validate: Option<Vec<String>>,
+    #[serde(default)]
+    pub content_b64: Option<String>,
+    #[serde(default)]
+    pub force: Option<bool>,
+    #[serde(default)]
+    pub makedirs: Option<bool>,
 }
 
 impl Desired {
     fn secret(&self) -> bool {
         self.secret == Some(true)
     }
+
+    fn force(&self) -> bool {
+        self.force == Some(true)
+    }
+
+    fn makedirs(&self) -> bool {
+        self.makedirs == Some(true)
+    }
+
+    /// The content the catalog gives, as bytes (`None`: not managed).
+    /// Base64 was checked when compiling; bad base64 here is an error.
+    fn bytes(&self) -> Result<Option<std::borrow::Cow<'_, [u8]>>, ModuleError> {
+        use base64::Engine as _;
+        if let Some(c) = &self.content {
+            return Ok(Some(c.as_bytes().into()));
+        }
+        match &self.content_b64 {
+            Some(b) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map(|v| Some(v.into()))
+                .map_err(|_| ModuleError::Invalid("content_b64: not base64".into())),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A directory where the file should be (or go): never removed or replaced
+/// by a file resource.
+fn directory_in_the_way(name: &str, d: &Desired) -> ModuleError {
+    ModuleError::Invalid(if d.ensure.absent() {
+        format!("{name} is a directory; a file resource does not remove directories")
+    } else {
+        format!("{name} is a directory; refusing to replace it with a file (force = true moves it aside)")
+    })
+}
+
+/// Runs the `validate` command of a file on its new content at `temp` (the
+/// temporary file's path as a command on the host sees it). A refusal is
+/// the resource's error, with the tool's last lines (not for a secret
+/// file: a checker may quote the content it refuses).
+fn validate(
+    host: &Host,
+    name: &str,
+    d: &Desired,
+    argv: &[String],
+    temp: &str,
+) -> Result<(), ModuleError> {
+    let argv: Vec<String> = argv.iter().map(|a| a.replace("%s", temp)).collect();
+    let shown = argv_string(&argv);
+    let out = run_with_timeout(host.command(&argv), &argv, VALIDATE_TIMEOUT)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = match command_error(&argv, &out) {
+        ModuleError::Command { status, .. } if d.secret() => {
+            format!("{status}; its output is not shown: the file is secret")
+        }
+        ModuleError::Command { status, stderr, .. } => format!("{status}: {stderr}"),
+        e => e.to_string(),
+    };
+    Err(ModuleError::Invalid(format!(
+        "validate: `{shown}` refused the new content ({said}); {name} left as it was"
+    )))
 }
 
 /// What is at the path. Content is kept (for diffs) only for text up to
@@ -163,6 +350,11 @@ pub enum FileChange {
     },
     /// Mode, owner or group.
     Meta(MetaChange),
+    /// The new content goes through the `validate` command before it
+    /// replaces the file (with a content change only). Shown so that a dry
+    /// run says the check is still to come: it needs the new file on the
+    /// host, so only apply can run it.
+    Validate { argv: String },
 }
 
 impl KindChange for FileChange {
@@ -176,6 +368,9 @@ impl KindChange for FileChange {
                 Change::new("content", from.clone(), to.as_str()).with_diff(diff.clone())
             }
             FileChange::Meta(m) => m.show(),
+            FileChange::Validate { argv } => {
+                Change::new("validate", Value::Null, format!("{argv} (at apply)"))
+            }
         }
     }
 }
@@ -296,13 +491,27 @@ impl Module for File {
         host: &HostRead,
         name: &str,
         d: &Desired,
-        _: &RunCtx,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         // One open for the metadata and, of a regular file only, the content.
         let (meta, content) = match host.lstat_read(name)? {
             Some((m, c)) => (Some(m), c),
             None => (None, None),
         };
+        // What apply would refuse, refused here too: a dry run sees it.
+        match meta {
+            Some(m) if m.is_dir && (d.ensure.absent() || !d.force()) => {
+                return Err(directory_in_the_way(name, d))
+            }
+            None if !d.ensure.absent() && !d.makedirs() => {
+                crate::parent_there(host, ("file", name), name, ctx)?
+            }
+            _ => {}
+        }
+        d.bytes()?;
+        if !d.ensure.absent() {
+            crate::owners_there(host, ("file", name), d.owner.as_deref(), d.group.as_deref(), ctx)?;
+        }
         let mut o = meta_observed(host, meta)?;
         o.leftover = host.has_leftover(name)?;
         if let Some(bytes) = content {
@@ -331,6 +540,11 @@ impl Module for File {
             }
             return out;
         }
+        if d.create == Some(false) && kind != Some("file") {
+            // Only a file that is there is managed (host keys that exist
+            // on some hosts): nothing is made, nothing else replaced.
+            return out;
+        }
         if !o.exists {
             out.push(FileChange::Create);
         } else if kind != Some("file") {
@@ -338,21 +552,26 @@ impl Module for File {
                 was: kind.unwrap_or("other").to_string(),
             });
         }
-        let content = d
-            .content
+        // Bad base64 is refused by observe; here it plans as no content.
+        let bytes = d.bytes().ok().flatten();
+        let content: Option<&[u8]> = bytes
             .as_deref()
-            .or(if o.exists { None } else { Some("") });
+            .or(if o.exists { None } else { Some(b"") });
         if let Some(c) = content {
-            let want = blake3::hash(c.as_bytes()).to_hex().to_string();
+            let want = blake3::hash(c).to_hex().to_string();
             if o.hash.as_deref() != Some(want.as_str()) {
                 let from = match (&o.hash, o.size) {
                     (Some(h), Some(n)) => Some(content_summary(n, h)),
                     _ => None,
                 };
-                let diff = match (&o.content, d.secret()) {
-                    (_, true) => None,
-                    (Some(old), false) if c.len() <= DIFF_LIMIT => Some(unified_diff(name, old, c)),
-                    (None, false) if !o.exists && c.len() <= DIFF_LIMIT => {
+                // Text only: bytes that are not UTF-8 show as size and hash.
+                let text = std::str::from_utf8(c).ok();
+                let diff = match (&o.content, text, d.secret()) {
+                    (_, _, true) | (_, None, _) => None,
+                    (Some(old), Some(c), false) if c.len() <= DIFF_LIMIT => {
+                        Some(unified_diff(name, old, c))
+                    }
+                    (None, Some(c), false) if !o.exists && c.len() <= DIFF_LIMIT => {
                         Some(unified_diff(name, "", c))
                     }
                     _ => None,
@@ -363,6 +582,17 @@ impl Module for File {
                     diff,
                 });
             }
+        }
+        let rewrite = out.iter().any(|c| {
+            matches!(
+                c,
+                FileChange::Create | FileChange::Type { .. } | FileChange::Content { .. }
+            )
+        });
+        if let (true, Some(argv)) = (rewrite, &d.validate) {
+            out.push(FileChange::Validate {
+                argv: argv_string(argv),
+            });
         }
         let meta = meta_changes(
             o,
@@ -395,6 +625,8 @@ impl Module for File {
                 FileChange::Meta(MetaChange::Owner { .. } | MetaChange::Group { .. }) => {
                     chown = true
                 }
+                // Runs with the rewrite it comes with.
+                FileChange::Validate { .. } => {}
             }
         }
         if leftover {
@@ -404,9 +636,7 @@ impl Module for File {
         let now = host.lstat(name)?;
         if remove {
             return match now {
-                Some(m) if m.is_dir => Err(ModuleError::Invalid(format!(
-                    "{name} is a directory; a file resource does not remove directories"
-                ))),
+                Some(m) if m.is_dir => Err(directory_in_the_way(name, d)),
                 Some(_) => host.remove_file(name),
                 None => Ok(()),
             };
@@ -415,16 +645,24 @@ impl Module for File {
             // Only the leftover was to go.
             return Ok(());
         }
-        if now.is_some_and(|m| m.is_dir) {
-            return Err(ModuleError::Invalid(format!(
-                "{name} is a directory; refusing to replace it with a file"
-            )));
-        }
         let (uid, gid) = ids(host, d.owner.as_deref(), d.group.as_deref())?;
+        match now {
+            // Anything but a regular file: moved aside (a directory, a
+            // symlink, a FIFO …) only when forced. A symlink without force
+            // is replaced by the rename, as it always was; the file it
+            // points at is never touched.
+            Some(m) if !m.is_file && d.force() => {
+                host.move_aside(name)?;
+            }
+            Some(m) if m.is_dir => return Err(directory_in_the_way(name, d)),
+            None if d.makedirs() => host.create_dir_all(crate::host::parent_of(name))?,
+            _ => {}
+        }
+        let now = if d.force() { host.lstat(name)? } else { now };
         if rewrite {
             let existing = now.filter(|m| m.is_file);
-            let content: Vec<u8> = match &d.content {
-                Some(c) => c.clone().into_bytes(),
+            let content: Vec<u8> = match d.bytes()? {
+                Some(c) => c.into_owned(),
                 // Keep the content of a regular file only: never read
                 // through a symlink, a FIFO or a device.
                 None if existing.is_some() => host.read(name)?.unwrap_or_default(),
@@ -438,7 +676,12 @@ impl Module for File {
                 .unwrap_or(0o644);
             let uid = uid.or(existing.map(|m| m.uid)).unwrap_or(0);
             let gid = gid.or(existing.map(|m| m.gid)).unwrap_or(0);
-            return host.write_atomic(name, &content, mode, uid, gid);
+            return match &d.validate {
+                Some(argv) => host.write_atomic_checked(name, &content, mode, uid, gid, &|t| {
+                    validate(host, name, d, argv, t)
+                }),
+                None => host.write_atomic(name, &content, mode, uid, gid),
+            };
         }
         if chmod {
             let m = d.mode.as_deref().and_then(parse_mode).unwrap_or(0o644);
@@ -551,6 +794,51 @@ mod tests {
         );
     }
 
+    /// A content change with `validate` says the check is still to come;
+    /// a mode change alone runs no check.
+    #[test]
+    fn validate_comes_with_a_rewrite_only() {
+        let v = json!(["visudo", "-cf", "%s"]);
+        diff_table(
+            "file",
+            &[
+                (
+                    "/etc/sudoers.d/ops",
+                    json!({"content": "hi\n", "validate": v}),
+                    file("old\n", "0440"),
+                    &[
+                        r#"content: "4 bytes, blake3 87b86a9f9e06" → "3 bytes, blake3 0b8b60248fad" (diff)"#,
+                        r#"validate: null → "visudo -cf %s (at apply)""#,
+                    ],
+                ),
+                (
+                    "/etc/sudoers.d/ops",
+                    json!({"content": "hi\n", "mode": "0400", "validate": v}),
+                    file("hi\n", "0440"),
+                    &[r#"mode: "0440" → "0400""#],
+                ),
+            ],
+        );
+    }
+
+    /// `validate` is a command that names the file to check.
+    #[test]
+    fn validate_rules() {
+        let problems = |v: serde_json::Value| -> Vec<String> {
+            let attrs = serde_json::from_value(json!({"content": "x", "validate": v})).unwrap();
+            super::check("/etc/x", &attrs)
+                .into_iter()
+                .map(|p| p.message)
+                .collect()
+        };
+        assert!(problems(json!(["nginx", "-t", "-c", "%s"])).is_empty());
+        assert!(problems(json!(["sh", "-c", "check --file=%s"])).is_empty());
+        assert!(problems(json!([]))[0].contains("empty command"));
+        assert!(problems(json!(["-t", "%s"]))[0].contains("must start with a command"));
+        assert!(problems(json!(["nginx", "-t"]))[0].contains("`%s`"));
+        assert!(problems(json!(["%s"]))[0].contains("`%s`"));
+    }
+
     /// The content change carries a unified diff, like `git diff`.
     #[test]
     fn a_content_change_shows_a_unified_diff() {
@@ -559,6 +847,41 @@ mod tests {
         assert_eq!(
             c[0].diff.as_deref(),
             Some("--- a/etc/motd\n+++ b/etc/motd\n@@ -1,2 +1,2 @@\n one\n-2\n+two\n")
+        );
+    }
+}
+
+#[cfg(test)]
+mod create_tests {
+    use crate::testing::diff_table;
+    use serde_json::json;
+
+    /// `create = false`: a missing file (or something else at the path)
+    /// is left alone; a file that is there is managed.
+    #[test]
+    fn create_false_never_makes_the_file() {
+        diff_table(
+            "file",
+            &[
+                (
+                    "/etc/ssh/ssh_host_ed25519_key",
+                    json!({"create": false, "mode": "0600", "owner": "root"}),
+                    json!({"exists": false}),
+                    &[],
+                ),
+                (
+                    "/etc/ssh/ssh_host_ed25519_key",
+                    json!({"create": false, "mode": "0600"}),
+                    json!({"exists": true, "kind": "directory", "mode": "0755"}),
+                    &[],
+                ),
+                (
+                    "/etc/ssh/ssh_host_ed25519_key",
+                    json!({"create": false, "mode": "0600", "group": "root"}),
+                    json!({"exists": true, "kind": "file", "hash": "x", "size": 1, "mode": "0644", "owner": "root", "group": "ssh"}),
+                    &[r#"mode: "0644" → "0600""#, r#"group: "ssh" → "root""#],
+                ),
+            ],
         );
     }
 }

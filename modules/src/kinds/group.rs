@@ -1,10 +1,14 @@
-//! `group`: a local group and its gid.
+//! `group`: a local group, its gid and members.
 //!
 //! Observes by parsing the root's /etc/group; changes go through groupadd,
-//! groupmod and groupdel. Membership is managed from the user side
-//! (`user.groups`), never here.
+//! groupmod, groupdel and `gpasswd -a`. `members` is additive: the users
+//! listed are members, and members not listed stay (a user's own `groups`
+//! is the exclusive side: a user whose `groups` the catalog sets gets
+//! exactly those, so list such a user's memberships there, not here). A
+//! group comes after the member users the catalog declares.
 
-use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
+use cfgm_core::schema::{AttrSpec, AttrType, Attrs, AutoDep, KindSpec, Problem};
+use cfgm_core::ResourceId;
 use serde_json::Value;
 
 pub static SPEC: KindSpec = KindSpec {
@@ -22,11 +26,17 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Bool,
             "a system group (only when created)",
         ),
+        AttrSpec::opt(
+            "members",
+            AttrType::StrList,
+            "users that are members (additive: members not listed stay)",
+        ),
     ],
     name_is_path: false,
     secret_attrs: &[],
     check,
-    auto_deps: no_auto_deps,
+    auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// The name reaches groupadd/groupmod/groupdel as an operand: no option,
@@ -46,7 +56,38 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
             out.push(Problem::attr("gid", "a gid is between 0 and 4294967294"));
         }
     }
+    if let Some(Value::Array(ms)) = attrs.get("members") {
+        for m in ms.iter().filter_map(Value::as_str) {
+            if !crate::is_account_name(m) {
+                out.push(Problem::attr(
+                    "members",
+                    format!("`{m}` is not a user name ({})", crate::ACCOUNT_NAME),
+                ));
+            }
+        }
+        if crate::is_absent(attrs) {
+            out.push(Problem::attr(
+                "members",
+                "`members` makes no sense with ensure = \"absent\"",
+            ));
+        }
+    }
     out
+}
+
+/// A group comes after the member users the catalog declares (they must
+/// exist to be added).
+fn auto_deps(_name: &str, attrs: &Attrs) -> Vec<AutoDep> {
+    match attrs.get("members") {
+        Some(Value::Array(ms)) => ms
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|m| AutoDep {
+                candidates: vec![ResourceId::new("user", m)],
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 // ---- behaviour -----------------------------------------------------------
@@ -69,6 +110,8 @@ pub struct Desired {
     pub gid: Option<u32>,
     #[serde(default)]
     pub system: Option<bool>,
+    #[serde(default)]
+    pub members: Option<Vec<String>>,
 }
 
 /// The group as `/etc/group` has it; a missing group is `exists = false`.
@@ -77,6 +120,9 @@ pub struct Observed {
     pub exists: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
+    /// Its members (the fourth field), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 #[derive(Default)]
@@ -88,6 +134,12 @@ pub enum GroupChange {
     Create,
     Remove,
     Gid { from: Option<u32>, to: u32 },
+    /// Members to add (`from`: the members now, `to`: with them).
+    Members {
+        from: Vec<String>,
+        to: Vec<String>,
+        add: Vec<String>,
+    },
 }
 
 impl KindChange for GroupChange {
@@ -96,6 +148,9 @@ impl KindChange for GroupChange {
             GroupChange::Create => Change::new("ensure", Value::Null, "present"),
             GroupChange::Remove => Change::new("ensure", "present", "absent"),
             GroupChange::Gid { from, to } => Change::new("gid", *from, *to),
+            GroupChange::Members { from, to, .. } => {
+                Change::new("members", from.clone(), to.clone())
+            }
         }
     }
 }
@@ -110,10 +165,15 @@ impl Module for Group {
     fn observe_facts(name: &str, _: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
         Some(match facts.groups.iter().find(|g| g.name == name) {
             None => Observed::default(),
-            Some(g) => Observed {
-                exists: true,
-                gid: Some(g.gid),
-            },
+            Some(g) => {
+                let mut members = g.members.clone();
+                members.sort();
+                Observed {
+                    exists: true,
+                    gid: Some(g.gid),
+                    members,
+                }
+            }
         })
     }
 
@@ -121,15 +181,52 @@ impl Module for Group {
         &self,
         host: &HostRead,
         name: &str,
-        _: &Desired,
-        _: &RunCtx,
+        d: &Desired,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
+        // What groupadd/groupmod would refuse, refused here: a dry run sees it.
+        if let (Some(g), false) = (d.gid, d.ensure.absent()) {
+            match host.group_with_gid(g)? {
+                Some(other) if other != name => {
+                    return Err(ModuleError::Invalid(format!(
+                        "gid {g} is taken by group `{other}`"
+                    )))
+                }
+                _ => {}
+            }
+        }
+        if let Some(ms) = d.members.as_ref().filter(|_| !d.ensure.absent()) {
+            // gpasswd refuses a user that does not exist: a dry run says so,
+            // unless the catalog declares the user (made first).
+            for m in ms {
+                if !ctx.declares("user", m) && host.uid(m)?.is_none() {
+                    return Err(ModuleError::Invalid(format!(
+                        "members: no user `{m}` on the host (declare user[{m}])"
+                    )));
+                }
+            }
+        }
         Ok(match host.group(name)? {
             None => Observed::default(),
-            Some(f) => Observed {
-                exists: true,
-                gid: f.get(2).and_then(|g| g.parse().ok()),
-            },
+            Some(f) => {
+                let mut members: Vec<String> = f
+                    .get(3)
+                    .map(|m| {
+                        m.split(',')
+                            .map(str::trim)
+                            .filter(|m| !m.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                members.sort();
+                members.dedup();
+                Observed {
+                    exists: true,
+                    gid: f.get(2).and_then(|g| g.parse().ok()),
+                    members,
+                }
+            }
         })
     }
 
@@ -141,13 +238,31 @@ impl Module for Group {
                 vec![]
             };
         }
+        let mut out = Vec::new();
         if !o.exists {
-            return vec![GroupChange::Create];
+            out.push(GroupChange::Create);
+        } else if let Some(g) = d.gid.filter(|g| o.gid != Some(*g)) {
+            out.push(GroupChange::Gid { from: o.gid, to: g });
         }
-        match d.gid {
-            Some(g) if o.gid != Some(g) => vec![GroupChange::Gid { from: o.gid, to: g }],
-            _ => vec![],
+        let add: Vec<String> = d
+            .members
+            .iter()
+            .flatten()
+            .filter(|m| !o.members.contains(m))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !add.is_empty() {
+            let mut to: Vec<String> = o.members.iter().chain(&add).cloned().collect();
+            to.sort();
+            out.push(GroupChange::Members {
+                from: o.members.clone(),
+                to,
+                add,
+            });
         }
+        out
     }
 
     fn apply(
@@ -158,33 +273,41 @@ impl Module for Group {
         changes: &[GroupChange],
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
-        let (mut create, mut remove) = (false, false);
+        let (mut create, mut remove, mut gid) = (false, false, false);
+        let mut add: &[String] = &[];
         for c in changes {
             match c {
                 GroupChange::Create => create = true,
                 GroupChange::Remove => remove = true,
-                // Given to groupadd or groupmod alike, below.
-                GroupChange::Gid { .. } => {}
+                GroupChange::Gid { .. } => gid = true,
+                GroupChange::Members { add: a, .. } => add = a,
             }
         }
         if remove {
             host.run(&["groupdel", "--", name])?;
             return Ok(());
         }
-        let mut argv: Vec<String> = Vec::new();
-        if create {
-            argv.push("groupadd".into());
-            if d.system == Some(true) {
-                argv.push("--system".into());
+        if create || gid {
+            let mut argv: Vec<String> = Vec::new();
+            if create {
+                argv.push("groupadd".into());
+                if d.system == Some(true) {
+                    argv.push("--system".into());
+                }
+            } else {
+                argv.push("groupmod".into());
             }
-        } else {
-            argv.push("groupmod".into());
+            if let Some(g) = d.gid {
+                argv.extend(["--gid".into(), g.to_string()]);
+            }
+            argv.extend(["--".into(), name.into()]);
+            host.run(&argv)?;
         }
-        if let Some(g) = d.gid {
-            argv.extend(["--gid".into(), g.to_string()]);
+        for m in add {
+            // gpasswd takes no `--`; both names are account names (checked
+            // when compiling), never options.
+            host.run(&["gpasswd", "-a", m.as_str(), name])?;
         }
-        argv.extend(["--".into(), name.into()]);
-        host.run(&argv)?;
         Ok(())
     }
 }
@@ -209,6 +332,19 @@ mod tests {
                 ("staff", json!({"gid": 50}), staff.clone(), &[]),
                 ("staff", json!({}), staff.clone(), &[]),
                 ("staff", json!({"gid": 60}), staff.clone(), &["gid: 50 → 60"]),
+                // members: additive; the change lists the members before and after.
+                (
+                    "staff",
+                    json!({"members": ["bob", "alice"]}),
+                    json!({"exists": true, "gid": 50, "members": ["alice", "carol"]}),
+                    &[r#"members: ["alice","carol"] → ["alice","bob","carol"]"#],
+                ),
+                (
+                    "staff",
+                    json!({"members": ["alice"]}),
+                    json!({"exists": true, "gid": 50, "members": ["alice", "carol"]}),
+                    &[],
+                ),
                 (
                     "staff",
                     json!({"ensure": "absent"}),

@@ -10,7 +10,7 @@
 //! package at fault. Knows nothing of other package managers or of apt
 //! sources (the host's own configuration is used).
 
-use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
+use cfgm_core::schema::{AttrSpec, AttrType, Attrs, KindSpec, Problem};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: "pkg",
@@ -24,14 +24,27 @@ pub static SPEC: KindSpec = KindSpec {
         AttrSpec::opt(
             "version",
             AttrType::Str,
-            "exact version to pin, e.g. \"1.22.1-9\"",
+            "exact version to pin, e.g. \"1.22.1-9\"; or \"latest\": apt's candidate \
+             (installed, then upgraded whenever the lists have a newer one)",
         ),
     ],
     name_is_path: false,
     secret_attrs: &[],
     check,
-    auto_deps: no_auto_deps,
+    auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
+
+/// A package comes after every apt repository: the lists a new source
+/// brings are refreshed before packages install (see `pkgrepo`).
+fn auto_deps(_: &str, _: &Attrs) -> Vec<cfgm_core::schema::AutoDep> {
+    vec![cfgm_core::schema::AutoDep {
+        candidates: vec![cfgm_core::ResourceId::new(
+            "pkgrepo",
+            cfgm_core::schema::EVERY,
+        )],
+    }]
+}
 
 fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -59,7 +72,14 @@ fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
         let valid = v.starts_with(|c: char| c.is_ascii_alphanumeric())
             && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c));
-        if !valid {
+        if v.contains(['*', '?', '[']) {
+            // apt would take `NAME=2.*` as a pattern, but dpkg reports the
+            // exact version installed: such a pin never converges.
+            out.push(Problem::attr(
+                "version",
+                format!("`{v}` is a pattern; `version` pins one exact Debian version (e.g. \"1.22.1-9\")"),
+            ));
+        } else if !valid {
             out.push(Problem::attr(
                 "version",
                 format!("`{v}` is not a Debian version (letters, digits, . + ~ : -; first a letter or digit)"),
@@ -101,6 +121,24 @@ pub struct Desired {
 pub struct Observed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// With `version = "latest"`: the version apt would install (its
+    /// candidate), when the host's lists know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+}
+
+/// The `version` that means "apt's candidate, kept up to date".
+const LATEST: &str = "latest";
+
+impl Desired {
+    /// The exact version pinned, if any (not "latest").
+    fn pinned(&self) -> Option<&str> {
+        self.version.as_deref().filter(|v| *v != LATEST)
+    }
+
+    fn latest(&self) -> bool {
+        self.version.as_deref() == Some(LATEST)
+    }
 }
 
 #[derive(Default)]
@@ -115,6 +153,9 @@ pub enum PkgChange {
     Pin { from: Option<String>, to: String },
     /// Installed (this version) and must not be.
     Remove { version: String },
+    /// `version = "latest"`: not installed (`from` none) or older than
+    /// apt's candidate `to`.
+    Upgrade { from: Option<String>, to: String },
 }
 
 impl KindChange for PkgChange {
@@ -123,6 +164,7 @@ impl KindChange for PkgChange {
             PkgChange::Install => Change::new("ensure", Value::Null, "installed"),
             PkgChange::Pin { from, to } => Change::new("version", from.clone(), to.as_str()),
             PkgChange::Remove { version } => Change::new("ensure", version.as_str(), "absent"),
+            PkgChange::Upgrade { from, to } => Change::new("version", from.clone(), to.as_str()),
         }
     }
 }
@@ -131,7 +173,7 @@ impl KindChange for PkgChange {
 fn is_removal(changes: &[PkgChange]) -> bool {
     changes.iter().any(|c| match c {
         PkgChange::Remove { .. } => true,
-        PkgChange::Install | PkgChange::Pin { .. } => false,
+        PkgChange::Install | PkgChange::Pin { .. } | PkgChange::Upgrade { .. } => false,
     })
 }
 
@@ -181,9 +223,10 @@ fn stale_lists(host: &HostRead, out: &Output) -> bool {
         || (no_lists && text.contains("Unable to locate package"))
 }
 
-/// The apt argument for one pending change: NAME or NAME=VERSION.
+/// The apt argument for one pending change: NAME or NAME=VERSION (NAME
+/// alone for "latest": apt installs, or upgrades to, its candidate).
 fn target(name: &str, d: &Desired) -> String {
-    match &d.version {
+    match d.pinned() {
         Some(v) => format!("{name}={v}"),
         None => name.to_string(),
     }
@@ -244,7 +287,11 @@ impl Module for Pkg {
 
     /// From the facts' package inventory (the dpkg status database): an
     /// installed package has its version, any other is absent.
-    fn observe_facts(name: &str, _: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+    fn observe_facts(name: &str, d: &Desired, facts: &cfgm_core::facts::Facts) -> Option<Observed> {
+        if d.latest() {
+            // The facts know what is installed, not apt's candidate.
+            return None;
+        }
         let (base, arch) = match name.split_once(':') {
             Some((b, a)) => (b, Some(a)),
             None => (name, None),
@@ -254,60 +301,39 @@ impl Module for Pkg {
             .iter()
             .find(|p| p.name == base && arch.is_none_or(|a| p.arch == a))
             .map(|p| p.version.clone());
-        Some(Observed { version })
+        Some(Observed {
+            version,
+            candidate: None,
+        })
     }
 
     fn observe(
         &self,
         host: &HostRead,
         name: &str,
-        _: &Desired,
-        _: &RunCtx,
+        d: &Desired,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
-        let argv = [
-            "dpkg-query",
-            "-W",
-            "-f",
-            "${Status}\\t${Version}\\n",
-            "--",
-            name,
-        ];
-        let out = host.query(&argv)?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            // Exit 1 with "no packages found" is an unknown package: absent.
-            let err = String::from_utf8_lossy(&out.stderr);
-            if out.status.code() == Some(1)
-                && (text.trim().is_empty() || err.contains("no packages found"))
-            {
-                return Ok(Observed::default());
-            }
-            return Err(command_error(&argv, &out));
+        let mut o = installed(host, name)?;
+        let wanted = match (d.pinned(), &o.version) {
+            _ if d.ensure.absent() => false,
+            (_, None) => true,
+            (Some(v), Some(have)) => v != have,
+            (None, Some(_)) => false,
+        };
+        // A package after a repository (or a command) of the catalog may
+        // come from lists that run refreshes: not knowable beforehand.
+        if wanted && !ctx.comes_after("pkg", name, &["pkgrepo", "cmd"]) {
+            in_the_apt_lists(host, name, d.pinned())?;
         }
-        let version = text.lines().find_map(|l| {
-            let (status, version) = l.split_once('\t')?;
-            status
-                .ends_with(" ok installed")
-                .then(|| version.to_string())
-        });
-        Ok(Observed { version })
+        if d.latest() && !d.ensure.absent() {
+            o.candidate = candidate(host, name)?;
+        }
+        Ok(o)
     }
 
     fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<PkgChange> {
-        if d.ensure.absent() {
-            return match &o.version {
-                Some(v) => vec![PkgChange::Remove { version: v.clone() }],
-                None => vec![],
-            };
-        }
-        match (&d.version, &o.version) {
-            (Some(want), have) if have.as_ref() != Some(want) => vec![PkgChange::Pin {
-                from: have.clone(),
-                to: want.clone(),
-            }],
-            (None, None) => vec![PkgChange::Install],
-            _ => vec![],
-        }
+        diff(d, o)
     }
 
     fn apply(
@@ -359,11 +385,162 @@ impl Module for Pkg {
     }
 }
 
+/// What dpkg says is installed of the package (nothing when unknown).
+fn installed(host: &HostRead, name: &str) -> Result<Observed, ModuleError> {
+    let argv = [
+        "dpkg-query",
+        "-W",
+        "-f",
+        "${Status}\\t${Version}\\n",
+        "--",
+        name,
+    ];
+    let out = host.query(&argv)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        // Exit 1 with "no packages found" is an unknown package: absent.
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(1)
+            && (text.trim().is_empty() || err.contains("no packages found"))
+        {
+            return Ok(Observed::default());
+        }
+        return Err(command_error(&argv, &out));
+    }
+    let version = text.lines().find_map(|l| {
+        let (status, version) = l.split_once('\t')?;
+        status
+            .ends_with(" ok installed")
+            .then(|| version.to_string())
+    });
+    Ok(Observed {
+        version,
+        candidate: None,
+    })
+}
+
+/// apt's candidate version of a package (`apt-cache policy`), when the
+/// host's lists know one; the caches in memory, so nothing is written.
+fn candidate(host: &HostRead, name: &str) -> Result<Option<String>, ModuleError> {
+    let argv = [
+        "apt-cache",
+        "-o",
+        "Dir::Cache::pkgcache=",
+        "-o",
+        "Dir::Cache::srcpkgcache=",
+        "policy",
+        "--",
+        name,
+    ];
+    let out = host.query(&argv)?;
+    if !out.status.success() {
+        return Err(command_error(&argv, &out));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let c = l.trim().strip_prefix("Candidate:")?.trim();
+        (c != "(none)" && !c.is_empty()).then(|| c.to_string())
+    }))
+}
+
+/// The changes from `o` to `d` (the kind's pure diff).
+fn diff(d: &Desired, o: &Observed) -> Vec<PkgChange> {
+    if d.ensure.absent() {
+        return match &o.version {
+            Some(v) => vec![PkgChange::Remove { version: v.clone() }],
+            None => vec![],
+        };
+    }
+    if d.latest() {
+        return match (&o.version, &o.candidate) {
+            (have, Some(c)) if have.as_ref() != Some(c) => vec![PkgChange::Upgrade {
+                from: have.clone(),
+                to: c.clone(),
+            }],
+            (None, None) => vec![PkgChange::Install],
+            _ => vec![],
+        };
+    }
+    match (&d.version, &o.version) {
+        (Some(want), have) if have.as_ref() != Some(want) => vec![PkgChange::Pin {
+            from: have.clone(),
+            to: want.clone(),
+        }],
+        (None, None) => vec![PkgChange::Install],
+        _ => vec![],
+    }
+}
+
+/// A package to install, or a version to pin, that the host's apt lists do
+/// not have fails here, when observing, so that a dry run reports it (and
+/// apply says the same, without running apt). Without lists (never
+/// updated) nothing can be said: apply updates them and tries.
+fn in_the_apt_lists(host: &HostRead, name: &str, version: Option<&str>) -> Result<(), ModuleError> {
+    let lists = host.list_dir("/var/lib/apt/lists").unwrap_or_default();
+    if !lists.iter().any(|f| f.ends_with("_Packages")) {
+        return Ok(());
+    }
+    // The caches in memory: a dry run writes nothing (no pkgcache.bin).
+    let apt_cache = |cmd: &'static str| {
+        [
+            "apt-cache",
+            "-o",
+            "Dir::Cache::pkgcache=",
+            "-o",
+            "Dir::Cache::srcpkgcache=",
+            cmd,
+            "--",
+            name,
+        ]
+    };
+    let argv = apt_cache("madison");
+    let out = host.query(&argv)?;
+    if !out.status.success() {
+        return Err(command_error(&argv, &out));
+    }
+    let versions: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| Some(l.split('|').nth(1)?.trim().to_string()))
+        .collect();
+    if versions.is_empty() {
+        // A virtual package has no versions of its own but providers.
+        let argv = apt_cache("showpkg");
+        let out = host.query(&argv)?;
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Err(ModuleError::Invalid(format!(
+                "E: Unable to locate package {name} (not in the host's apt lists)"
+            )));
+        }
+        return Ok(());
+    }
+    match version {
+        Some(v) if !versions.iter().any(|x| x == v) => Err(ModuleError::Invalid(format!(
+            "E: Version '{v}' for '{name}' was not found (the apt lists have {})",
+            versions.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::diff_table;
     use serde_json::json;
+
+    /// A version glob is refused when compiling: it would never converge
+    /// (`dpkg-query` reports the exact version, which never equals `2.*`).
+    #[test]
+    fn a_version_pattern_is_refused_at_compile_time() {
+        let problems = |v: &str| -> Vec<String> {
+            let attrs = serde_json::from_value(json!({"version": v})).unwrap();
+            check("nginx", &attrs).into_iter().map(|p| p.message).collect()
+        };
+        assert!(problems("1.22.1-9").is_empty());
+        assert!(problems("1:2.3~rc1+dfsg-1").is_empty());
+        for glob in ["2.*", "1.2?", "1.[0-9]"] {
+            assert!(problems(glob)[0].contains("is a pattern"), "{glob}");
+        }
+    }
 
     #[test]
     fn diff() {
@@ -374,6 +551,33 @@ mod tests {
             &[
                 ("p", json!({}), none.clone(), &[r#"ensure: null → "installed""#]),
                 ("p", json!({}), v1.clone(), &[]),
+                // "latest": apt's candidate, from → to; unknown candidate:
+                // installed when missing, else nothing to say.
+                (
+                    "p",
+                    json!({"version": "latest"}),
+                    json!({"version": "1.0", "candidate": "1.1"}),
+                    &[r#"version: "1.0" → "1.1""#],
+                ),
+                (
+                    "p",
+                    json!({"version": "latest"}),
+                    json!({"candidate": "1.1"}),
+                    &[r#"version: null → "1.1""#],
+                ),
+                (
+                    "p",
+                    json!({"version": "latest"}),
+                    json!({"version": "1.1", "candidate": "1.1"}),
+                    &[],
+                ),
+                (
+                    "p",
+                    json!({"version": "latest"}),
+                    none.clone(),
+                    &[r#"ensure: null → "installed""#],
+                ),
+                ("p", json!({"version": "latest"}), v1.clone(), &[]),
                 (
                     "p",
                     json!({"ensure": "installed", "version": "1:2.0-1"}),

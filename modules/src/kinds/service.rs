@@ -7,8 +7,10 @@
 //! attributes given are managed. A static systemd unit (no [Install]
 //! section) cannot be enabled or disabled: `enabled = false` is satisfied
 //! by it, `enabled = true` fails at observe, so the plan says so too. A
-//! service that does not exist is observed as stopped and disabled; asking it to run fails in apply with "no unit
-//! NAME.service" / "no /etc/init.d/NAME". Installing the service's package
+//! service that does not exist is observed as stopped and disabled; asking
+//! it to run (or be enabled) fails with "no unit NAME.service" / "no
+//! /etc/init.d/NAME" — at observe, so a dry run says so, unless a `pkg` it
+//! comes after is declared to bring it. Installing the service's package
 //! is the `pkg` kind's job (a service comes after the package of its name).
 
 use cfgm_core::schema::{AttrSpec, AttrType, Attrs, AutoDep, KindSpec, Problem};
@@ -30,29 +32,52 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Bool,
             "refresh by reload instead of restart",
         ),
+        AttrSpec::opt(
+            "masked",
+            AttrType::Bool,
+            "masked: its unit linked to /dev/null, so nothing can start it (false: unmasked)",
+        ),
     ],
     name_is_path: false,
     secret_attrs: &[],
     check,
     auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// A unit or init-script name: it becomes an argument (after `--` where
 /// the tool takes one; update-rc.d does not) and a path, so no `/`, no
 /// leading `-` or `.`.
-fn check(name: &str, _: &Attrs) -> Vec<Problem> {
+fn check(name: &str, attrs: &Attrs) -> Vec<Problem> {
+    let mut out = masked_conflicts(attrs);
     let valid = !name.is_empty()
         && !name.starts_with(['-', '.'])
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ":_.@-".contains(c));
-    if valid {
-        Vec::new()
-    } else {
-        vec![Problem::resource(format!(
+    if !valid {
+        out.push(Problem::resource(format!(
             "`{name}` is not a service name (letters, digits and : _ . @ -; no `/`)"
-        ))]
+        )));
     }
+    out
+}
+
+/// A masked service can neither run nor be enabled.
+fn masked_conflicts(attrs: &Attrs) -> Vec<Problem> {
+    if attrs.get("masked") != Some(&serde_json::Value::Bool(true)) {
+        return Vec::new();
+    }
+    ["running", "enabled"]
+        .into_iter()
+        .filter(|a| attrs.get(*a) == Some(&serde_json::Value::Bool(true)))
+        .map(|a| {
+            Problem::attr(
+                a,
+                format!("`{a} = true` contradicts `masked = true`: nothing starts a masked service"),
+            )
+        })
+        .collect()
 }
 
 /// A service comes after the package of the same name, when both are declared.
@@ -82,6 +107,8 @@ pub struct Desired {
     pub enabled: Option<bool>,
     #[serde(default)]
     pub reload: Option<bool>,
+    #[serde(default)]
+    pub masked: Option<bool>,
 }
 
 /// The service as its init system reports it. A service that does not
@@ -94,6 +121,9 @@ pub struct Observed {
     pub exists: bool,
     pub running: bool,
     pub enabled: bool,
+    /// Its unit file is a link to /dev/null in /etc/systemd/system.
+    #[serde(default)]
+    pub masked: bool,
 }
 
 #[derive(Default)]
@@ -106,6 +136,8 @@ pub enum ServiceChange {
     Running { from: bool, to: bool },
     /// Enable (`to` true) or disable it at boot.
     Enabled { from: bool, to: bool },
+    /// Mask (`to` true) or unmask it.
+    Masked { from: bool, to: bool },
 }
 
 impl KindChange for ServiceChange {
@@ -113,6 +145,7 @@ impl KindChange for ServiceChange {
         match *self {
             ServiceChange::Running { from, to } => Change::new("running", from, to),
             ServiceChange::Enabled { from, to } => Change::new("enabled", from, to),
+            ServiceChange::Masked { from, to } => Change::new("masked", from, to),
         }
     }
 }
@@ -229,6 +262,45 @@ impl Init {
     }
 }
 
+/// Where masking a unit links it to /dev/null.
+fn mask_link(name: &str) -> String {
+    format!("/etc/systemd/system/{}", unit(name))
+}
+
+/// Whether the unit is masked (its link in /etc/systemd/system points to
+/// /dev/null): read off the file, so it is the same under either init.
+fn masked(host: &HostRead, name: &str) -> Result<bool, ModuleError> {
+    Ok(host.read_link(&mask_link(name))?.as_deref() == Some("/dev/null"))
+}
+
+/// Masks or unmasks: `systemctl mask`/`unmask` under systemd (which also
+/// reloads the manager); otherwise (a root that is not booted, sysvinit)
+/// the link itself, which is all masking is.
+fn set_masked(host: &Host, init: Init, name: &str, to: bool) -> Result<(), ModuleError> {
+    match (init, to) {
+        (Init::Systemd, true) => host.run(&["systemctl", "mask", "--", name]).map(drop),
+        (Init::Systemd, false) => host.run(&["systemctl", "unmask", "--", name]).map(drop),
+        (Init::Sysv, true) => {
+            let link = mask_link(name);
+            if let Some(m) = host.lstat(&link)? {
+                if !m.is_symlink {
+                    return Err(ModuleError::Invalid(format!(
+                        "{link} is a unit file, not a link; masking would replace it (remove it first)"
+                    )));
+                }
+            }
+            host.create_dir_all("/etc/systemd/system")?;
+            host.symlink(&link, "/dev/null")
+        }
+        (Init::Sysv, false) => {
+            if masked(host, name)? {
+                host.remove_file(&mask_link(name))?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// A systemd unit's full name: `NAME.service` unless NAME has a suffix.
 fn unit(name: &str) -> String {
     if name.contains('.') {
@@ -279,6 +351,7 @@ impl Module for Service {
         Some(Observed {
             provider: "systemd".into(),
             exists: true,
+            masked: s.enabled == "masked",
             running: s.active.as_deref() == Some("active"),
             enabled: matches!(
                 s.enabled.as_str(),
@@ -292,17 +365,35 @@ impl Module for Service {
         host: &HostRead,
         name: &str,
         d: &Desired,
-        _: &RunCtx,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         let init = Init::of(host);
+        // A service asked to run or be enabled that does not exist fails
+        // here, so a dry run sees it (apply says the same) — unless a
+        // package it comes after (its own name's, or one it requires) is
+        // declared to bring it.
+        let wanted = d.running == Some(true) || d.enabled == Some(true);
+        if wanted
+            && !ctx.declares("pkg", name)
+            && !ctx.comes_after("service", name, &["pkg"])
+            && !init.exists(host, name)?
+        {
+            return Err(init.missing(name));
+        }
         let provider = match init {
             Init::Systemd => "systemd",
             Init::Sysv => "sysvinit",
         }
         .to_string();
+        let masked = if d.masked.is_some() {
+            masked(host, name)?
+        } else {
+            false
+        };
         if !init.exists(host, name)? {
             return Ok(Observed {
                 provider,
+                masked,
                 ..Observed::default()
             });
         }
@@ -310,12 +401,24 @@ impl Module for Service {
             provider,
             exists: true,
             running: init.running(host, name)?,
-            enabled: init.enabled(host, name, d.enabled)?,
+            enabled: if masked {
+                false
+            } else {
+                init.enabled(host, name, d.enabled)?
+            },
+            masked,
         })
     }
 
     fn diff(_name: &str, d: &Desired, o: &Observed) -> Vec<ServiceChange> {
         let mut out = Vec::new();
+        // Unmasked before it is started or enabled.
+        if d.masked == Some(false) && o.masked {
+            out.push(ServiceChange::Masked {
+                from: true,
+                to: false,
+            });
+        }
         if let Some(r) = d.running {
             if r != o.running {
                 out.push(ServiceChange::Running {
@@ -332,6 +435,13 @@ impl Module for Service {
                 });
             }
         }
+        // Masked after it is stopped.
+        if d.masked == Some(true) && !o.masked {
+            out.push(ServiceChange::Masked {
+                from: false,
+                to: true,
+            });
+        }
         out
     }
 
@@ -344,7 +454,11 @@ impl Module for Service {
         _: &RunCtx,
     ) -> Result<(), ModuleError> {
         let init = Init::of(host);
-        if !init.exists(host, name)? {
+        // A unit is masked or unmasked whether it exists or not.
+        let only_mask = changes
+            .iter()
+            .all(|c| matches!(c, ServiceChange::Masked { .. }));
+        if !only_mask && !init.exists(host, name)? {
             return Err(init.missing(name));
         }
         for c in changes {
@@ -353,6 +467,10 @@ impl Module for Service {
                 ServiceChange::Enabled { to: false, .. } => "disable",
                 ServiceChange::Running { to: true, .. } => "start",
                 ServiceChange::Running { to: false, .. } => "stop",
+                ServiceChange::Masked { to, .. } => {
+                    set_masked(host, init, name, *to)?;
+                    continue;
+                }
             };
             init.act(host, name, action)?;
         }
@@ -425,6 +543,26 @@ mod tests {
                     json!({"enabled": false}),
                     o(false, true),
                     &["enabled: true → false"],
+                ),
+                // Stopped before it is masked; unmasked before it starts.
+                (
+                    "s",
+                    json!({"running": false, "masked": true}),
+                    o(true, false),
+                    &["running: true → false", "masked: false → true"],
+                ),
+                (
+                    "s",
+                    json!({"running": true, "masked": false}),
+                    json!({"provider": "systemd", "exists": true, "running": false, "enabled": false, "masked": true}),
+                    &["masked: true → false", "running: false → true"],
+                ),
+                // Not managed unless given.
+                (
+                    "s",
+                    json!({"running": false}),
+                    json!({"provider": "systemd", "exists": true, "running": false, "enabled": false, "masked": true}),
+                    &[],
                 ),
                 // A service that does not exist is stopped and disabled.
                 (

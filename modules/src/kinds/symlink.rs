@@ -17,6 +17,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check: no_check,
     auto_deps: crate::path_auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 // ---- behaviour -----------------------------------------------------------
@@ -71,6 +72,16 @@ impl KindChange for SymlinkChange {
     }
 }
 
+/// What a symlink resource never replaces (a directory) or removes
+/// (anything but a symlink).
+fn in_the_way(name: &str, d: &Desired) -> ModuleError {
+    ModuleError::Invalid(if d.ensure.absent() {
+        format!("{name} is not a symlink; not removing it")
+    } else {
+        format!("{name} is a directory; refusing to replace it")
+    })
+}
+
 impl Module for Symlink {
     const SPEC: &'static KindSpec = &SPEC;
     type Desired = Desired;
@@ -81,9 +92,16 @@ impl Module for Symlink {
         &self,
         host: &HostRead,
         name: &str,
-        _: &Desired,
-        _: &RunCtx,
+        d: &Desired,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
+        // What apply would refuse, refused here too: a dry run sees it.
+        match host.lstat(name)? {
+            Some(m) if m.is_dir && !d.ensure.absent() => return Err(in_the_way(name, d)),
+            Some(m) if !m.is_symlink && d.ensure.absent() => return Err(in_the_way(name, d)),
+            None if !d.ensure.absent() => crate::parent_there(host, ("symlink", name), name, ctx)?,
+            _ => {}
+        }
         Ok(match host.lstat(name)? {
             None => Observed::default(),
             Some(m) if m.is_symlink => Observed {
@@ -143,9 +161,7 @@ impl Module for Symlink {
         if remove {
             return match now {
                 Some(m) if m.is_symlink => host.remove_file(name),
-                Some(_) => Err(ModuleError::Invalid(format!(
-                    "{name} is not a symlink; not removing it"
-                ))),
+                Some(_) => Err(in_the_way(name, d)),
                 None => Ok(()),
             };
         }
@@ -153,9 +169,7 @@ impl Module for Symlink {
             return Ok(());
         }
         if now.is_some_and(|m| m.is_dir) {
-            return Err(ModuleError::Invalid(format!(
-                "{name} is a directory; refusing to replace it"
-            )));
+            return Err(in_the_way(name, d));
         }
         // Atomic: a new link under a temporary name, renamed over the path.
         host.symlink(name, &d.target)

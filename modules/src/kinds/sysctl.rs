@@ -4,7 +4,10 @@
 //! The live value is managed only where the host's /proc/sys is reachable
 //! (the root is "/", or ROOT/proc/sys exists); values compare with their
 //! whitespace normalised ("10240\t65000" equals "10240 65000"), booleans
-//! as 1/0. `persist = false` removes cfgm's own file for the key; other
+//! as 1/0. Without /proc/sys in the root nothing says whether its kernel
+//! has the key, so the resource fails ("could not check") rather than
+//! persist a file for a key that may not exist; `persist = false` (removing
+//! the file) still works there. `persist = false` removes cfgm's own file for the key; other
 //! files in /etc/sysctl.d are never touched.
 
 use cfgm_core::schema::{no_auto_deps, AttrSpec, AttrType, Attrs, KindSpec, Problem};
@@ -28,6 +31,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check,
     auto_deps: no_auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// The key becomes a path under /proc/sys and a file name; the value a
@@ -171,10 +175,18 @@ impl Module for Sysctl {
         &self,
         host: &HostRead,
         name: &str,
-        _: &Desired,
+        d: &Desired,
         _: &RunCtx,
     ) -> Result<Observed, ModuleError> {
         let managed = live_managed(host);
+        if !managed && d.persist() {
+            // Persisting a key no kernel has would succeed and mean
+            // nothing: without the root's /proc/sys, nothing is written.
+            return Err(ModuleError::Invalid(format!(
+                "could not check kernel parameter {name}: the root has no /proc/sys \
+                 (nothing persisted; mount proc in the root to set it)"
+            )));
+        }
         let live = if managed {
             let p = proc_path(name);
             let bytes = host.read(&p)?.ok_or_else(|| {

@@ -34,6 +34,12 @@ pub static SPEC: KindSpec = KindSpec {
             AttrType::Path,
             "home directory (default /home/NAME)",
         ),
+        AttrSpec::opt(
+            "move_home",
+            AttrType::Bool,
+            "when `home` changes, move the old home's content there (usermod --move-home; \
+             the new place must not exist yet); without it only /etc/passwd changes",
+        ),
         AttrSpec::opt("comment", AttrType::Str, "the GECOS field"),
         AttrSpec::opt(
             "system",
@@ -50,6 +56,7 @@ pub static SPEC: KindSpec = KindSpec {
     secret_attrs: &[],
     check,
     auto_deps,
+    claims: cfgm_core::schema::no_claims,
 };
 
 /// Everything here reaches useradd/usermod/userdel or /etc/passwd: names
@@ -179,6 +186,8 @@ pub struct Desired {
     #[serde(default)]
     pub comment: Option<String>,
     #[serde(default)]
+    pub move_home: Option<bool>,
+    #[serde(default)]
     pub system: Option<bool>,
     #[serde(default)]
     pub ssh_keys: Option<Vec<String>>,
@@ -274,6 +283,46 @@ fn home_of(name: &str, d: &Desired, o: Option<&Observed>) -> String {
         .unwrap_or_else(|| format!("/home/{name}"))
 }
 
+/// What useradd/usermod would refuse, refused when observing so that a
+/// dry run sees it (and apply says the same): a uid another account has,
+/// a group that neither exists nor is declared in the catalog.
+fn preconditions(
+    host: &HostRead,
+    name: &str,
+    d: &Desired,
+    ctx: &RunCtx,
+) -> Result<(), ModuleError> {
+    if let Some(u) = d.uid {
+        match host.user_with_uid(u)? {
+            Some(other) if other != name => {
+                return Err(ModuleError::Invalid(format!(
+                    "uid {u} is taken by user `{other}`"
+                )))
+            }
+            _ => {}
+        }
+    }
+    if let (Some(new), Some(true)) = (&d.home, d.move_home) {
+        // usermod --move-home refuses a place that exists.
+        let old = host.passwd(name)?.and_then(|f| f.get(5).cloned());
+        if old.is_some_and(|o| &o != new) && host.exists(new)? {
+            return Err(ModuleError::Invalid(format!(
+                "move_home: {new} exists already; usermod --move-home moves a home only to a new place"
+            )));
+        }
+    }
+    let groups = d.group.iter().chain(d.groups.iter().flatten());
+    let made = ctx.comes_after("user", name, crate::MAKERS);
+    for g in groups {
+        if !made && !ctx.declares("group", g) && host.gid(g)?.is_none() {
+            return Err(ModuleError::Invalid(format!(
+                "group '{g}' does not exist (declare group[{g}])"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn keys_path(home: &str) -> (String, String) {
     let dir = format!("{}/.ssh", home.trim_end_matches('/'));
     let file = format!("{dir}/authorized_keys");
@@ -285,6 +334,16 @@ impl Module for User {
     type Desired = Desired;
     type Observed = Observed;
     type Change = UserChange;
+
+    /// Its home: a purging directory (`/home`) keeps the homes of the
+    /// users the catalog declares.
+    fn managed_paths(name: &str, d: &Desired) -> Vec<String> {
+        if d.ensure.absent() {
+            Vec::new()
+        } else {
+            vec![home_of(name, d, None)]
+        }
+    }
 
     /// From the facts' passwd and group databases. Authorized keys are not
     /// in the facts: an existing user whose `ssh_keys` are managed is
@@ -327,8 +386,11 @@ impl Module for User {
         host: &HostRead,
         name: &str,
         d: &Desired,
-        _: &RunCtx,
+        ctx: &RunCtx,
     ) -> Result<Observed, ModuleError> {
+        if !d.ensure.absent() {
+            preconditions(host, name, d, ctx)?;
+        }
         let Some(f) = host.passwd(name)? else {
             return Ok(Observed::default());
         };
@@ -513,6 +575,9 @@ impl Module for User {
         );
         flag(&mut argv, "--shell", d.shell.clone(), t.shell);
         flag(&mut argv, "--home", d.home.clone(), t.home);
+        if t.home && !creating && d.move_home == Some(true) {
+            argv.push("--move-home".into());
+        }
         flag(&mut argv, "--comment", d.comment.clone(), t.comment);
         if creating {
             let mut add = vec!["useradd".to_string()];

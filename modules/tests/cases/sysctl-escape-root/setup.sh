@@ -4,5 +4,5 @@ set -euo pipefail
 rm -rf "$ROOT/etc/sysctl.d"
 mkdir -p "$OUTSIDE/sysctl.d" "$ROOT$OUTSIDE/sysctl.d"
 ln -s "$OUTSIDE/sysctl.d" "$ROOT/etc/sysctl.d"
-echo "vm.dirty_ratio = 5" > "$OUTSIDE/sysctl.d/90-cfgm-vm.dirty_ratio.conf"
-echo "vm.dirty_ratio = 5" > "$ROOT$OUTSIDE/sysctl.d/90-cfgm-vm.dirty_ratio.conf"
+echo "net.ipv4.tcp_keepalive_time = 600" > "$OUTSIDE/sysctl.d/90-cfgm-net.ipv4.tcp_keepalive_time.conf"
+echo "net.ipv4.tcp_keepalive_time = 600" > "$ROOT$OUTSIDE/sysctl.d/90-cfgm-net.ipv4.tcp_keepalive_time.conf"

@@ -1,0 +1,3 @@
+set -euo pipefail
+[ ! -e "$ROOT/etc/cfgm-stale" ]
+[ "$(cat "$ROOT/etc/cfgm-ran")" = ran ]

@@ -1,0 +1,2 @@
+set -euo pipefail
+echo old > "$ROOT/etc/cfgm-stale"

@@ -1,0 +1,32 @@
+set -euo pipefail
+# A flat apt repository inside the root, signed with the case's throwaway
+# key (signing-key.asc; its public half is tree/files/cfgm-test-repo.gpg).
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export GNUPGHOME="$work/gnupg"
+mkdir -m 700 "$GNUPGHOME"
+gpg --batch --quiet --import signing-key.asc
+pkg="$work/cfgm-repo-hello"
+mkdir -p "$pkg/DEBIAN" "$pkg/usr/share/cfgm-repo-hello"
+echo hello > "$pkg/usr/share/cfgm-repo-hello/hello"
+cat > "$pkg/DEBIAN/control" <<'CONTROL'
+Package: cfgm-repo-hello
+Version: 1.0
+Architecture: all
+Maintainer: cfgm tests <test@cfgm.invalid>
+Description: a package only the case's repository has
+CONTROL
+repo="$ROOT/srv/cfgm-repo"
+mkdir -p "$repo"
+dpkg-deb --root-owner-group --build "$pkg" "$repo/cfgm-repo-hello_1.0_all.deb" >/dev/null
+cd "$repo"
+dpkg-scanpackages --multiversion . /dev/null 2>/dev/null > Packages
+{
+  echo "Origin: cfgm-test"
+  echo "Label: cfgm-test"
+  echo "Date: $(date -Ru)"
+  echo "SHA256:"
+  printf ' %s %s Packages\n' "$(sha256sum Packages | cut -d' ' -f1)" "$(stat -c %s Packages)"
+} > Release
+gpg --batch --quiet --yes --clearsign -o InRelease Release
+chmod -R a+rX "$repo"
