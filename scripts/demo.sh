@@ -153,7 +153,7 @@ $CFGM --tree states apply --commit "$good" --repo "$REPO" --yes --journal-dir "$
   || { echo "   the rollout did not finish: cfgm --tree states rollouts --journal-dir $OUT/rollouts"; exit 1; }
 echo "   rolled out in $(( $(now) - t0 )) s; journal in $OUT/rollouts"
 $FLEET promote "$good"
-started=$(date +%s)
+started=$(date +%s.%N)   # to the nanosecond: a rollout report written in the same second must not count
 # a running agent (a second demo run) is woken for a cycle now; a stopped one starts with one
 for h in $(hosts); do
   $FLEET ssh "$h" 'systemctl -q is-active cfgm-agent && systemctl reload cfgm-agent || systemctl start cfgm-agent' &

@@ -51,8 +51,9 @@ impl Signals {
     }
 }
 
-/// Logs a run's progress: one line per resource that changed or failed at
-/// info/warn level, every resource at debug.
+/// Logs a run's progress as it goes (the journal shows a first converge
+/// resource by resource, not only its end): a line per resource that
+/// changed (info), failed or was skipped (warn); every resource at debug.
 pub struct LogSink;
 
 impl EventSink for LogSink {
@@ -77,8 +78,18 @@ impl EventSink for LogSink {
                     Outcome::Changed => {
                         let attrs: Vec<&str> =
                             report.changes.iter().map(|c| c.attr.as_str()).collect();
-                        tracing::debug!(resource = %id, changed = attrs.join(","), "changed")
+                        tracing::info!(
+                            resource = %id,
+                            changed = attrs.join(","),
+                            seconds = format!("{:.2}", report.seconds),
+                            "changed"
+                        )
                     }
+                    Outcome::Skipped => tracing::warn!(
+                        resource = %id,
+                        reason = report.error.as_deref().unwrap_or(""),
+                        "resource skipped"
+                    ),
                     _ => tracing::debug!(resource = %id, outcome = ?report.outcome, "done"),
                 }
             }

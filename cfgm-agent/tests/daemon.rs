@@ -663,3 +663,25 @@ fn a_commit_that_drops_this_host_keeps_the_last_good() {
     );
     assert_eq!(f.applied(), Some(c1.to_string()));
 }
+
+/// The daemon's log (the journal, under systemd) shows a converge as it
+/// goes: a line per changed resource, not only the run's summary.
+#[test]
+fn the_daemon_logs_each_changed_resource() {
+    let f = Fleet::new();
+    f.push(
+        None,
+        &state(&[("/etc/motd", "one\n"), ("/etc/issue", "two\n")]),
+    );
+    let (out, rep) = f.run_once();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(rep["counts"]["changed"], 2);
+    let log = stderr(&out);
+    for id in ["file[/etc/motd]", "file[/etc/issue]"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("INFO") && l.contains("changed") && l.contains(id)),
+            "no line for {id}:\n{log}"
+        );
+    }
+}

@@ -894,6 +894,39 @@ fn an_unknown_host_is_refused_and_keeps_the_last_report() {
     );
 }
 
+/// The agent's `--help` carries the exit-code table both binaries share;
+/// a missing tree is refused (3) with its cause said once.
+#[test]
+fn help_documents_exit_codes_and_a_missing_tree_says_why_once() {
+    for sub in [&[][..], &["apply"], &["run"], &["facts"], &["install"]] {
+        let out = Command::new(agent())
+            .args(sub)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sub:?} --help failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(text.contains(cfgm_core::exit::HELP), "{sub:?}: {text}");
+    }
+    let out = Command::new(agent())
+        .args([
+            "apply",
+            "--dry-run",
+            "--host",
+            "h",
+            "--tree",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cfgm-agent: error: /nonexistent: not a states tree: No such file or directory (os error 2)\n"
+    );
+}
+
 /// A command's process group dies with the agent: a run killed mid-command
 /// leaves nothing running (the next run would start it again beside it).
 #[test]

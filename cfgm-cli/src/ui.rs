@@ -61,11 +61,12 @@ impl Ui {
         }
     }
 
-    /// Prints diagnostics to stderr, each with its source lines.
+    /// Prints diagnostics to stderr, each with its source lines. A
+    /// rendered diagnostic ends in a blank line, which separates it from
+    /// the next: nothing is added.
     pub fn diagnostics(&self, sources: &Sources, diags: &[Diagnostic]) {
         for d in diags {
             self.err(&d.render(sources, self.color_err));
-            self.err("\n");
         }
     }
 

@@ -289,6 +289,37 @@ fn exit_codes_follow_the_table() {
     assert_eq!(code(&["--help"]), Some(0));
 }
 
+/// `--tree /nonexistent` says what and why once (the cause was printed a
+/// second time by the error chain).
+#[test]
+fn a_missing_tree_says_why_once() {
+    let out = Command::new(cfgm())
+        .args(["--color", "never", "--tree", "/nonexistent", "validate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err,
+        "error: /nonexistent: not a states tree: No such file or directory (os error 2)\n"
+    );
+}
+
+/// Diagnostics are separated by one blank line, not two.
+#[test]
+fn diagnostics_are_separated_by_one_blank_line() {
+    let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/err-many/tree");
+    let out = Command::new(cfgm())
+        .args(["--color", "never", "validate", "--tree"])
+        .arg(&tree)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.matches("error[").count() >= 2, "{err}");
+    assert!(!err.contains("\n\n\n"), "{err}");
+    assert!(err.contains("\n\nerror["), "{err}");
+}
+
 #[test]
 fn the_example_tree_validates() {
     let states = Path::new(env!("CARGO_MANIFEST_DIR")).join("../states");

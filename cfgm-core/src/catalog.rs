@@ -264,10 +264,10 @@ impl Catalog {
     /// The catalog for people, in apply order.
     pub fn to_text(&self, full: bool) -> String {
         let mut out = format!(
-            "catalog {} for {} ({} resources, in apply order)\n",
+            "catalog {} for {} ({}, in apply order)\n",
             self.id,
             self.host,
-            self.resources.len()
+            crate::diag::plural(self.resources.len(), "resource")
         );
         for (i, r) in self.resources.iter().enumerate() {
             out.push_str(&format!("\n{:>3}. {}  ({})\n", i + 1, r.id, r.origin));

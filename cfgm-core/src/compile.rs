@@ -322,7 +322,11 @@ impl<'a> Compiler<'a> {
         let graph = self.graph(gkey, parsed.into_iter().map(|(_, p)| p).collect());
         // Parse problems and graph problems are reported together, so one
         // run shows a typo in one file and a dangling requisite in another.
+        let at = diags.len();
         diags.extend(graph.diags.iter().cloned());
+        for (i, id) in &graph.missing {
+            self.declared_elsewhere(host, id, &mut diags[at + i]);
+        }
         if !diags.is_empty() {
             return Arc::new((None, diags));
         }
@@ -336,6 +340,52 @@ impl<'a> Compiler<'a> {
             self.catalogs.lock().expect("cache").insert(ckey, c.clone());
         }
         c
+    }
+
+    /// A requisite names a resource this host does not have: when other
+    /// hosts declare it (a `service:redis-server` of the db role required
+    /// from a state every host gets), say so instead of a did-you-mean
+    /// that points at some other resource. Looks at one host of each
+    /// role and datacenter (at most 64), compiled from their states only
+    /// as far as parsing.
+    fn declared_elsewhere(&self, host: &Host, id: &crate::catalog::ResourceId, d: &mut Diagnostic) {
+        let mut looked = BTreeSet::new();
+        let mut roles = BTreeSet::new();
+        for h in self.tree.hosts.values() {
+            if h.name == host.name || !looked.insert((&h.role, &h.dc)) {
+                continue;
+            }
+            if looked.len() > 64 {
+                break;
+            }
+            let ctx = self.context(h, None);
+            let mut ignored = Vec::new();
+            let Some(states) = self.parsed_states(h, &ctx, &mut ignored) else {
+                continue;
+            };
+            if states
+                .iter()
+                .any(|(_, p)| p.resources.iter().any(|r| &r.id == id))
+            {
+                roles.insert(h.role.as_str());
+            }
+        }
+        if roles.is_empty() {
+            return;
+        }
+        let roles: Vec<&str> = roles.into_iter().collect();
+        let what = format!(
+            "`{}` is declared for role {}, not for this host",
+            id.as_ref_string(),
+            roles.join(", ")
+        );
+        if let Some(l) = d.labels.iter_mut().find(|l| l.primary) {
+            l.message = what;
+        }
+        d.notes.push(format!(
+            "{} has role {}: declare {id} for it too, or require it only from states of the roles that have it",
+            host.name, host.role
+        ));
     }
 
     /// The host's states from top.toml, then their includes, each once;

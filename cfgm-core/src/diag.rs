@@ -355,6 +355,11 @@ pub fn sort_dedup(sources: &Sources, diags: &mut Vec<Diagnostic>) {
     });
 }
 
+/// `1 host`, `2 hosts`: a count with its noun (plural by `s`).
+pub fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// The closest candidate to `word` (Jaro-Winkler ≥ 0.8 or edit distance ≤ 2),
 /// for "did you mean" hints.
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

@@ -31,6 +31,10 @@ pub(crate) struct GraphOutcome {
     pub(crate) states: Vec<Arc<ParsedState>>,
     pub(crate) nodes: Vec<Node>,
     pub(crate) diags: Vec<Diagnostic>,
+    /// Requisites that name no resource of these states: the index of
+    /// their diagnostic in `diags`, and the resource they name (the
+    /// compiler looks for it in other hosts' catalogs).
+    pub(crate) missing: Vec<(usize, ResourceId)>,
 }
 
 /// Where an edge comes from, for cycle messages.
@@ -56,8 +60,17 @@ pub(crate) fn build_graph(
     states: Vec<Arc<ParsedState>>,
 ) -> GraphOutcome {
     let mut diags = Vec::new();
+    let mut missing = Vec::new();
     let (ids, at) = merge(sources, &states, &mut diags);
-    let deps = edges(sources, registry, &states, &ids, &at, &mut diags);
+    let deps = edges(
+        sources,
+        registry,
+        &states,
+        &ids,
+        &at,
+        &mut diags,
+        &mut missing,
+    );
     claims(sources, registry, &states, &ids, &at, &mut diags);
     if diags.is_empty() {
         cycles(sources, &states, &ids, &deps, &mut diags);
@@ -67,6 +80,7 @@ pub(crate) fn build_graph(
             states,
             nodes: Vec::new(),
             diags,
+            missing,
         };
     }
     let nodes = order(&deps)
@@ -87,6 +101,7 @@ pub(crate) fn build_graph(
         states,
         nodes,
         diags,
+        missing,
     }
 }
 
@@ -152,6 +167,7 @@ fn edges(
     ids: &[&ResourceId],
     at: &[(usize, usize)],
     diags: &mut Vec<Diagnostic>,
+    missing: &mut Vec<(usize, ResourceId)>,
 ) -> Vec<BTreeMap<usize, Why>> {
     let pos: FxHashMap<&ResourceId, usize> =
         ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
@@ -168,6 +184,7 @@ fn edges(
         let r = &st.resources[ri];
         for req in &r.requisites {
             let Some(&t) = pos.get(&req.target) else {
+                missing.push((diags.len(), req.target.clone()));
                 diags.push(missing_requisite(sources, st, r, req, ids));
                 continue;
             };

@@ -231,8 +231,12 @@ pub fn parse_state(
     let n_shown = shown.len();
     if errors.len() > n_shown {
         if let Some(last) = shown.last_mut() {
+            let shown_ones = match n_shown {
+                1 => "only the first is shown".to_string(),
+                n => format!("the first {n} distinct ones are shown"),
+            };
             last.notes.push(format!(
-                "{} TOML errors in this file in all; the first {n_shown} distinct ones are shown (later ones are usually consequences of the first)",
+                "{} TOML errors in this file in all; {shown_ones} (later ones are usually consequences of the first)",
                 errors.len(),
             ));
         }

@@ -252,10 +252,10 @@ impl Report {
             paint(
                 "1",
                 &format!(
-                    "{verb}: {} (catalog {}, {} resources)",
+                    "{verb}: {} (catalog {}, {})",
                     self.host,
                     &self.catalog_id[..12.min(self.catalog_id.len())],
-                    self.resources.len()
+                    crate::diag::plural(self.resources.len(), "resource")
                 )
             )
         );

@@ -268,10 +268,12 @@ impl std::fmt::Debug for Tree {
 /// A tree that could not be read at all (the directory is missing).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: not a states tree: {source}")]
+    // The cause is part of the message, not an error `source`: a chain
+    // printer (anyhow's `{:#}`) would print it a second time.
+    #[error("{path}: not a states tree: {cause}")]
     NotATree {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -310,9 +312,9 @@ impl Tree {
     /// one run can report them all.
     pub fn load(root: impl AsRef<Path>) -> Result<(Tree, Vec<Diagnostic>), LoadError> {
         let root = root.as_ref();
-        let source = DirSource::open(root).map_err(|source| LoadError::NotATree {
+        let source = DirSource::open(root).map_err(|cause| LoadError::NotATree {
             path: root.to_path_buf(),
-            source,
+            cause,
         })?;
         Ok(Tree::load_from(Box::new(source)))
     }
@@ -1019,7 +1021,10 @@ impl Tree {
             if let Some(s) = suggest(name, self.hosts.keys().map(String::as_str)) {
                 d = d.note(format!("did you mean `{s}`?"));
             }
-            d.note(format!("inventory.toml lists {} hosts", self.hosts.len()))
+            d.note(format!(
+                "inventory.toml lists {}",
+                crate::diag::plural(self.hosts.len(), "host")
+            ))
         })
     }
 }

@@ -310,6 +310,75 @@ fn a_tree_loads_from_any_source() {
     assert_eq!(get("pkg", "p")["version"], "7");
 }
 
+/// Data keys nothing reads (`cfgm validate`'s warnings): a table of trees
+/// (one state, one file template, common and dc data) and the keys warned
+/// about, with their did-you-mean.
+#[test]
+fn unused_data_keys_are_those_no_state_or_template_reads() {
+    let cases: &[(&str, &str, &str, &str, &[&str])] = &[
+        // state, template, data/common.toml, data/dc/x.toml, expected warnings
+        (
+            "[pkg.p]\nversion = \"{{ data.nginx.version }}\"\n",
+            "t={{ data.nginx.keepalive_timeout }}\n",
+            "[nginx]\nversion = \"1\"\nkeepalive_timeout = 30\n",
+            "[nginx]\nkeepalive_timout = 15\n",
+            &["data key `nginx.keepalive_timout` … did you mean `nginx.keepalive_timeout`?"],
+        ),
+        // A table read whole (a loop over it) reads every key under it.
+        (
+            "{% for k, v in data.sysctl | items %}[sysctl.\"{{ k }}\"]\nvalue = \"{{ v }}\"\n{% endfor %}",
+            "",
+            "[sysctl]\n\"net.core.somaxconn\" = 1024\n",
+            "[sysctl]\n\"vm.swappiness\" = 10\n",
+            &[],
+        ),
+        // A method on a table (`items()`) reads the table.
+        (
+            "{% for k, v in data.users.items() %}[user.{{ k }}]\nuid = {{ v }}\n{% endfor %}",
+            "",
+            "[users]\nalice = 2001\n",
+            "unrelated = 1\n",
+            &["data key `unrelated` … remove it"],
+        ),
+        // A template that includes another may read anything: no warnings.
+        (
+            "[pkg.p]\n",
+            "{% include \"other.j2\" %}\n",
+            "[a]\nb = 1\n",
+            "c = 2\n",
+            &[],
+        ),
+    ];
+    for (state, template, common, dc, expected) in cases {
+        let src = MemSource(
+            [
+                ("inventory.toml", "[hosts.a]\ndc = \"x\"\nrole = \"r\"\n"),
+                ("top.toml", "\"*\" = [\"s\"]\n"),
+                ("states/s.toml", *state),
+                ("templates/t.j2", *template),
+                ("templates/other.j2", "x\n"),
+                ("data/common.toml", *common),
+                ("data/dc/x.toml", *dc),
+            ]
+            .into(),
+        );
+        let (tree, diags) = Tree::load_from(Box::new(src));
+        assert!(diags.is_empty(), "{state}: {diags:?}");
+        let got: Vec<String> = cfgm_core::unused::unused_data_keys(&tree)
+            .iter()
+            .map(|d| format!("{} … {}", d.message, d.notes.join(" ")))
+            .collect();
+        assert_eq!(got.len(), expected.len(), "{state}: {got:?}");
+        for (g, e) in got.iter().zip(expected.iter()) {
+            let (head, tail) = e.split_once(" … ").unwrap();
+            assert!(
+                g.starts_with(head) && g.contains(tail),
+                "{state}: {g} vs {e}"
+            );
+        }
+    }
+}
+
 /// A symlink inside the tree is fine, to a file or a directory, and what
 /// it names is read as if it were there.
 #[test]

@@ -159,8 +159,8 @@ fn print_report(
         return;
     }
     for d in diagnostics {
+        // It ends in a blank line that separates it from the next.
         eprint!("{}", d.render(sources, color));
-        eprintln!();
     }
     match report.status {
         cfgm_core::RunStatus::NotCompiled | cfgm_core::RunStatus::Refused => eprintln!(

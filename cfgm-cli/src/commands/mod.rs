@@ -68,9 +68,8 @@ fn report_failure(ui: &Ui, tree: &Tree, diags: &mut Vec<Diagnostic>, json: bool,
     } else {
         ui.diagnostics(&tree.sources, diags);
         ui.error(&format!(
-            "{host}: catalog does not compile ({} problem{})",
-            diags.len(),
-            if diags.len() == 1 { "" } else { "s" }
+            "{host}: catalog does not compile ({})",
+            cfgm_core::diag::plural(diags.len(), "problem")
         ));
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::commands::plan::read_facts;
 use crate::ui::{diags_json, Ui};
+use cfgm_core::diag::plural;
 use cfgm_core::facts::template_facts;
 use cfgm_core::{Compiler, Tree};
 use std::path::{Path, PathBuf};
@@ -113,11 +114,11 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
             ui.out(w);
         }
         ui.out(&format!(
-            "{} {} hosts, {} distinct catalogs, {} resources, compiled in {:.1} ms\n",
+            "{} {}, {}, {}, compiled in {:.1} ms\n",
             ui.green("valid:"),
-            v.hosts,
-            v.catalogs.len(),
-            v.resources,
+            plural(v.hosts, "host"),
+            plural(v.catalogs.len(), "distinct catalog"),
+            plural(v.resources, "resource"),
             ms
         ));
         if !warnings.is_empty() {
@@ -134,17 +135,18 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
         if let Some(w) = &without {
             ui.out(w);
         }
-        let mut msg = format!(
-            "{} problem{} in the tree",
-            diags.len(),
-            if diags.len() == 1 { "" } else { "s" }
-        );
+        let mut msg = format!("{} in the tree", plural(diags.len(), "problem"));
         if !v.failed_hosts.is_empty() {
             let shown: Vec<&str> = v.failed_hosts.iter().take(5).map(String::as_str).collect();
             msg.push_str(&format!(
-                "; {} of {} hosts do not compile ({}{})",
+                "; {} of {} {} compile ({}{})",
                 v.failed_hosts.len(),
-                v.hosts,
+                plural(v.hosts, "host"),
+                if v.failed_hosts.len() == 1 {
+                    "does not"
+                } else {
+                    "do not"
+                },
                 shown.join(", "),
                 if v.failed_hosts.len() > 5 {
                     ", …"
@@ -160,9 +162,4 @@ pub fn run(ui: &Ui, dir: &Path, args: Args) -> anyhow::Result<u8> {
     } else {
         cfgm_core::exit::FAILED
     })
-}
-
-/// `1 warning`, `2 warnings`.
-fn plural(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
