@@ -171,6 +171,12 @@ fn edges(
 ) -> Vec<BTreeMap<usize, Why>> {
     let pos: FxHashMap<&ResourceId, usize> =
         ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    // Every resource of a kind, for automatic dependencies on all of them
+    // (`EVERY`): indexed once, not searched per resource.
+    let mut by_kind: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
+    for (i, id) in ids.iter().enumerate() {
+        by_kind.entry(id.kind.as_str()).or_default().push(i);
+    }
     let mut deps: Vec<BTreeMap<usize, Why>> = vec![BTreeMap::new(); ids.len()];
     let add = |deps: &mut Vec<BTreeMap<usize, Why>>, at: usize, on: usize, why: Why| {
         let e = deps[at].entry(on).or_insert_with(|| why.clone());
@@ -206,9 +212,12 @@ fn edges(
                     .iter()
                     .filter(|c| c.name == crate::schema::EVERY)
                     .flat_map(|c| {
-                        pos.iter()
-                            .filter(|(k, _)| k.kind == c.kind && **k != id)
-                            .map(|(_, &p)| p)
+                        by_kind
+                            .get(c.kind.as_str())
+                            .into_iter()
+                            .flatten()
+                            .copied()
+                            .filter(|&p| ids[p] != id)
                     })
                     .collect();
                 for c in every {
