@@ -201,6 +201,8 @@ bold "== 8. a one-line change, planned before it ships: cfgm diff and cfgm plan 
 rm -rf "$OUT/change"; cp -a states "$OUT/change"
 sed -i 's/^"net.core.somaxconn" = 1024$/"net.core.somaxconn" = 2048/' "$OUT/change/data/common.toml"
 grep -q '^"net.core.somaxconn" = 2048$' "$OUT/change/data/common.toml" || { echo "   the somaxconn line in data/common.toml moved"; exit 1; }
+# (the change starts from main: a branch left by an earlier run is dropped)
+git -c safe.directory='*' --git-dir="$REPO" update-ref -d refs/heads/demo-change 2>/dev/null || true
 change=$($FLEET commit --branch demo-change --tree "$OUT/change" -m "make demo: net.core.somaxconn 2048" 2>/dev/null)
 echo "   data/common.toml: \"net.core.somaxconn\" = 1024 -> 2048, as commit ${change:0:12} (branch demo-change, not rolled out)"
 echo "\$ cfgm diff --from ${fixed:0:12} --to ${change:0:12}      # what the commit changes in every host's catalog"
@@ -210,6 +212,10 @@ rm -rf "$OUT/facts"
 $CFGM --tree states facts fetch --out "$OUT/facts" "${SSH_ARGS[@]}"
 echo "\$ cfgm --tree $OUT/change plan --facts $OUT/facts   # what an apply would change, per host"
 $CFGM --tree "$OUT/change" plan --facts "$OUT/facts"
+db=$(hosts | grep -m1 -- '-db' || hosts | head -n 1)
+echo "\$ testing/fleet ssh $db cfgm-agent apply --commit ${change:0:12} --dry-run"
+echo "                                        # the host's own agent, verifying the commit itself: a line per resource, then its plan"
+$FLEET ssh "$db" cfgm-agent apply --commit "$change" --dry-run 2>&1 | sed 's/^/   /'
 echo
 
 bold "== 9. the fleet stays up, every agent keeps converging (every ${FLEET_AGENT_INTERVAL:-30} s)"
