@@ -215,7 +215,8 @@ $CFGM --tree "$OUT/change" plan --facts "$OUT/facts"
 db=$(hosts | grep -m1 -- '-db' || hosts | head -n 1)
 echo "\$ testing/fleet ssh $db cfgm-agent apply --commit ${change:0:12} --dry-run"
 echo "                                        # the host's own agent, verifying the commit itself: a line per resource, then its plan"
-$FLEET ssh "$db" cfgm-agent apply --commit "$change" --dry-run 2>&1 | sed 's/^/   /'
+$FLEET ssh "$db" cfgm-agent apply --commit "$change" --dry-run 2>&1 | sed 's/^/   /' \
+  || { echo "   the agent's dry run on $db failed"; exit 1; }
 echo
 
 bold "== 9. the fleet stays up, every agent keeps converging (every ${FLEET_AGENT_INTERVAL:-30} s)"
