@@ -1481,7 +1481,14 @@ impl Applied {
     }
 }
 
-fn cfgm_apply(f: &Fleet, r: &Rollouts, tree: &std::path::Path, args: &[&str]) -> Applied {
+/// `cfgm --tree TREE apply ARGS … --yes --json` against the fleet, trusting `known_hosts`.
+fn apply_command(
+    f: &Fleet,
+    r: &Rollouts,
+    tree: &std::path::Path,
+    args: &[&str],
+    known_hosts: &std::path::Path,
+) -> Command {
     let mut c = Command::new(cfgm_bin());
     c.arg("--tree")
         .arg(tree)
@@ -1494,8 +1501,13 @@ fn cfgm_apply(f: &Fleet, r: &Rollouts, tree: &std::path::Path, args: &[&str]) ->
         .arg("--identity")
         .arg(f.key())
         .arg("--known-hosts")
-        .arg(f.known_hosts())
+        .arg(known_hosts)
         .args(["--yes", "--json"]);
+    c
+}
+
+fn cfgm_apply(f: &Fleet, r: &Rollouts, tree: &std::path::Path, args: &[&str]) -> Applied {
+    let c = apply_command(f, r, tree, args, &f.known_hosts());
     let out = cfgm_testing::run(c, Duration::from_secs(600)).unwrap();
     let events = out
         .stdout
@@ -1858,19 +1870,8 @@ bake = 0
     let tree = rollout_tree(f, &r.hosts, &rel, &[], waves);
     let c = r.commit(f, tree.path(), false);
     let since: Vec<String> = r.hosts.iter().map(|h| newest_report(f, &h.name)).collect();
-    let mut cmd = Command::new(cfgm_bin());
-    cmd.arg("--tree")
-        .arg(tree.path())
-        .args(["apply", "--commit", &c, "--yes", "--json"])
-        .arg("--repo")
-        .arg(f.repo())
-        .arg("--journal-dir")
-        .arg(r.journals.path())
-        .arg("--identity")
-        .arg(f.key())
-        .arg("--known-hosts")
-        .arg(f.known_hosts())
-        .stdout(std::process::Stdio::piped())
+    let mut cmd = apply_command(f, r, tree.path(), &["--commit", &c], &f.known_hosts());
+    cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
     // Killed once the journal holds one converged host.
@@ -1967,18 +1968,7 @@ fn a_changed_host_key_and_an_untrusted_commit_are_refused() {
     let rel = r.release();
     let tree = rollout_tree(f, &r.hosts, &rel, &[], CANARY_THEN_REST);
     let c = r.commit(f, tree.path(), false);
-    let mut cmd = Command::new(cfgm_bin());
-    cmd.arg("--tree")
-        .arg(tree.path())
-        .args(["apply", "--commit", &c, "--yes", "--json"])
-        .arg("--repo")
-        .arg(f.repo())
-        .arg("--journal-dir")
-        .arg(r.journals.path())
-        .arg("--identity")
-        .arg(f.key())
-        .arg("--known-hosts")
-        .arg(&bad_kh);
+    let cmd = apply_command(f, r, tree.path(), &["--commit", &c], &bad_kh);
     let out = cfgm_testing::run(cmd, Duration::from_secs(300)).unwrap();
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     let refused = out
