@@ -152,7 +152,7 @@ fn main() -> ExitCode {
                     Ok(_) => println!("case {name} ... ok ({secs:.1} s)"),
                     Err(e) => {
                         println!("case {name} ... FAILED ({secs:.1} s)\n{e}");
-                        failed.lock().unwrap().push(name);
+                        failed.lock().unwrap().push((name, e));
                     }
                 }
             });
@@ -168,7 +168,12 @@ fn main() -> ExitCode {
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
-        println!("failed: {}", failed.join(", "));
+        // Again at the end, where a log cut to its tail (CI) still shows why.
+        for (name, e) in &failed {
+            println!("\n== {name} failed:\n{e}");
+        }
+        let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+        println!("\nfailed: {}", names.join(", "));
         ExitCode::FAILURE
     }
 }
