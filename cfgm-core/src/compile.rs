@@ -19,7 +19,7 @@
 
 use crate::catalog::{Catalog, Origin, Resource};
 use crate::diag::{suggest, Diagnostic, SourceFile, Sources};
-use crate::graph::{build_graph, GraphOutcome};
+use crate::graph::{build_graph, GraphOutcome, Node as GraphNode};
 use crate::parse::{parse_state, ParsedResource, ParsedState};
 use crate::render::render_error;
 use crate::render::{render_bounded, untag, RenderError};
@@ -39,6 +39,73 @@ type Key = [u8; 32];
 /// catalog when its graph compiled (resources whose file template failed
 /// carry the error), and every problem found.
 pub type Compiled = Arc<(Option<Catalog>, Vec<Diagnostic>)>;
+
+/// A host compiled up to its catalog: the states, the graph (apply
+/// order and dependencies) and every file content. [`Compiler::catalog_of`]
+/// makes the catalog; `cfgm diff` compares two trees' parts of a host and
+/// builds only the resources whose content differs.
+pub struct Parts {
+    /// The graph's key across trees (see [`Compiler::parts`]).
+    xkey: Option<Key>,
+    /// The catalog's key in its tree: the graph and every content.
+    ckey: Key,
+    states: Vec<Arc<ParsedState>>,
+    graph: Arc<GraphOutcome>,
+    rendered: Rendered,
+    /// Contents that failed (the catalog carries those resources failed).
+    diags: Vec<Diagnostic>,
+}
+
+impl Parts {
+    /// The same states in both trees (sources and values read), so the
+    /// same resources in the same order with the same attributes and
+    /// dependencies: the two catalogs can differ only in file contents.
+    pub fn same_graph(&self, other: &Parts) -> bool {
+        self.xkey.is_some() && self.xkey == other.xkey && Arc::ptr_eq(&self.graph, &other.graph)
+    }
+
+    /// Every content rendered and read without a problem.
+    pub fn clean(&self) -> bool {
+        self.diags.is_empty()
+    }
+
+    /// The catalog's key in its own tree (equal keys, equal catalogs).
+    pub fn key(&self) -> [u8; 32] {
+        self.ckey
+    }
+
+    /// The places in the apply order whose file contents differ between
+    /// two parts of the same graph.
+    pub fn differing(&self, other: &Parts) -> Vec<usize> {
+        let same =
+            |a: Option<&(bool, Arc<Result<String, Diagnostic>>)>,
+             b: Option<&(bool, Arc<Result<String, Diagnostic>>)>| match (a, b) {
+                (Some((ba, a)), Some((bb, b))) => {
+                    ba == bb
+                        && (Arc::ptr_eq(a, b)
+                            || matches!((a.as_ref(), b.as_ref()), (Ok(x), Ok(y)) if x == y))
+                }
+                (None, None) => true,
+                _ => false,
+            };
+        let mut at: Vec<usize> = self
+            .rendered
+            .keys()
+            .chain(other.rendered.keys())
+            .filter(|k| !same(self.rendered.get(k), other.rendered.get(k)))
+            .map(|k| k.0)
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        at
+    }
+}
+
+/// Per state, the hash of its source; and of the macro libraries.
+struct Salts {
+    states: HashMap<String, Key>,
+    macros: Key,
+}
 
 /// File contents by (node, attribute): rendered, read, or why not.
 /// Per (node, attribute): the content, and whether it is bytes from
@@ -61,18 +128,27 @@ pub struct Compiler<'a> {
     graphs: Mutex<Bounded<Arc<GraphOutcome>>>,
     files: Mutex<Bounded<Arc<Result<String, Diagnostic>>>>,
     catalogs: Mutex<Bounded<Compiled>>,
+    salts: std::sync::OnceLock<Salts>,
 }
 
-/// A cache that keeps at most `cap` entries, dropping the oldest first.
-/// Hosts are compiled in inventory order and those that share work tend to
-/// come together, so a bounded cache keeps almost all of the sharing while
-/// memory stays flat in the number of hosts (100,000 hosts whose catalogs
-/// all differ must not keep 100,000 catalogs alive).
+/// A cache that keeps at most `cap` entries, dropping the oldest first,
+/// and that keeps a value only the second time its key comes: a key one
+/// host alone has (its own name in a state or template) would only push
+/// out what other hosts share, and cost an allocation kept and a drop
+/// later. Hosts are compiled in inventory order and those that share work
+/// tend to come together, so the cache keeps almost all of the sharing
+/// while memory stays flat in the number of hosts (100,000 hosts whose
+/// catalogs all differ must not keep 100,000 catalogs alive).
 struct Bounded<V> {
     map: HashMap<Key, V>,
     order: std::collections::VecDeque<Key>,
     cap: usize,
+    /// Keys met once and not kept (forgotten all at once when full).
+    seen: std::collections::HashSet<Key>,
 }
+
+/// How many keys met once a cache remembers (32 bytes each).
+const SEEN_KEPT: usize = 1 << 16;
 
 impl<V: Clone> Bounded<V> {
     fn new(cap: usize) -> Self {
@@ -80,11 +156,24 @@ impl<V: Clone> Bounded<V> {
             map: HashMap::new(),
             order: std::collections::VecDeque::new(),
             cap,
+            seen: Default::default(),
         }
     }
 
     fn get(&self, k: &Key) -> Option<V> {
         self.map.get(k).cloned()
+    }
+
+    /// Keeps `v` when `k` came before (or is already kept).
+    fn offer(&mut self, k: Key, v: V) {
+        if self.map.contains_key(&k) || self.seen.remove(&k) {
+            self.insert(k, v);
+        } else {
+            if self.seen.len() >= SEEN_KEPT {
+                self.seen.clear();
+            }
+            self.seen.insert(k);
+        }
     }
 
     fn insert(&mut self, k: Key, v: V) {
@@ -207,6 +296,7 @@ impl<'a> Compiler<'a> {
             graphs: Mutex::new(Bounded::new(GRAPHS_KEPT)),
             files: Mutex::new(Bounded::new(FILES_KEPT)),
             catalogs: Mutex::new(Bounded::new(CATALOGS_KEPT)),
+            salts: Default::default(),
         }
     }
 
@@ -308,10 +398,40 @@ impl<'a> Compiler<'a> {
     /// Compiles a host; `share` keeps the catalog for other hosts that
     /// compile to the same inputs.
     fn compile(&self, host: &Host, facts: Option<&Value>, share: bool) -> Compiled {
+        match self.stage(host, facts, None) {
+            Ok(parts) => self.catalog_of(parts, share),
+            Err(c) => c,
+        }
+    }
+
+    /// A host compiled as far as its graph and file contents, for
+    /// comparing two trees (`cfgm diff`) without building catalogs:
+    /// `Err` holds the outcome of a host whose catalog did not compile.
+    /// With `like` (the same host's parts from the other tree) whose states
+    /// are the same — same sources, same values read — its graph is taken
+    /// instead of built again (see [`Parts::same_graph`]).
+    pub fn parts(
+        &self,
+        host: &Host,
+        facts: Option<&Value>,
+        like: Option<&Parts>,
+    ) -> Result<Parts, Compiled> {
+        self.stage(host, facts, Some(like))
+    }
+
+    /// The states, graph and file contents of a host. `cross`: compute the
+    /// key that compares across trees, and take the graph of `like` when it
+    /// matches.
+    fn stage(
+        &self,
+        host: &Host,
+        facts: Option<&Value>,
+        cross: Option<Option<&Parts>>,
+    ) -> Result<Parts, Compiled> {
         let ctx = self.context(host, facts);
         let mut diags = Vec::new();
         let Some(mut parsed) = self.parsed_states(host, &ctx, &mut diags) else {
-            return Arc::new((None, diags));
+            return Err(Arc::new((None, diags)));
         };
         parsed.sort_by_key(|a| a.0);
         let mut h = blake3::Hasher::new();
@@ -319,7 +439,27 @@ impl<'a> Compiler<'a> {
             h.update(k);
         }
         let gkey: Key = h.finalize().into();
-        let graph = self.graph(gkey, parsed.into_iter().map(|(_, p)| p).collect());
+        // Across trees: the same keys and the same sources of those states.
+        let xkey = cross.map(|_| {
+            let salts = self.salts();
+            let mut h = blake3::Hasher::new();
+            h.update(&gkey);
+            h.update(&salts.macros);
+            for (_, p) in &parsed {
+                h.update(salts.states.get(&p.name).unwrap_or(&[0; 32]));
+            }
+            Key::from(h.finalize())
+        });
+        let states: Vec<Arc<ParsedState>> = parsed.into_iter().map(|(_, p)| p).collect();
+        let theirs = cross
+            .flatten()
+            .filter(|o| o.xkey.is_some() && o.xkey == xkey && o.states.len() == states.len());
+        let graph = match theirs {
+            // Their graph, built from states equal to ours: its nodes name
+            // resources by (state, index), which hold for our states too.
+            Some(o) => o.graph.clone(),
+            None => self.graph(gkey, &states),
+        };
         // Parse problems and graph problems are reported together, so one
         // run shows a typo in one file and a dangling requisite in another.
         let at = diags.len();
@@ -328,18 +468,67 @@ impl<'a> Compiler<'a> {
             self.declared_elsewhere(host, id, &mut diags[at + i]);
         }
         if !diags.is_empty() {
-            return Arc::new((None, diags));
+            return Err(Arc::new((None, diags)));
         }
-        let (ckey, rendered) = self.file_contents(&graph, gkey, &ctx, &mut diags);
-        if let Some(c) = self.catalogs.lock().expect("cache").get(&ckey) {
+        let (ckey, rendered) = self.file_contents(&states, &graph.nodes, gkey, &ctx, &mut diags);
+        Ok(Parts {
+            xkey,
+            ckey,
+            states,
+            graph,
+            rendered,
+            diags,
+        })
+    }
+
+    /// The catalog of a host's parts (kept for other hosts with `share`).
+    pub fn catalog_of(&self, parts: Parts, share: bool) -> Compiled {
+        if let Some(c) = self.catalogs.lock().expect("cache").get(&parts.ckey) {
             return c;
         }
-        let resources = self.resources(&graph, &rendered);
-        let c = Arc::new((Some(Catalog::new(String::new(), resources)), diags));
+        let all: Vec<usize> = (0..parts.graph.nodes.len()).collect();
+        let resources = self.resources(&parts, &all);
+        let c = Arc::new((Some(Catalog::new(String::new(), resources)), parts.diags));
         if share {
-            self.catalogs.lock().expect("cache").insert(ckey, c.clone());
+            self.catalogs
+                .lock()
+                .expect("cache")
+                .offer(parts.ckey, c.clone());
         }
         c
+    }
+
+    /// The catalog's resources at these places of the apply order (see
+    /// [`Parts::differing`]), exactly as the whole catalog holds them.
+    pub fn resources_at(&self, parts: &Parts, at: &[usize]) -> Vec<Resource> {
+        self.resources(parts, at)
+    }
+
+    /// What makes a state's render the same in another tree: its source,
+    /// and the macro libraries it may import.
+    fn salts(&self) -> &Salts {
+        self.salts.get_or_init(|| {
+            let text = |f| blake3::hash(self.sources().text(f).as_bytes());
+            let mut macros = blake3::Hasher::new();
+            for (name, m) in &self.tree.macros {
+                macros.update(name.as_bytes());
+                macros.update(&[0]);
+                macros.update(text(m.file).as_bytes());
+            }
+            for name in &self.tree.broken_macros {
+                macros.update(name.as_bytes());
+                macros.update(&[1]);
+            }
+            Salts {
+                states: self
+                    .tree
+                    .states
+                    .iter()
+                    .map(|(n, sf)| (n.clone(), Key::from(text(sf.file))))
+                    .collect(),
+                macros: macros.finalize().into(),
+            }
+        })
     }
 
     /// A requisite names a resource this host does not have: when other
@@ -456,7 +645,8 @@ impl<'a> Compiler<'a> {
     /// which covers the graph and every content.
     fn file_contents(
         &self,
-        graph: &GraphOutcome,
+        states: &[Arc<ParsedState>],
+        nodes: &[GraphNode],
         gkey: Key,
         ctx: &Context,
         diags: &mut Vec<Diagnostic>,
@@ -464,13 +654,21 @@ impl<'a> Compiler<'a> {
         let mut ckey = blake3::Hasher::new();
         ckey.update(&gkey);
         let mut rendered: Rendered = HashMap::new();
-        for (i, node) in graph.nodes.iter().enumerate() {
-            let st = &graph.states[node.state];
+        for (i, node) in nodes.iter().enumerate() {
+            let st = &states[node.state];
             let r = &st.resources[node.res];
             let Some(spec) = self.registry.get(&r.id.kind) else {
                 continue;
             };
             for a in spec.attrs {
+                if !matches!(
+                    a.ty,
+                    AttrType::Template { .. }
+                        | AttrType::TreeFile { .. }
+                        | AttrType::TreeBinary { .. }
+                ) {
+                    continue;
+                }
                 let (Some(value), Some(at)) = (r.attrs.get(a.name), r.spans.get(a.name)) else {
                     continue;
                 };
@@ -515,20 +713,18 @@ impl<'a> Compiler<'a> {
 
     /// The catalog's resources, in graph order, with file contents in
     /// place, secrets marked and origins mapped back to the source.
-    fn resources(&self, graph: &GraphOutcome, rendered: &Rendered) -> Vec<Resource> {
+    fn resources(&self, parts: &Parts, at: &[usize]) -> Vec<Resource> {
+        let (states, rendered) = (&parts.states, &parts.rendered);
         // Each state's source file, fetched once: resources are built in
         // parallel and must not contend on the source database's lock.
-        let files: Vec<Option<Arc<SourceFile>>> = graph
-            .states
+        let files: Vec<Option<Arc<SourceFile>>> = states
             .iter()
             .map(|st| self.sources().get(st.rendered.map.file))
             .collect();
-        graph
-            .nodes
-            .par_iter()
-            .enumerate()
-            .map(|(i, node)| {
-                let st = &graph.states[node.state];
+        at.par_iter()
+            .map(|&i| {
+                let node = &parts.graph.nodes[i];
+                let st = &states[node.state];
                 let r = &st.resources[node.res];
                 let spec = self.registry.get(&r.id.kind);
                 let mut attrs = r.attrs.clone();
@@ -650,7 +846,7 @@ impl<'a> Compiler<'a> {
         self.states
             .lock()
             .expect("cache")
-            .insert(key, outcome.clone());
+            .offer(key, outcome.clone());
         outcome
     }
 
@@ -730,7 +926,7 @@ impl<'a> Compiler<'a> {
             }
         };
         let out = Arc::new(out);
-        self.files.lock().expect("cache").insert(key, out.clone());
+        self.files.lock().expect("cache").offer(key, out.clone());
         (key, out)
     }
 
@@ -818,12 +1014,12 @@ impl<'a> Compiler<'a> {
         (binary, out)
     }
 
-    fn graph(&self, key: Key, states: Vec<Arc<ParsedState>>) -> Arc<GraphOutcome> {
+    fn graph(&self, key: Key, states: &[Arc<ParsedState>]) -> Arc<GraphOutcome> {
         if let Some(g) = self.graphs.lock().expect("cache").get(&key) {
             return g.clone();
         }
         let g = Arc::new(build_graph(self.sources(), self.registry, states));
-        self.graphs.lock().expect("cache").insert(key, g.clone());
+        self.graphs.lock().expect("cache").offer(key, g.clone());
         g
     }
 }

@@ -382,10 +382,18 @@ pub fn catalog_delta(old: Option<&Catalog>, new: Option<&Catalog>) -> Vec<Resour
             return Vec::new();
         }
     }
-    let index = |c: Option<&Catalog>| -> HashMap<ResourceId, usize> {
+    resources_delta(
+        old.map(|c| c.resources.as_slice()),
+        new.map(|c| c.resources.as_slice()),
+    )
+}
+
+/// [`catalog_delta`] of two lists of resources (whole catalogs, or the
+/// same places of two catalogs, see `Compiler::resources_at`).
+pub fn resources_delta(old: Option<&[Resource]>, new: Option<&[Resource]>) -> Vec<ResourceChange> {
+    let index = |c: Option<&[Resource]>| -> HashMap<ResourceId, usize> {
         c.map(|c| {
-            c.resources
-                .iter()
+            c.iter()
                 .enumerate()
                 .map(|(i, r)| (r.id.clone(), i))
                 .collect()
@@ -394,8 +402,11 @@ pub fn catalog_delta(old: Option<&Catalog>, new: Option<&Catalog>) -> Vec<Resour
     };
     let (oi, ni) = (index(old), index(new));
     let mut out = Vec::new();
-    for r in new.map(|c| c.resources.as_slice()).unwrap_or_default() {
-        let before = oi.get(&r.id).map(|&i| &old.expect("indexed").resources[i]);
+    for r in new.unwrap_or_default() {
+        let before = oi.get(&r.id).map(|&i| &old.expect("indexed")[i]);
+        if before.is_some_and(|b| b.attrs == r.attrs && b.deps == r.deps) {
+            continue; // the same resource: nothing to redact or compare
+        }
         let action = match before {
             None => Action::Add,
             Some(_) => Action::Modify,
@@ -413,7 +424,7 @@ pub fn catalog_delta(old: Option<&Catalog>, new: Option<&Catalog>) -> Vec<Resour
             origin: Some(r.origin.clone()),
         });
     }
-    for r in old.map(|c| c.resources.as_slice()).unwrap_or_default() {
+    for r in old.unwrap_or_default() {
         if !ni.contains_key(&r.id) {
             out.push(ResourceChange {
                 id: r.id.clone(),

@@ -27,8 +27,9 @@ pub(crate) struct Node {
     pub(crate) deps: BTreeMap<ResourceId, DepKind>,
 }
 
+/// The graph of a set of states (the states themselves stay with the
+/// caller: nodes name resources by their place in them).
 pub(crate) struct GraphOutcome {
-    pub(crate) states: Vec<Arc<ParsedState>>,
     pub(crate) nodes: Vec<Node>,
     pub(crate) diags: Vec<Diagnostic>,
     /// Requisites that name no resource of these states: the index of
@@ -57,27 +58,26 @@ fn precedence(k: DepKind) -> u8 {
 pub(crate) fn build_graph(
     sources: &Sources,
     registry: &Registry,
-    states: Vec<Arc<ParsedState>>,
+    states: &[Arc<ParsedState>],
 ) -> GraphOutcome {
     let mut diags = Vec::new();
     let mut missing = Vec::new();
-    let (ids, at) = merge(sources, &states, &mut diags);
+    let (ids, at) = merge(sources, states, &mut diags);
     let deps = edges(
         sources,
         registry,
-        &states,
+        states,
         &ids,
         &at,
         &mut diags,
         &mut missing,
     );
-    claims(sources, registry, &states, &ids, &at, &mut diags);
+    claims(sources, registry, states, &ids, &at, &mut diags);
     if diags.is_empty() {
-        cycles(sources, &states, &ids, &deps, &mut diags);
+        cycles(sources, states, &ids, &deps, &mut diags);
     }
     if !diags.is_empty() {
         return GraphOutcome {
-            states,
             nodes: Vec::new(),
             diags,
             missing,
@@ -98,7 +98,6 @@ pub(crate) fn build_graph(
         })
         .collect();
     GraphOutcome {
-        states,
         nodes,
         diags,
         missing,

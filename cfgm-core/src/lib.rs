@@ -37,7 +37,7 @@ pub mod unused;
 pub mod version;
 
 pub use catalog::{Catalog, CatalogId, DepKind, Resource, ResourceId};
-pub use compile::{Compiler, Validation};
+pub use compile::{Compiler, Parts, Validation};
 pub use diag::{Diagnostic, Sources, Span};
 pub use plan::{Change, Mode};
 pub use provider::{ModuleError, Provider, Providers};

@@ -1308,3 +1308,66 @@ mod engine {
         );
     }
 }
+
+/// `cfgm diff`'s shortcut: a host whose states are the same in two trees
+/// shares one graph, and the resources whose contents differ, compared,
+/// give exactly the delta of the two whole catalogs. A state whose source
+/// changed, even where no value it reads did, never shares.
+#[test]
+fn parts_of_equal_states_share_a_graph_and_give_the_whole_delta() {
+    use cfgm_core::fleet::{catalog_delta, resources_delta};
+    let state = "[directory.\"/etc/x\"]\n[file.\"/etc/x/a\"]\ntemplate = \"t.j2\"\n[file.\"/etc/x/b\"]\ncontent = \"{{ host.dc }}\"\nmode = \"0600\"\n[pkg.p]\n";
+    let tree = |dir: &Path, state: &str, template: &str| {
+        write_tree(dir, &[("s", state)]);
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        std::fs::write(dir.join("templates/t.j2"), template).unwrap();
+    };
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    tree(a.path(), state, "one {{ host.name }}\n");
+    tree(b.path(), state, "two {{ host.name }}\n");
+    // The same resources, the same values read, another source.
+    tree(
+        c.path(),
+        &format!("# a comment\n{state}"),
+        "two {{ host.name }}\n",
+    );
+    let load = |d: &Path| Tree::load(d).unwrap().0;
+    let (ta, tb, tc) = (load(a.path()), load(b.path()), load(c.path()));
+    let reg = registry();
+    let (ca, cb, cc) = (
+        Compiler::new(&ta, &reg),
+        Compiler::new(&tb, &reg),
+        Compiler::new(&tc, &reg),
+    );
+    let host = |t: &Tree| t.hosts.get("a").unwrap().clone();
+    let pa = ca.parts(&host(&ta), None, None).ok().unwrap();
+    let pb = cb.parts(&host(&tb), None, Some(&pa)).ok().unwrap();
+    assert!(pb.same_graph(&pa), "equal states share the graph");
+    let at = pa.differing(&pb);
+    let short = resources_delta(
+        Some(&ca.resources_at(&pa, &at)),
+        Some(&cb.resources_at(&pb, &at)),
+    );
+    let whole = catalog_delta(
+        ca.catalog_of(ca.parts(&host(&ta), None, None).ok().unwrap(), false)
+            .0
+            .as_ref(),
+        cb.catalog_of(cb.parts(&host(&tb), None, None).ok().unwrap(), false)
+            .0
+            .as_ref(),
+    );
+    assert_eq!(at.len(), 1, "only the templated file differs");
+    assert_eq!(
+        serde_json::to_value(&short).unwrap(),
+        serde_json::to_value(&whole).unwrap()
+    );
+    assert_eq!(short.len(), 1);
+    assert_eq!(short[0].id, ResourceId::new("file", "/etc/x/a"));
+    // Another source: its own graph, even though every key it reads agrees.
+    let pc = cc.parts(&host(&tc), None, Some(&pa)).ok().unwrap();
+    assert!(!pc.same_graph(&pa));
+}

@@ -4,7 +4,7 @@
 
 use super::fleet_out::{render, Format};
 use crate::ui::Ui;
-use cfgm_core::fleet::{catalog_delta, Builder, HostStatus, ResourceChange};
+use cfgm_core::fleet::{catalog_delta, resources_delta, Builder, HostStatus, ResourceChange};
 use cfgm_core::gitsource::GitSource;
 use cfgm_core::{exit, Catalog, Compiler, Selector, Tree};
 use rayon::prelude::*;
@@ -78,16 +78,12 @@ pub fn run(ui: &Ui, dir: &std::path::Path, args: Args) -> anyhow::Result<u8> {
         b.diagnostic(d.to_json(&new.sources));
     }
     // Each distinct pair of catalogs is diffed once.
-    let deltas: Mutex<HashMap<(String, String), Vec<ResourceChange>>> = Mutex::default();
-    let delta = |a: Option<&Catalog>, b: &Catalog| -> Vec<ResourceChange> {
-        let key = (
-            a.map(|c| c.id.0.clone()).unwrap_or_default(),
-            b.id.0.clone(),
-        );
+    let deltas: Mutex<HashMap<DeltaKey, Vec<ResourceChange>>> = Mutex::default();
+    let cached = |key: DeltaKey, make: &dyn Fn() -> Vec<ResourceChange>| -> Vec<ResourceChange> {
         if let Some(d) = deltas.lock().expect("deltas").get(&key) {
             return d.clone();
         }
-        let d = catalog_delta(a, Some(b));
+        let d = make();
         let mut m = deltas.lock().expect("deltas");
         if m.len() > 4096 {
             m.clear(); // bounded: memory stays flat in the number of hosts
@@ -95,14 +91,43 @@ pub fn run(ui: &Ui, dir: &std::path::Path, args: Args) -> anyhow::Result<u8> {
         m.insert(key, d.clone());
         d
     };
+    let delta = |a: Option<&Catalog>, b: &Catalog| -> Vec<ResourceChange> {
+        let key = DeltaKey::Catalogs(
+            a.map(|c| c.id.0.clone()).unwrap_or_default(),
+            b.id.0.clone(),
+        );
+        cached(key, &|| catalog_delta(a, Some(b)))
+    };
     // Hosts stream through in chunks: compiled in parallel, reduced to
     // their change sets, folded into the builder.
     for chunk in hosts.chunks(512) {
         let results: Vec<_> = chunk
             .par_iter()
             .map(|h| {
-                let n = cn.compile_shared(h, None);
-                let o = old.hosts.get(&h.name).map(|oh| co.compile_shared(oh, None));
+                let po = old.hosts.get(&h.name).map(|oh| co.parts(oh, None, None));
+                let like = po.as_ref().and_then(|p| p.as_ref().ok());
+                let pn = cn.parts(h, None, like);
+                // The host's states are the same in both trees: one graph,
+                // and only the resources whose file contents differ are
+                // built and compared (the rest are equal by construction).
+                if let (Some(Ok(po)), Ok(pn)) = (&po, &pn) {
+                    if po.clean() && pn.clean() && pn.same_graph(po) {
+                        let key = DeltaKey::Parts(po.key(), pn.key());
+                        let d = cached(key, &|| {
+                            let at = po.differing(pn);
+                            if at.is_empty() {
+                                return Vec::new();
+                            }
+                            resources_delta(
+                                Some(&co.resources_at(po, &at)),
+                                Some(&cn.resources_at(pn, &at)),
+                            )
+                        });
+                        return (Ok(d), Vec::new());
+                    }
+                }
+                let o = po.map(|p| p.map_or_else(|c| c, |p| co.catalog_of(p, true)));
+                let n = pn.map_or_else(|c| c, |p| cn.catalog_of(p, true));
                 let old_cat = o
                     .as_ref()
                     .and_then(|o| o.0.as_ref().filter(|_| o.1.is_empty()));
@@ -149,6 +174,14 @@ pub fn run(ui: &Ui, dir: &std::path::Path, args: Args) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// What a delta is cached under: two catalogs' ids, or two parts' keys
+/// (each in its own tree).
+#[derive(PartialEq, Eq, Hash)]
+enum DeltaKey {
+    Catalogs(String, String),
+    Parts([u8; 32], [u8; 32]),
 }
 
 /// The older inventory's hosts a selector picks (a selector that names
