@@ -1021,12 +1021,19 @@ fn backups_of_paths_that_read_alike_do_not_mix() {
 #[test]
 fn the_catalog_cache_never_serves_a_stale_catalog() {
     let (_t, tr, root, st) = dirs();
-    tree(&tr, "[file.\"/etc/a\"]\ncontent = \"one\\n\"\n");
+    // With a dependency (the directory before the file in it): a catalog
+    // with dependencies must be kept too.
+    tree(
+        &tr,
+        "[directory.\"/etc/d\"]\n[file.\"/etc/d/b\"]\ncontent = \"b\\n\"\n[file.\"/etc/a\"]\ncontent = \"one\\n\"\n",
+    );
     std::fs::create_dir_all(root.join("etc")).unwrap();
     let (out, _) = apply(&tr, &root, &st, &[]);
     assert!(out.status.success());
     let cache = st.join("catalog-cache/h.json");
     assert!(cache.exists(), "the catalog was not kept");
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    assert_eq!(kept["catalog"]["resources"].as_array().unwrap().len(), 3);
     // Served from the cache: same catalog, nothing to do.
     let (_, rep) = apply(&tr, &root, &st, &[]);
     assert_eq!(rep["counts"]["changed"], 0);

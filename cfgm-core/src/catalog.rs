@@ -96,7 +96,9 @@ pub struct Resource {
     /// Attributes after rendering, with requisites removed and templates
     /// resolved into content.
     pub attrs: BTreeMap<String, Value>,
-    /// What this resource comes after, and why.
+    /// What this resource comes after, and why (as JSON a list of
+    /// `[id, kind]` pairs: JSON keys are strings).
+    #[serde(with = "dep_pairs")]
     pub deps: BTreeMap<ResourceId, DepKind>,
     pub origin: Origin,
     /// Attributes to hide when shown (the resource is `secret = true`).
@@ -106,6 +108,27 @@ pub struct Resource {
     /// render); the engine fails it and skips what depends on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A resource's dependencies as `[id, kind]` pairs.
+mod dep_pairs {
+    use super::{DepKind, ResourceId};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        deps: &BTreeMap<ResourceId, DepKind>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(deps.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<ResourceId, DepKind>, D::Error> {
+        let pairs = Vec::<(ResourceId, DepKind)>::deserialize(d)?;
+        Ok(pairs.into_iter().collect())
+    }
 }
 
 impl Resource {
@@ -423,6 +446,21 @@ mod tests {
         assert_eq!(a.id, b.id);
         let c = Catalog::new("a", vec![res("pkg", "nginx", json!({"version": "2"}))]);
         assert_ne!(a.id, c.id);
+    }
+
+    /// What the agent keeps between runs: a catalog whose resources have
+    /// dependencies goes to JSON and back unchanged (a map keyed by ids
+    /// cannot be JSON, so they go as pairs).
+    #[test]
+    fn a_catalog_with_dependencies_round_trips_through_json() {
+        let mut f = res("file", "/etc/x/a", json!({"content": "1"}));
+        f.deps
+            .insert(ResourceId::new("directory", "/etc/x"), DepKind::Auto);
+        f.deps.insert(ResourceId::new("pkg", "p"), DepKind::Watch);
+        let c = Catalog::new("h", vec![res("directory", "/etc/x", json!({})), f]);
+        let text = serde_json::to_string(&c).expect("serializes");
+        let back: Catalog = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, c);
     }
 
     #[test]
