@@ -103,6 +103,8 @@ pub struct Outcome {
     /// The tree's sources, to render diagnostics with file and line.
     pub tree: Tree,
     pub diagnostics: Vec<cfgm_core::Diagnostic>,
+    /// The report's JSON as kept in the state directory (when it was).
+    pub json: Option<Vec<u8>>,
 }
 
 /// The host's name: its hostname under the root.
@@ -180,6 +182,7 @@ pub fn converge_once(
         _ => {
             diags.extend(resource_diags);
             cfgm_core::diag::sort_dedup(&tree.sources, &mut diags);
+            let mut json = None;
             let mut report = Report::not_applied(&host_name, cfg.mode, RunStatus::NotCompiled);
             report.tree_id = tree.tree_id();
             report.diagnostics = diags.iter().map(|d| d.to_json(&tree.sources)).collect();
@@ -192,12 +195,13 @@ pub fn converge_once(
                 // Monitoring must not keep seeing the last good run; a
                 // concurrent run owns the report, so only under the lock.
                 let _lock = lock(cfg)?;
-                crate::state::save_report(&cfg.state_dir, &to_json(&report));
+                json = Some(keep_report(&cfg.state_dir, &report));
             }
             return Ok(Outcome {
                 report,
                 tree,
                 diagnostics: diags,
+                json,
             });
         }
     };
@@ -224,18 +228,20 @@ pub fn converge_once(
         .iter()
         .map(|d| d.to_json(&tree.sources))
         .collect();
+    let mut json = None;
     if cfg.mode == Mode::Apply {
         ledger
             .settle(&report.owed_refresh)
             .map_err(|e| RunError::Io(format!("record owed refreshes: {e}")))?;
         if cfg.keep_report {
-            crate::state::save_report(&cfg.state_dir, &to_json(&report));
+            json = Some(keep_report(&cfg.state_dir, &report));
         }
     }
     Ok(Outcome {
         report,
         tree,
         diagnostics: resource_diags,
+        json,
     })
 }
 
@@ -248,11 +254,36 @@ fn lock(cfg: &Config) -> Result<Option<RunLock>, RunError> {
     }
 }
 
-/// The report as kept and printed: with the run's peak memory.
-pub fn to_json(report: &Report) -> Value {
-    let mut json = serde_json::to_value(report).unwrap_or(Value::Null);
-    if let Some(kib) = peak_rss_kib() {
-        json["peak_rss_kib"] = kib.into();
+/// The report as kept and printed, serialized once: pretty JSON with the
+/// run's peak memory, ending in a newline.
+pub fn report_json(report: &Report) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Kept<'a> {
+        #[serde(flatten)]
+        report: &'a Report,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peak_rss_kib: Option<u64>,
     }
+    let mut out = serde_json::to_vec_pretty(&Kept {
+        report,
+        peak_rss_kib: peak_rss_kib(),
+    })
+    .unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Keeps the report in the state directory; its JSON, for printing.
+pub fn keep_report(state_dir: &Path, report: &Report) -> Vec<u8> {
+    let json = report_json(report);
+    crate::state::save_report(state_dir, &json, &status_name(report));
     json
+}
+
+/// The report's status as its JSON says it (history file names).
+fn status_name(report: &Report) -> String {
+    match serde_json::to_value(report.status) {
+        Ok(Value::String(s)) => s,
+        _ => "run".into(),
+    }
 }

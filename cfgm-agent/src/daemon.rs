@@ -282,7 +282,7 @@ impl Daemon {
         }
         report.pull = Some(pull);
         if mode == Mode::Apply {
-            crate::state::save_report(&self.cfg.state_dir, &converge::to_json(&report));
+            converge::keep_report(&self.cfg.state_dir, &report);
             self.publish(&report);
         }
         tracing::info!(

@@ -7,18 +7,25 @@ use std::path::Path;
 /// How many reports `STATE_DIR/reports/history/` keeps (oldest removed).
 pub const HISTORY_KEPT: usize = 50;
 
-/// Keeps the report as STATE_DIR/reports/last.json and in the history.
-pub fn save_report(state_dir: &Path, json: &serde_json::Value) {
-    let text = format!("{json:#}");
+/// Keeps the report (its JSON, see `converge::report_json`) as
+/// STATE_DIR/reports/last.json and in the history: written once, the
+/// history entry a second name of the same file (last.json is only ever
+/// replaced by a rename, never written in place).
+pub fn save_report(state_dir: &Path, json: &[u8], status: &str) {
     let reports = state_dir.join("reports");
-    write_state_file(&reports.join("last.json"), &text);
+    let last = reports.join("last.json");
+    write_state_bytes(&last, json);
     let history = reports.join("history");
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let status = json["status"].as_str().unwrap_or("run");
-    write_state_file(&history.join(format!("{stamp:020}-{status}.json")), &text);
+    let entry = history.join(format!("{stamp:020}-{status}.json"));
+    let linked =
+        std::fs::create_dir_all(&history).is_ok() && std::fs::hard_link(&last, &entry).is_ok();
+    if !linked {
+        write_state_bytes(&entry, json);
+    }
     prune(&history, HISTORY_KEPT);
 }
 
@@ -54,13 +61,21 @@ fn prune(dir: &Path, keep: usize) {
 /// Writes one of the agent's own files atomically (temporary name, then
 /// rename). Best effort: the run's outcome does not depend on it.
 pub fn write_state_file(path: &Path, text: &str) {
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.push(b'\n');
+    write_state_bytes(path, &bytes);
+}
+
+/// [`write_state_file`] of bytes as they are.
+pub fn write_state_bytes(path: &Path, bytes: &[u8]) {
     let Some(dir) = path.parent() else { return };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, format!("{text}\n")).is_ok() {
+    if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
         let _ = std::fs::rename(&tmp, path);
     }
 }

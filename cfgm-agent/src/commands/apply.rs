@@ -2,7 +2,7 @@
 //! report.
 
 use super::progress::Progress;
-use cfgm_agent::converge::{converge_once, to_json, Config, TreeInput};
+use cfgm_agent::converge::{converge_once, report_json, Config, TreeInput};
 use cfgm_agent::RunError;
 use cfgm_core::engine::EventSink;
 use cfgm_core::Mode;
@@ -104,6 +104,7 @@ pub fn run(a: Args) -> Result<u8, RunError> {
     let out = out?;
     print_report(
         &out.report,
+        out.json.as_deref(),
         &out.diagnostics,
         &out.tree.sources,
         a.json,
@@ -131,7 +132,7 @@ fn apply_commit(
     let mode = if a.dry_run { Mode::DryRun } else { Mode::Apply };
     let report = daemon.cycle(Some(rev), mode, sink, None)?;
     let sources = cfgm_core::Sources::new();
-    print_report(&report, &[], &sources, a.json, color);
+    print_report(&report, None, &[], &sources, a.json, color);
     let accepted = report
         .pull
         .as_ref()
@@ -145,6 +146,7 @@ fn apply_commit(
 
 fn print_report(
     report: &cfgm_core::Report,
+    kept: Option<&[u8]>,
     diagnostics: &[cfgm_core::Diagnostic],
     sources: &cfgm_core::Sources,
     json: bool,
@@ -153,9 +155,15 @@ fn print_report(
     if json {
         // One write, not one per line (a 1,000-resource report is 18,000
         // lines).
-        let mut text = serde_json::to_vec_pretty(&to_json(report)).unwrap_or_default();
-        text.push(b'\n');
-        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &text);
+        let made;
+        let text = match kept {
+            Some(t) => t,
+            None => {
+                made = report_json(report);
+                &made
+            }
+        };
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text);
         return;
     }
     for d in diagnostics {
