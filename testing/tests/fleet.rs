@@ -1346,6 +1346,7 @@ fn cfgm_bin() -> PathBuf {
 fn rollout_hosts(f: &Fleet) -> Vec<Host> {
     let mut taken: Vec<String> = apply_hosts(f).iter().map(|h| h.name.clone()).collect();
     taken.extend(agent_hosts(f).into_iter().map(|h| h.name));
+    taken.push(example_host(f).name);
     let hosts: Vec<Host> = f
         .hosts()
         .iter()
@@ -2158,4 +2159,175 @@ fn a_plan_from_fetched_facts_matches_each_hosts_own_dry_run() {
             unknown.len()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example trees of examples/ on a host of their own.
+
+/// The host the example trees converge on: the last one the `apply` and agent tests leave (the
+/// rollout tests take the others).
+fn example_host(f: &Fleet) -> Host {
+    let mut taken: Vec<String> = apply_hosts(f).iter().map(|h| h.name.clone()).collect();
+    taken.extend(agent_hosts(f).into_iter().map(|h| h.name));
+    f.hosts()
+        .iter()
+        .rev()
+        .find(|h| !taken.contains(&h.name))
+        .cloned()
+        .expect("a host for the examples")
+}
+
+/// Copies `examples/TREE` (plus `extra` files, path and text) into the host as
+/// /var/tmp/cfgm-examples/TREE, through ssh.
+fn ship_example(f: &Fleet, host: &str, tree: &str, extra: &[(&str, &str)]) -> String {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(tree);
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join(tree);
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "cp {}", src.display());
+    for (path, text) in extra {
+        let p = copy.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(work.path())
+        .args(["-cf", "-", tree])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let dir = "/var/tmp/cfgm-examples".to_string();
+    let out = f
+        .ssh_with_input(
+            host,
+            &format!("rm -rf {dir}/{tree} && mkdir -p {dir} && tar -C {dir} -xf -"),
+            &tar.stdout,
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(out.success(), "{host}: unpack {tree}: {}", out.stderr);
+    format!("{dir}/{tree}")
+}
+
+/// `cfgm-agent apply` of a shipped example tree as one of its inventory's hosts: the exit code
+/// and the report.
+fn example_apply(f: &Fleet, host: &str, tree: &str, as_host: &str) -> (Option<i32>, Value) {
+    let cmd = format!(
+        "cfgm-agent apply --tree {tree} --host {as_host} --state-dir /var/lib/cfgm-example/{as_host} --json"
+    );
+    let out = ssh_riding_restarts(host, || f.ssh_timeout(host, &cmd, Duration::from_secs(600)))
+        .unwrap_or_else(|e| panic!("{host}: {e:#}"));
+    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{host}: no JSON report ({e}):\n{}\n{}",
+            out.stdout, out.stderr
+        )
+    });
+    (out.code, report)
+}
+
+/// Applies an example tree twice: the first converges without a failure, the second changes
+/// nothing.
+fn converge_example(f: &Fleet, host: &str, tree: &str, as_host: &str) {
+    let (code, first) = example_apply(f, host, tree, as_host);
+    assert_eq!(code, Some(0), "{host}: {tree}: {:?}", problems(&first));
+    let (code, second) = example_apply(f, host, tree, as_host);
+    assert_eq!(
+        code,
+        Some(0),
+        "{host}: {tree} again: {:?}",
+        problems(&second)
+    );
+    assert_eq!(
+        second["counts"]["changed"],
+        0,
+        "{host}: {tree}: the second apply changed {:?}",
+        with_outcome(&second, "changed")
+    );
+    eprintln!(
+        "{host}: {tree} as {as_host}: {} changed, then 0",
+        first["counts"]["changed"]
+    );
+}
+
+/// The two ported configurations (dev-sec's ssh hardening, the nginx formula) converge on a real
+/// host of the fleet, and real clients agree: `sshd -t`, the hardened settings in `sshd -T`, a key
+/// login as a member of the allowed group (and none as a user outside it), `nginx -t`, an HTTP 200
+/// with the site's page from the controller.
+#[test]
+fn the_example_trees_converge_on_a_fleet_host_and_real_clients_agree() {
+    let h = example_host(fleet());
+    let name = h.name.as_str();
+    {
+        // sshd restarts: no other test dials a host meanwhile.
+        let _all = write(&UP);
+        let f = fleet();
+        // A host layer of the example's own hierarchy keeps the harness's root key login
+        // (the example refuses root, and allows only ssh-users).
+        let tree = ship_example(
+            f,
+            name,
+            "ssh-hardening",
+            &[(
+                "data/host/app1.toml",
+                "[ssh.server]\nPermitRootLogin = \"prohibit-password\"\n\n[ssh]\nallow_groups = [\"ssh-users\", \"root\"]\n",
+            )],
+        );
+        converge_example(f, name, &tree, "app1");
+        sh(f, name, "/usr/sbin/sshd -t");
+        let t = sh(f, name, "/usr/sbin/sshd -T");
+        for want in [
+            "maxauthtries 2",
+            "allowgroups ssh-users",
+            "allowgroups root",
+            "permitrootlogin without-password",
+            "x11forwarding no",
+        ] {
+            assert!(
+                t.lines().any(|l| l == want),
+                "{name}: sshd -T lacks {want:?}:\n{t}"
+            );
+        }
+        // A key login as a member of ssh-users works; the same key for a user outside it does not.
+        let login = sh(
+            f,
+            name,
+            "set -e; for u in alice mallory; do id $u >/dev/null 2>&1 || useradd -m -s /bin/sh $u; done; \
+             usermod -a -G ssh-users alice; rm -f /tmp/ex-key /tmp/ex-key.pub; ssh-keygen -q -t ed25519 -N '' -f /tmp/ex-key; \
+             for u in alice mallory; do install -d -m 700 -o $u -g $u /home/$u/.ssh; \
+             install -m 600 -o $u -g $u /tmp/ex-key.pub /home/$u/.ssh/authorized_keys; done; \
+             o='-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'; \
+             echo alice: $(ssh -i /tmp/ex-key $o alice@127.0.0.1 echo in 2>/dev/null || echo refused); \
+             echo mallory: $(ssh -i /tmp/ex-key $o mallory@127.0.0.1 echo in 2>/dev/null || echo refused)",
+        );
+        assert!(login.contains("alice: in"), "{name}: {login}");
+        assert!(login.contains("mallory: refused"), "{name}: {login}");
+    }
+    let _up = read(&UP);
+    let f = fleet();
+    let tree = ship_example(f, name, "nginx", &[]);
+    converge_example(f, name, &tree, "web1");
+    sh(f, name, "nginx -t -q");
+    // From the controller, over the datacenter network: a reload swaps workers in the
+    // background, so ask again for a few seconds.
+    let mut page = String::new();
+    for _ in 0..50 {
+        match f.http_get(name, 80, "/") {
+            Ok(body) if body.contains("www on web1") => {
+                page = body;
+                break;
+            }
+            Ok(body) => page = body,
+            Err(e) => page = format!("{e:#}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(page.contains("<p>www on web1</p>"), "{name}: {page}");
 }
