@@ -14,6 +14,10 @@
 //!   that fail (or are skipped) in apply and a piece of their error; a
 //!   resource that fails in the dry run ("would fail") must fail in apply
 //!   with the very same message;
+//! - `expect-failures-again` (optional): the same for the second apply,
+//!   when it differs from the first (a failed apt transaction that
+//!   installed something the first time changes nothing the second);
+//!   without it the second apply expects `expect-failures`;
 //! - `check.sh`: bash with `$ROOT`, `$OUTSIDE` and `$STATE` (the state
 //!   directory, with the backups), the assertion of the end state;
 //! - `expected-report` (optional, blessed): the dry run as people read it;
@@ -590,10 +594,11 @@ fn plan_lines(r: &Report) -> Vec<String> {
     out
 }
 
-/// `kind[name] text` lines: resources expected to fail (or be skipped),
+/// `kind[name] text` lines of a case's `file` (`expect-failures`,
+/// `expect-failures-again`): resources expected to fail (or be skipped),
 /// with a piece of their error.
-fn expected_failures(case: &Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(case.join("expect-failures"))
+fn expected_failures(case: &Path, file: &str) -> BTreeMap<String, String> {
+    std::fs::read_to_string(case.join(file))
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -824,7 +829,12 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
             "{what} changed files outside the root (in $OUTSIDE): {changed:?}"
         ))
     };
-    let expected = expected_failures(case);
+    let expected = expected_failures(case, "expect-failures");
+    let expected_again = if case.join("expect-failures-again").exists() {
+        expected_failures(case, "expect-failures-again")
+    } else {
+        expected.clone()
+    };
 
     // The dry run: the plan, and nothing changed on disk.
     let before = snapshot(&upper);
@@ -913,7 +923,7 @@ fn run_case(case: &Path, place: Place) -> Result<String, String> {
     // Idempotence: a second apply changes nothing.
     let second = run_engine(&catalog, &root_dir, &state_dir, Mode::Apply);
     outside_unchanged("the second apply")?;
-    check_failures(&second, &expected, "second apply")?;
+    check_failures(&second, &expected_again, "second apply")?;
     if second.counts.changed != 0 {
         return Err(format!(
             "the second apply changed something\n{}",

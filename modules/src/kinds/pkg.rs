@@ -7,8 +7,12 @@
 //! when apt cannot find a package because the lists are missing or stale,
 //! `apt-get update` runs once and the transaction is retried, and when a
 //! batch fails each package is retried alone so that the failure names the
-//! package at fault. Knows nothing of other package managers or of apt
-//! sources (the host's own configuration is used).
+//! package at fault. A failed batch may still have changed the host (dpkg
+//! unpacked or configured some packages before a maintainer script
+//! failed): dpkg's status database, read before and after, tells which,
+//! and every failure of the batch says so (`this run touched: NAME VERSION
+//! (STATE), …`, or `nothing was changed`). Knows nothing of other package
+//! managers or of apt sources (the host's own configuration is used).
 
 use cfgm_core::schema::{AttrSpec, AttrType, Attrs, KindSpec, Problem};
 
@@ -100,6 +104,7 @@ use serde_json::Value;
 
 /// The kind's entry in `crate::KINDS`.
 pub static KIND: KindDef = KindDef::of::<Pkg>();
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 use std::time::Duration;
 
@@ -254,6 +259,8 @@ fn transaction(host: &Host, argv: &[String], updated: &mut bool) -> Result<(), M
 
 /// One transaction for all of `names`; when it fails and there is more than
 /// one, each alone, so that the failure is pinned on the package at fault.
+/// Every failure ends with what the transaction and its retries changed in
+/// dpkg's status database.
 fn batch(
     host: &Host,
     base: &[&str],
@@ -269,14 +276,184 @@ fn batch(
             .chain(ns.iter().cloned())
             .collect()
     };
-    match transaction(host, &argv(names), updated) {
-        Ok(()) => names.iter().map(|_| Ok(())).collect(),
+    let before = DpkgDb::read(host);
+    let results = match transaction(host, &argv(names), updated) {
+        Ok(()) => return names.iter().map(|_| Ok(())).collect(),
         Err(e) if names.len() == 1 => vec![Err(e)],
         Err(_) => names
             .iter()
             .map(|n| transaction(host, &argv(std::slice::from_ref(n)), updated))
             .collect(),
+    };
+    if results.iter().all(Result::is_ok) {
+        return results;
     }
+    let what = match (before, DpkgDb::read(host)) {
+        (Ok(before), Ok(after)) => touched_summary(&touched(&before.records(), &after.records())),
+        (Err(e), _) | (_, Err(e)) => format!("what this run touched is unknown ({e})"),
+    };
+    results
+        .into_iter()
+        .map(|r| r.map_err(|e| ModuleError::Other(format!("{e}; {what}"))))
+        .collect()
+}
+
+// ---- what a failed transaction touched -----------------------------------
+
+/// dpkg's status database.
+const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+/// dpkg's journal: records written since the last rewrite of the status
+/// file (a dpkg that was killed leaves them there).
+const DPKG_UPDATES: &str = "/var/lib/dpkg/updates";
+/// How many touched packages a message names.
+const MAX_TOUCHED: usize = 20;
+
+/// dpkg's status database as read from the host, not yet parsed (only a
+/// failure needs it parsed).
+struct DpkgDb {
+    status: Vec<u8>,
+    /// The journal's records, in the order dpkg replays them.
+    updates: Vec<Vec<u8>>,
+}
+
+/// A package's `Status` (`want flag state`) and `Version` fields.
+#[derive(Debug, PartialEq)]
+struct Record {
+    status: Option<String>,
+    version: Option<String>,
+}
+
+/// Records by package name and architecture (sorted by name).
+type Records = BTreeMap<(String, String), Record>;
+
+impl DpkgDb {
+    fn read(host: &HostRead) -> Result<DpkgDb, ModuleError> {
+        let status = host.read(DPKG_STATUS)?.unwrap_or_default();
+        let mut journal: Vec<(u64, String)> = if host.is_dir(DPKG_UPDATES) {
+            host.list_dir(DPKG_UPDATES)?
+                .into_iter()
+                // `tmp.i` is a record being written, not yet in the journal.
+                .filter_map(|n| Some((n.parse().ok()?, n)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        journal.sort();
+        let mut updates = Vec::new();
+        for (_, name) in journal {
+            let path = format!("{DPKG_UPDATES}/{name}");
+            updates.extend(host.read(&path)?);
+        }
+        Ok(DpkgDb { status, updates })
+    }
+
+    /// The records dpkg sees: the status file, each journal record
+    /// replacing the package's.
+    fn records(&self) -> Records {
+        let texts: Vec<String> = std::iter::once(&self.status)
+            .chain(&self.updates)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        parse_records(texts.iter().map(String::as_str))
+    }
+}
+
+/// Parses status-file stanzas (blank-line separated `Field: value` lines;
+/// continuation lines start with a space); a later stanza of a package
+/// replaces an earlier one.
+fn parse_records<'a>(texts: impl IntoIterator<Item = &'a str>) -> Records {
+    let mut out = Records::new();
+    for text in texts {
+        let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
+        for line in text.lines().chain([""]) {
+            if line.trim().is_empty() {
+                if let Some(name) = fields.get("Package") {
+                    let arch = fields.get("Architecture").copied().unwrap_or_default();
+                    let record = Record {
+                        status: fields.get("Status").map(|s| s.to_string()),
+                        version: fields.get("Version").map(|s| s.to_string()),
+                    };
+                    out.insert((name.to_string(), arch.to_string()), record);
+                }
+                fields.clear();
+            } else if !line.starts_with([' ', '\t']) {
+                if let Some((k, v)) = line.split_once(':') {
+                    fields.insert(k, v.trim());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The packages whose `Status` or `Version` differ from `before` to
+/// `after`, sorted by name: `NAME VERSION (STATE)`, the version before →
+/// after when it changed, the state dpkg has now (`not-installed` when its
+/// record is gone). A name carries its architecture when the database has
+/// it for more than one.
+fn touched(before: &Records, after: &Records) -> Vec<String> {
+    let keys: BTreeSet<&(String, String)> = before.keys().chain(after.keys()).collect();
+    let mut arches: BTreeMap<&str, usize> = BTreeMap::new();
+    for (name, _) in &keys {
+        *arches.entry(name.as_str()).or_default() += 1;
+    }
+    keys.into_iter()
+        .filter_map(|key| {
+            let (b, a) = (before.get(key), after.get(key));
+            if b == a {
+                return None;
+            }
+            let (name, arch) = key;
+            let mut line = if arches[name.as_str()] > 1 {
+                format!("{name}:{arch}")
+            } else {
+                name.clone()
+            };
+            let version = |r: Option<&Record>| r.and_then(|r| r.version.clone());
+            match (version(b), version(a)) {
+                (Some(old), Some(new)) if old != new => line += &format!(" {old} → {new}"),
+                (_, Some(v)) | (Some(v), None) => line += &format!(" {v}"),
+                (None, None) => {}
+            }
+            let status = a.and_then(|r| r.status.as_deref());
+            line += &format!(" ({})", state(status.unwrap_or("unknown ok not-installed")));
+            Some(line)
+        })
+        .collect()
+}
+
+/// A `Status` as a reader wants it: the state, with a flag other than
+/// `ok` (`reinstreq`) and a `hold`.
+fn state(status: &str) -> String {
+    match status.split_whitespace().collect::<Vec<_>>()[..] {
+        [want, flag, state] => {
+            let mut s = state.to_string();
+            if flag != "ok" {
+                s += &format!(", {flag}");
+            }
+            if want == "hold" {
+                s += ", hold";
+            }
+            s
+        }
+        _ => status.to_string(),
+    }
+}
+
+/// The end of a failed batch's messages: the touched packages, at most
+/// `MAX_TOUCHED` of them named, or that there are none.
+fn touched_summary(touched: &[String]) -> String {
+    if touched.is_empty() {
+        return "nothing was changed (dpkg's status is as before)".into();
+    }
+    let mut s = format!(
+        "this run touched: {}",
+        touched[..touched.len().min(MAX_TOUCHED)].join(", ")
+    );
+    if touched.len() > MAX_TOUCHED {
+        s += &format!(", and {} more", touched.len() - MAX_TOUCHED);
+    }
+    s
 }
 
 impl Module for Pkg {
@@ -605,6 +782,117 @@ mod tests {
                 ("p", json!({"ensure": "absent"}), none, &[]),
             ],
         );
+    }
+
+    /// A failed transaction's report from dpkg's status before and after:
+    /// what changed (installed, half-configured, upgraded, removed, purged,
+    /// a record from the journal), sorted by name; what did not is left out.
+    #[test]
+    fn a_failed_transaction_says_what_dpkg_shows_changed() {
+        let before = "\
+Package: base-files
+Status: install ok installed
+Architecture: amd64
+Version: 12.4
+Description: Debian base system miscellaneous files
+ This package contains the basic filesystem hierarchy.
+ Status: not a field, a continuation line
+
+Package: old-tool
+Status: install ok installed
+Architecture: all
+Version: 2.0
+
+Package: gone
+Status: install ok installed
+Architecture: all
+Version: 0.9
+
+Package: libz
+Status: install ok installed
+Architecture: amd64
+Version: 1.2
+";
+        let after = "\
+Package: base-files
+Status: install ok installed
+Architecture: amd64
+Version: 12.4
+Description: Debian base system miscellaneous files
+ This package contains the basic filesystem hierarchy.
+
+Package: old-tool
+Status: deinstall ok config-files
+Architecture: all
+Version: 2.0
+Config-Version: 2.0
+
+Package: cfgm-good
+Status: install ok installed
+Architecture: all
+Version: 1.0
+
+Package: cfgm-bad
+Status: install ok installed
+Architecture: all
+Version: 1.0
+
+Package: libz
+Status: install ok installed
+Architecture: amd64
+Version: 1.3
+
+Package: libz
+Status: install ok unpacked
+Architecture: i386
+Version: 1.3
+";
+        // dpkg was interrupted: its journal has cfgm-bad's newer record.
+        let journal = "\
+Package: cfgm-bad
+Status: install reinstreq half-configured
+Architecture: all
+Version: 1.0
+";
+        let changes = touched(&parse_records([before]), &parse_records([after, journal]));
+        assert_eq!(
+            changes,
+            [
+                "cfgm-bad 1.0 (half-configured, reinstreq)",
+                "cfgm-good 1.0 (installed)",
+                "gone 0.9 (not-installed)",
+                "libz:amd64 1.2 → 1.3 (installed)",
+                "libz:i386 1.3 (unpacked)",
+                "old-tool 2.0 (config-files)",
+            ]
+        );
+        assert_eq!(
+            touched_summary(&changes),
+            "this run touched: cfgm-bad 1.0 (half-configured, reinstreq), \
+             cfgm-good 1.0 (installed), gone 0.9 (not-installed), \
+             libz:amd64 1.2 → 1.3 (installed), libz:i386 1.3 (unpacked), \
+             old-tool 2.0 (config-files)"
+        );
+        // The same database twice: nothing, said so.
+        let same = touched(&parse_records([before]), &parse_records([before]));
+        assert!(same.is_empty());
+        assert_eq!(
+            touched_summary(&same),
+            "nothing was changed (dpkg's status is as before)"
+        );
+    }
+
+    /// A long list names the first 20 and counts the rest.
+    #[test]
+    fn touched_packages_are_bounded() {
+        let after: String = (0..25)
+            .map(|i| format!("Package: p{i:02}\nStatus: install ok installed\nVersion: 1\n\n"))
+            .collect();
+        let changes = touched(&Records::new(), &parse_records([after.as_str()]));
+        assert_eq!(changes.len(), 25);
+        let s = touched_summary(&changes);
+        assert!(s.starts_with("this run touched: p00 1 (installed), p01 1"), "{s}");
+        assert!(s.ends_with("p19 1 (installed), and 5 more"), "{s}");
     }
 
     #[test]
