@@ -5,6 +5,13 @@
 //! that creates them, then a no-op apply of the converged host (budget
 //! < 100 ms), each timed in-process (engine only, compile excluded) and as
 //! the whole `cfgm-agent apply` process. Prints peak memory of the process.
+//!
+//! Then, as root, the durable cold converge as a whole process on a fresh
+//! ext4 filesystem (a loop-mounted image: a filesystem that has seen many
+//! files deleted spends the time in ext4's inode allocator, not in cfgm):
+//! budget < 150 ms, beside the floor of what every write did before files
+//! were batched — temporary, fsync, rename, fsync of the directory, per
+//! file — measured on the same filesystem.
 
 use cfgm_core::engine::{self, Options};
 use cfgm_core::Mode;
@@ -113,8 +120,116 @@ fn main() {
         wall[2],
         rss as f64 / 1024.0
     );
-    if median >= 100.0 {
+    let mut over = median >= 100.0;
+    match durable_cold_converge(bin, &tree_dir) {
+        Ok((cold, floor)) => {
+            println!(
+                "cold converge, 1,000 files, durable, whole process on a fresh ext4: median {cold:.0} ms (5 runs; budget < 150 ms); per-file durability (temporary, fsync, rename, fsync dir per file, as every write did before batching) on the same filesystem: {floor:.0} ms for the writes alone"
+            );
+            over |= cold >= 150.0;
+        }
+        Err(why) => println!("cold converge on a fresh ext4: not measured ({why})"),
+    }
+    if over {
         eprintln!("over budget");
         std::process::exit(1);
     }
+}
+
+/// A fresh ext4 filesystem in a loop-mounted image, unmounted on drop.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Result<Scratch, String> {
+        let dir = tempfile::tempdir_in("/var/tmp").map_err(|e| e.to_string())?;
+        let img = dir.path().join("fs.img");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).map_err(|e| e.to_string())?;
+        let run = |c: &mut Command| -> Result<(), String> {
+            match c.stdout(std::process::Stdio::null()).status() {
+                Ok(s) if s.success() => Ok(()),
+                Ok(s) => Err(format!("{c:?}: {s}")),
+                Err(e) => Err(format!("{c:?}: {e}")),
+            }
+        };
+        run(Command::new("truncate").arg("-s").arg("1G").arg(&img))?;
+        run(Command::new("mkfs.ext4").arg("-q").arg(&img))?;
+        run(Command::new("mount")
+            .arg("-o")
+            .arg("loop")
+            .arg(&img)
+            .arg(&mnt))?;
+        Ok(Scratch { dir })
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("mnt")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.path()).status();
+    }
+}
+
+/// Median wall time (ms) of 5 cold converges of the tree by the whole
+/// process, and the time of per-file durable writes of the same files.
+fn durable_cold_converge(bin: &str, tree: &Path) -> Result<(f64, f64), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        != 0
+    {
+        return Err("needs root to mount a scratch filesystem".into());
+    }
+    let fs = Scratch::new()?;
+    let mut wall = Vec::new();
+    for run in 0..5 {
+        let base = fs.path().join(format!("run{run}"));
+        std::fs::create_dir_all(base.join("root")).map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        let out = Command::new(bin)
+            .args(["apply", "--host", "h", "--quiet", "--tree"])
+            .arg(tree)
+            .arg("--root")
+            .arg(base.join("root"))
+            .arg("--state-dir")
+            .arg(base.join("state"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())?;
+        wall.push(t0.elapsed().as_secs_f64() * 1000.0);
+        if !out.success() {
+            return Err(format!("cfgm-agent apply: {out}"));
+        }
+        let n = std::fs::read_dir(base.join("root/srv/d3"))
+            .map_err(|e| e.to_string())?
+            .count();
+        assert_eq!(n, 100, "the cold converge wrote every file");
+    }
+    wall.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // The floor of before: the same 1,000 files, each made durable alone.
+    use std::io::Write as _;
+    let base = fs.path().join("floor");
+    let content = "line of the generated config\n".repeat(24);
+    let t0 = Instant::now();
+    for d in 0..10 {
+        let dir = base.join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let dfd = std::fs::File::open(&dir).map_err(|e| e.to_string())?;
+        for i in 0..100 {
+            let tmp = dir.join(format!(".f{i}.tmp"));
+            let mut f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+            f.write_all(content.as_bytes()).map_err(|e| e.to_string())?;
+            f.sync_all().map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, dir.join(format!("f{i}"))).map_err(|e| e.to_string())?;
+            dfd.sync_all().map_err(|e| e.to_string())?;
+        }
+    }
+    let floor = t0.elapsed().as_secs_f64() * 1000.0;
+    Ok((wall[2], floor))
 }

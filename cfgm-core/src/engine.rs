@@ -4,8 +4,9 @@
 //! here) → apply → observe again; a resource whose diff is still non-empty
 //! after apply has failed ("did not converge"). Resources whose
 //! dependencies are done run in waves: the independent resources of a wave
-//! run in parallel (bounded), the resources of a batched kind (packages) go
-//! to their provider together, as one transaction, and one batch at a time.
+//! run in parallel (bounded), the resources of a batched kind (packages:
+//! one apt transaction; files: one durability barrier) are observed in
+//! parallel and go to their provider together, one batch at a time.
 //! A failed resource skips everything that depends on it, and nothing else.
 //! `watch` refreshes the watcher once per run when anything it watches
 //! changed. A panic in a provider fails that resource only.
@@ -291,7 +292,14 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
             })
             .collect();
         // Batched kinds: one batch at a time, on this thread.
-        for (kind, items) in &batches {
+        let chunks: Vec<(&str, &[usize])> = batches
+            .iter()
+            .flat_map(|(kind, items)| {
+                let limit = providers[*kind].batch_limit().max(1);
+                items.chunks(limit).map(move |c| (*kind, c))
+            })
+            .collect();
+        for (kind, items) in chunks {
             if stopped() {
                 for &i in items {
                     done[i] = Some(Done::Skipped);
@@ -310,8 +318,15 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
                 });
             }
             let p = &providers[kind];
-            let results =
-                converge_batch(catalog, p.as_ref(), items, &turn, &refresh_due, &watchers);
+            let results = converge_batch(
+                catalog,
+                p.as_ref(),
+                items,
+                &turn,
+                &refresh_due,
+                &watchers,
+                pool.as_ref(),
+            );
             for (i, (d, rep)) in items.iter().zip(results) {
                 emit(Event::ResourceFinished { report: &rep });
                 done[*i] = Some(d);
@@ -573,13 +588,19 @@ fn converge_batch(
     turn: &Turn,
     refresh_due: &BTreeMap<usize, Vec<ResourceId>>,
     watchers: &[Vec<ResourceId>],
+    pool: Option<&rayon::ThreadPool>,
 ) -> Vec<(Done, ResourceReport)> {
     let (ctx, mode) = (turn.ctx, turn.mode);
     let t = Instant::now();
-    let plans: Vec<Result<(Value, Planned), ModuleError>> = items
-        .iter()
-        .map(|&i| plan_one(&catalog.resources[i], p, ctx))
-        .collect();
+    // Observed in parallel (observing changes nothing), applied together.
+    let plan = |&i: &usize| plan_one(&catalog.resources[i], p, ctx);
+    let plans: Vec<Result<(Value, Planned), ModuleError>> = match pool {
+        Some(pool) if items.len() > 1 => pool.install(|| {
+            use rayon::prelude::*;
+            items.par_iter().map(plan).collect()
+        }),
+        _ => items.iter().map(plan).collect(),
+    };
     let mut out: Vec<Option<(Done, ResourceReport)>> = vec![None; items.len()];
     let mut to_apply: Vec<(usize, Planned)> = Vec::new();
     let mut before: BTreeMap<usize, Value> = BTreeMap::new();
@@ -629,10 +650,21 @@ fn converge_batch(
                 .map(|_| Err(ModuleError::Other("apply panicked".into())))
                 .collect(),
         };
-        for ((k, planned), res) in to_apply.into_iter().zip(results) {
+        // Observed again, in parallel too.
+        let check = |(k, res): (&(usize, Planned), Result<(), ModuleError>)| {
+            res.and_then(|_| verify(&catalog.resources[items[k.0]], p, ctx))
+        };
+        let pairs: Vec<_> = to_apply.iter().zip(results).collect();
+        let verified: Vec<Result<Option<Value>, ModuleError>> = match pool {
+            Some(pool) if pairs.len() > 1 => pool.install(|| {
+                use rayon::prelude::*;
+                pairs.into_par_iter().map(check).collect()
+            }),
+            _ => pairs.into_iter().map(check).collect(),
+        };
+        for ((k, planned), res) in to_apply.into_iter().zip(verified) {
             let changes = planned.into_changes();
             let r = &catalog.resources[items[k]];
-            let res = res.and_then(|_| verify(r, p, ctx));
             let observed = before.remove(&k).unwrap_or(Value::Null);
             out[k] = Some(match res {
                 Ok(after) => {

@@ -166,6 +166,11 @@ pub trait Provider: Send + Sync {
     fn batched(&self) -> bool {
         false
     }
+    /// At most how many resources go to one `apply_batch` (a run stops
+    /// between batches, never inside one: a bound keeps a stop prompt).
+    fn batch_limit(&self) -> usize {
+        usize::MAX
+    }
     /// Applies several resources at once; one result per item, in order.
     fn apply_batch(
         &self,

@@ -97,6 +97,11 @@ pub trait Module: Send + Sync + Default + 'static {
         false
     }
 
+    /// At most how many resources one batch holds (see `Provider::batch_limit`).
+    fn batch_limit(&self) -> usize {
+        usize::MAX
+    }
+
     /// Applies several resources at once; one result per item, in order.
     fn apply_batch(
         &self,
@@ -354,6 +359,10 @@ impl<M: Module> Provider for Erased<M> {
 
     fn batched(&self) -> bool {
         self.module.batched()
+    }
+
+    fn batch_limit(&self) -> usize {
+        self.module.batch_limit()
     }
 
     fn apply_batch(

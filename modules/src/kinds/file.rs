@@ -604,6 +604,29 @@ impl Module for File {
         out
     }
 
+    /// The files of a wave are applied together: their whole-file writes
+    /// share one durability barrier (see `Host::staged`).
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// A run asked to stop finishes the batch it is in: 256 files at most.
+    fn batch_limit(&self) -> usize {
+        256
+    }
+
+    fn apply_batch(
+        &self,
+        host: &Host,
+        items: &[crate::module::BatchItem<'_, Self>],
+        ctx: &RunCtx,
+    ) -> Vec<Result<(), ModuleError>> {
+        host.staged(items.len(), |k| {
+            let (name, d, changes) = items[k];
+            self.apply(host, name, d, changes, ctx)
+        })
+    }
+
     fn apply(
         &self,
         host: &Host,
