@@ -759,7 +759,8 @@ impl Host {
     /// Applies `n` items of a batch (`apply(k)` for each), their whole-file
     /// writes ([`Host::write_atomic`]) staged: each item writes its
     /// temporary file in full (content, owner, mode); then one durability
-    /// barrier (`syncfs`) makes every temporary file durable together;
+    /// barrier (`syncfs` of each filesystem the files are on; it waits for
+    /// whatever else is dirty there too) makes every temporary file durable together;
     /// then each old file is backed up and each new one renamed into
     /// place; then each directory is made durable once. After a crash at
     /// any instant every file is still the old or the new one (a temporary
@@ -817,22 +818,47 @@ impl Host {
         if live.is_empty() {
             return;
         }
-        // (The root's own descriptor is a path-only one: syncfs wants an
-        // open file of the filesystem.)
-        let barrier = rfs::openat(
-            self.root_fd(),
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .and_then(rfs::syncfs);
-        if let Err(e) = barrier {
-            for (k, p) in &live {
-                results[*k] = Err(sys_err("make durable (syncfs) the new content of", p)(e));
-                drop_temp(p);
+        // The barrier: each filesystem the temporary files are on (a
+        // mount inside the root is another), synced once.
+        let mut filesystems: HashMap<u64, (OwnedFd, Vec<usize>)> = HashMap::new();
+        let mut failed: Vec<(usize, ModuleError)> = Vec::new();
+        for (k, p) in &live {
+            let opened = self.parent(p).and_then(|at| {
+                let st = rfs::fstat(&at.dir).map_err(sys_err("stat the directory of", p))?;
+                Ok((st.st_dev, at.dir))
+            });
+            match opened {
+                Ok((dev, dir)) => filesystems
+                    .entry(dev)
+                    .or_insert((dir, Vec::new()))
+                    .1
+                    .push(*k),
+                Err(e) => failed.push((*k, e)),
             }
-            return;
         }
+        for (_, (dir, items)) in filesystems {
+            if let Err(e) = rfs::syncfs(&dir) {
+                for k in items {
+                    failed.push((
+                        k,
+                        ModuleError::Other(format!("make the new content durable (syncfs): {e}")),
+                    ));
+                }
+            }
+        }
+        for (k, e) in failed {
+            results[k] = Err(e);
+        }
+        let live: Vec<(usize, String)> = live
+            .into_iter()
+            .filter(|(k, p)| {
+                let ok = results[*k].is_ok();
+                if !ok {
+                    drop_temp(p);
+                }
+                ok
+            })
+            .collect();
         let mut dirs: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
         for (k, p) in &live {
             let renamed = (|| {
