@@ -558,8 +558,13 @@ impl Module for File {
             .as_deref()
             .or(if o.exists { None } else { Some(b"") });
         if let Some(c) = content {
-            let want = blake3::hash(c).to_hex().to_string();
-            if o.hash.as_deref() != Some(want.as_str()) {
+            // The content observed, when kept, is compared as it is; else
+            // the hashes (a secret, a large or a binary file).
+            let same = match &o.content {
+                Some(seen) if o.exists => seen.as_bytes() == c,
+                _ => o.hash.as_deref() == Some(blake3::hash(c).to_hex().as_str()),
+            };
+            if !same {
                 let from = match (&o.hash, o.size) {
                     (Some(h), Some(n)) => Some(content_summary(n, h)),
                     _ => None,
@@ -578,7 +583,7 @@ impl Module for File {
                 };
                 out.push(FileChange::Content {
                     from,
-                    to: content_summary(c.len(), &want),
+                    to: content_summary(c.len(), &blake3::hash(c).to_hex()),
                     diff,
                 });
             }
