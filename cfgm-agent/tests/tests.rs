@@ -835,6 +835,72 @@ fn the_report_carries_each_resources_observed_state_without_secrets() {
     assert!(!kept.contains("hunter2"), "a secret reached the report");
 }
 
+/// Secrets that are not a resource's own attributes stay on the host too:
+/// the file a secret `line` edits (its observed content is the whole file),
+/// a second `line` in that file (it would show the file, and its diff the
+/// lines around it), and a private key whose mode alone is managed (its
+/// content is not observed at all). Neither the printed report, the kept
+/// one, nor the facts carry them.
+#[test]
+fn secrets_beside_a_resource_never_reach_reports_or_facts() {
+    if !needs_root("secrets_beside_a_resource_never_reach_reports_or_facts") {
+        return;
+    }
+    let (_t, tr, root, st) = dirs();
+    tree(
+        &tr,
+        r#"
+[line.password]
+path = "/etc/app.conf"
+line = "password = hunter2"
+secret = true
+
+[line.port]
+path = "/etc/app.conf"
+line = "port = 80"
+
+[file."/etc/host.key"]
+mode = "0600"
+"#,
+    );
+    write(&root.join("etc/app.conf"), "a = 1\n");
+    write(
+        &root.join("etc/host.key"),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n",
+    );
+    let mut printed = String::new();
+    for _ in 0..2 {
+        let (out, rep) = apply(&tr, &root, &st, &[]);
+        assert!(out.status.success(), "{rep:#}");
+        printed.push_str(&rep.to_string());
+        printed.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let text = std::fs::read_to_string(root.join("etc/app.conf")).unwrap();
+    assert!(
+        text.contains("password = hunter2") && text.contains("port = 80"),
+        "{text}"
+    );
+    let kept = std::fs::read_to_string(st.join("reports/last.json")).unwrap();
+    let facts = Command::new(agent())
+        .args(["facts", "--json", "--root"])
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&st)
+        .output()
+        .unwrap();
+    assert!(facts.status.success());
+    let facts = String::from_utf8_lossy(&facts.stdout).into_owned();
+    assert!(
+        facts.contains("/etc/host.key"),
+        "the facts know the key's resource"
+    );
+    for (what, text) in [("printed", &printed), ("kept", &kept), ("facts", &facts)] {
+        for secret in ["hunter2", "b3BlbnNzaC1rZXktdjE"] {
+            assert!(!text.contains(secret), "{secret} reached the {what} report");
+        }
+    }
+}
+
 /// A request that is not this host's run (an unknown host, facts that are
 /// not JSON, the lock held by another run) is refused — an unknown host
 /// with a did-you-mean — and never replaces the host's kept report.

@@ -183,7 +183,12 @@ impl Resource {
     /// the names of this resource's hidden attributes become a hash.
     pub fn redact_observed(&self, mut observed: Value) -> Value {
         if let Value::Object(m) = &mut observed {
-            for h in &self.hidden {
+            // An observed `content` is the bytes of what the resource
+            // manages or edits (a file's, the file a line is in): a secret
+            // resource's is hidden whatever its attributes are called.
+            let secret = self.attrs.get("secret") == Some(&Value::Bool(true));
+            let content = secret.then(|| "content".to_string());
+            for h in self.hidden.iter().chain(&content) {
                 if let Some(v) = m.get_mut(h) {
                     if !v.is_null() {
                         *v = Value::String(secret_text(v));

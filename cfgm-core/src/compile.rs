@@ -756,8 +756,13 @@ impl<'a> Compiler<'a> {
                         }
                     }
                 }
-                let secret = attrs.get("secret") == Some(&Value::Bool(true));
-                let hidden = match (secret, spec) {
+                // Secret as declared, or as what it shares a path with
+                // (see `graph::Node::secret`): then marked so, for the
+                // kind too (no content diffs).
+                if node.secret {
+                    attrs.insert("secret".into(), Value::Bool(true));
+                }
+                let hidden = match (node.secret, spec) {
                     (true, Some(s)) => s.secret_attrs.iter().map(|a| a.to_string()).collect(),
                     _ => Vec::new(),
                 };

@@ -25,6 +25,10 @@ pub(crate) struct Node {
     pub(crate) state: usize,
     pub(crate) res: usize,
     pub(crate) deps: BTreeMap<ResourceId, DepKind>,
+    /// Secret: declared so, or it sets or edits a path whose content a
+    /// secret resource sets or edits (a `line` beside a secret `line` sees
+    /// and shows the whole file).
+    pub(crate) secret: bool,
 }
 
 /// The graph of a set of states (the states themselves stay with the
@@ -72,7 +76,7 @@ pub(crate) fn build_graph(
         &mut diags,
         &mut missing,
     );
-    claims(sources, registry, states, &ids, &at, &mut diags);
+    let secret = claims(sources, registry, states, &ids, &at, &mut diags);
     if diags.is_empty() {
         cycles(sources, states, &ids, &deps, &mut diags);
     }
@@ -94,6 +98,7 @@ pub(crate) fn build_graph(
                     .iter()
                     .map(|(&k, w)| ((*ids[k]).clone(), w.kind))
                     .collect(),
+                secret: secret[i],
             }
         })
         .collect();
@@ -256,7 +261,8 @@ fn edges(
 
 /// Two resources that would undo each other on every apply: one sets a
 /// path's whole content and another edits part of it (see
-/// [`crate::schema::KindSpec::claims`]).
+/// [`crate::schema::KindSpec::claims`]). Returns, per resource, whether it
+/// is secret: declared so, or claiming a path a secret resource claims.
 fn claims(
     sources: &Sources,
     registry: &Registry,
@@ -264,7 +270,12 @@ fn claims(
     ids: &[&ResourceId],
     at: &[(usize, usize)],
     diags: &mut Vec<Diagnostic>,
-) {
+) -> Vec<bool> {
+    let declared = |i: usize| {
+        let (si, ri) = at[i];
+        states[si].resources[ri].attrs.get("secret") == Some(&serde_json::Value::Bool(true))
+    };
+    let mut secret: Vec<bool> = (0..ids.len()).map(declared).collect();
     use crate::schema::Claim;
     // Per path: the resources (by index) that set it, and that edit it.
     let mut by_path: BTreeMap<String, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
@@ -278,6 +289,13 @@ fn claims(
             match c {
                 Claim::Sets(_) => e.0.push(i),
                 Claim::Edits(_) => e.1.push(i),
+            }
+        }
+    }
+    for (sets, edits) in by_path.values() {
+        if sets.iter().chain(edits).any(|&i| secret[i]) {
+            for &i in sets.iter().chain(edits) {
+                secret[i] = true;
             }
         }
     }
@@ -310,6 +328,7 @@ fn claims(
             );
         }
     }
+    secret
 }
 
 /// A requisite that names no resource of this host's catalog.

@@ -508,17 +508,22 @@ impl Module for File {
             }
             _ => {}
         }
-        d.bytes()?;
+        let manages_content = d.bytes()?.is_some();
         if !d.ensure.absent() {
             crate::owners_there(host, ("file", name), d.owner.as_deref(), d.group.as_deref(), ctx)?;
         }
         let mut o = meta_observed(host, meta)?;
         o.leftover = host.has_leftover(name)?;
         if let Some(bytes) = content {
-            o.hash = Some(blake3::hash(&bytes).to_hex().to_string());
             o.size = Some(bytes.len());
-            if !d.secret() && bytes.len() <= DIFF_LIMIT {
-                o.content = String::from_utf8(bytes).ok();
+            // Content the resource does not manage (a private key whose
+            // mode it sets) is not observed: reports and facts leave the
+            // host, and neither needs it.
+            if manages_content {
+                o.hash = Some(blake3::hash(&bytes).to_hex().to_string());
+                if !d.secret() && bytes.len() <= DIFF_LIMIT {
+                    o.content = String::from_utf8(bytes).ok();
+                }
             }
         }
         Ok(o)
