@@ -108,12 +108,25 @@ fn not_a_directory(name: &str, d: &Desired) -> ModuleError {
 }
 
 /// Whether a purge must keep `path`: the catalog manages it, or something
-/// below it (a file in an undeclared subdirectory keeps that subdirectory).
+/// below it (a file in an undeclared subdirectory keeps that subdirectory),
+/// or it is the temporary file of a managed path (`.NAME.cfgm-new`): a
+/// write in flight — a `line` of the same wave — or one a killed run left,
+/// which the resource that owns it removes itself.
 fn managed(ctx: &RunCtx, path: &str) -> bool {
+    managed_in(&ctx.managed_paths, path)
+}
+
+fn managed_in(paths: &std::collections::BTreeSet<String>, path: &str) -> bool {
     let below = format!("{path}/");
-    ctx.managed_paths.contains(path)
-        || ctx
-            .managed_paths
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let of_temp = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".cfgm-new"))
+        .filter(|n| !n.is_empty())
+        .is_some_and(|n| paths.contains(&format!("{dir}/{n}")));
+    of_temp
+        || paths.contains(path)
+        || paths
             .range(below.clone()..)
             .next()
             .is_some_and(|m| m.starts_with(&below))
@@ -267,6 +280,23 @@ impl Module for Directory {
 mod tests {
     use crate::testing::diff_table;
     use serde_json::json;
+
+    /// A purge keeps what the catalog manages, what lies above it, and the
+    /// temporary file a write of a managed path goes through (a `line` in
+    /// the same wave writes it while the purge lists the directory).
+    #[test]
+    fn a_purge_keeps_managed_paths_and_their_writes_in_flight() {
+        let paths: std::collections::BTreeSet<String> =
+            ["/etc/d/edited.conf", "/etc/d/sub/x"].iter().map(|s| s.to_string()).collect();
+        let keeps = |p: &str| super::managed_in(&paths, p);
+        assert!(keeps("/etc/d/edited.conf"));
+        assert!(keeps("/etc/d/.edited.conf.cfgm-new"));
+        assert!(keeps("/etc/d/sub"));
+        assert!(!keeps("/etc/d/.other.conf.cfgm-new"));
+        assert!(!keeps("/etc/d/unmanaged.conf"));
+        assert!(!keeps("/etc/d/.cfgm-new"));
+        assert!(!keeps("/etc/d/edited.conf.cfgm-new"));
+    }
 
     #[test]
     fn diff() {
