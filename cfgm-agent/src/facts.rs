@@ -679,12 +679,25 @@ mod netlink {
         req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
         req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel
         req.extend_from_slice(&[0u8; 8]);
-        sendto(&fd, &req, SendFlags::empty(), &SocketAddrNetlink::new(0, 0))?;
+        // A signal to this process (a child ending) interrupts a call:
+        // asked again, not taken for a failure.
+        loop {
+            match sendto(&fd, &req, SendFlags::empty(), &SocketAddrNetlink::new(0, 0)) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => {
+                    r?;
+                    break;
+                }
+            }
+        }
         let mut out = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         // A dump ends with NLMSG_DONE; bound the reads all the same.
         for _ in 0..1024 {
-            let (n, _) = recv(&fd, &mut buf[..], RecvFlags::empty())?;
+            let (n, _) = match recv(&fd, &mut buf[..], RecvFlags::empty()) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => r?,
+            };
             let b = &buf[..n];
             let mut off = 0;
             while off + 16 <= b.len() {

@@ -305,8 +305,9 @@ fn facts_of_this_machine_are_sane() {
         let lo = s.interfaces.iter().find(|i| i.name == "lo").unwrap();
         assert!(
             lo.addresses.iter().any(|a| a == "127.0.0.1/8"),
-            "{:?}",
-            lo.addresses
+            "{:?} (problems: {:?})",
+            lo.addresses,
+            f.problems
         );
     }
     assert!(

@@ -838,8 +838,9 @@ fn the_report_carries_each_resources_observed_state_without_secrets() {
 /// Secrets that are not a resource's own attributes stay on the host too:
 /// the file a secret `line` edits (its observed content is the whole file),
 /// a second `line` in that file (it would show the file, and its diff the
-/// lines around it), and a private key whose mode alone is managed (its
-/// content is not observed at all). Neither the printed report, the kept
+/// lines around it), a private key whose mode alone is managed (its
+/// content is not observed at all), and a `line` in a file declared secret
+/// whose content the catalog does not set. Neither the printed report, the kept
 /// one, nor the facts carry them.
 #[test]
 fn secrets_beside_a_resource_never_reach_reports_or_facts() {
@@ -861,9 +862,20 @@ line = "port = 80"
 
 [file."/etc/host.key"]
 mode = "0600"
+
+[file."/etc/secrets.env"]
+mode = "0600"
+secret = true
+
+[line.log-level]
+path = "/etc/secrets.env"
+line = "LOG=debug"
 "#,
     );
     write(&root.join("etc/app.conf"), "a = 1\n");
+    // A secret file whose content the catalog does not set: a line in it
+    // would show it.
+    write(&root.join("etc/secrets.env"), "TOKEN=t0k3n-abc123\n");
     write(
         &root.join("etc/host.key"),
         "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n",
@@ -895,7 +907,7 @@ mode = "0600"
         "the facts know the key's resource"
     );
     for (what, text) in [("printed", &printed), ("kept", &kept), ("facts", &facts)] {
-        for secret in ["hunter2", "b3BlbnNzaC1rZXktdjE"] {
+        for secret in ["hunter2", "b3BlbnNzaC1rZXktdjE", "t0k3n-abc123"] {
             assert!(!text.contains(secret), "{secret} reached the {what} report");
         }
     }

@@ -291,9 +291,14 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
                 (!due.is_empty()).then_some((i, due))
             })
             .collect();
-        // Batched kinds: one batch at a time, on this thread.
-        let chunks: Vec<(&str, &[usize])> = batches
-            .iter()
+        // Batched kinds: one batch at a time, on this thread. Whole
+        // transactions (packages) first; then kinds whose batches are
+        // bounded (files), which come after them as they did when each
+        // file went alone.
+        let mut kinds: Vec<(&&str, &Vec<usize>)> = batches.iter().collect();
+        kinds.sort_by_key(|(kind, _)| (std::cmp::Reverse(providers[**kind].batch_limit()), **kind));
+        let chunks: Vec<(&str, &[usize])> = kinds
+            .into_iter()
             .flat_map(|(kind, items)| {
                 let limit = providers[*kind].batch_limit().max(1);
                 items.chunks(limit).map(move |c| (*kind, c))

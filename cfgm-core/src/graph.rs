@@ -292,10 +292,41 @@ fn claims(
             }
         }
     }
-    for (sets, edits) in by_path.values() {
-        if sets.iter().chain(edits).any(|&i| secret[i]) {
-            for &i in sets.iter().chain(edits) {
-                secret[i] = true;
+    // What shares a path with a secret resource is secret too, when its
+    // kind can be (has a `secret` attribute): the paths a resource sets
+    // or edits, and its name when names are paths (a secret `file` that
+    // sets only a mode still marks the `line` editing that file).
+    let mut touching: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let (si, ri) = at[i];
+        let Some(spec) = registry.get(&id.kind) else {
+            continue;
+        };
+        let mut paths: Vec<String> = (spec.claims)(&id.name, &states[si].resources[ri].attrs)
+            .iter()
+            .map(|c| c.path().to_string())
+            .collect();
+        if spec.name_is_path {
+            paths.push(id.name.clone());
+        }
+        paths.sort();
+        paths.dedup();
+        for p in paths {
+            touching.entry(p).or_default().push(i);
+        }
+    }
+    let can_be_secret = |i: usize| {
+        registry
+            .get(&ids[i].kind)
+            .is_some_and(|s| s.attrs.iter().any(|a| a.name == "secret"))
+    };
+    let declared_secret = secret.clone();
+    for group in touching.values() {
+        if group.iter().any(|&i| declared_secret[i]) {
+            for &i in group {
+                if can_be_secret(i) {
+                    secret[i] = true;
+                }
             }
         }
     }

@@ -735,11 +735,35 @@ impl Host {
         if let Some(item) = staging_item() {
             // Within a staged batch: the whole temporary file now, made
             // durable, backed up and renamed with the others (see
-            // `Host::staged`).
+            // `Host::staged`). The filesystem is opened for its barrier
+            // before the first write to it, so that a writeback error of
+            // any of the batch's files is reported there.
+            let dev = rfs::fstat(&at.dir)
+                .map_err(sys_err("stat the directory of", p))?
+                .st_dev;
+            let known = STAGED.with(|s| {
+                s.borrow()
+                    .as_ref()
+                    .is_some_and(|st| st.filesystems.contains_key(&dev))
+            });
+            if !known {
+                let fd = rfs::openat(
+                    &at.dir,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(sys_err("open the directory of", p))?;
+                STAGED.with(|s| {
+                    if let Some(st) = s.borrow_mut().as_mut() {
+                        st.filesystems.insert(dev, fd);
+                    }
+                });
+            }
             stage_new(at.dir.as_fd(), at.name, p, content, mode, Some((uid, gid)))?;
             STAGED.with(|s| {
                 if let Some(st) = s.borrow_mut().as_mut() {
-                    st.writes.push((item, p.to_string()));
+                    st.writes.push((item, dev, p.to_string()));
                 }
             });
             return Ok(());
@@ -759,14 +783,16 @@ impl Host {
     /// Applies `n` items of a batch (`apply(k)` for each), their whole-file
     /// writes ([`Host::write_atomic`]) staged: each item writes its
     /// temporary file in full (content, owner, mode); then one durability
-    /// barrier (`syncfs` of each filesystem the files are on; it waits for
-    /// whatever else is dirty there too) makes every temporary file durable together;
-    /// then each old file is backed up and each new one renamed into
-    /// place; then each directory is made durable once. After a crash at
-    /// any instant every file is still the old or the new one (a temporary
-    /// left behind is removed by the next run), as with one write at a
-    /// time, for one barrier per batch instead of two fsyncs per file.
-    /// Writes outside this call (and on other threads) are not staged.
+    /// barrier per filesystem makes the temporary files durable together
+    /// (`syncfs`, opened before the first write; where it is not sure —
+    /// fewer than [`BARRIER_MIN`] files, a network filesystem, Linux before
+    /// 5.8 — each file's own fsync); then each old file is backed up and
+    /// each new one renamed into place; then each directory is made durable
+    /// once. After a crash at any instant every file is still the old or
+    /// the new one (a temporary left behind is removed by the next run), as
+    /// with one write at a time. An item that fails or panics fails alone,
+    /// its temporary removed. Writes outside this call (and on other
+    /// threads) are not staged; a call inside another is not staged either.
     pub fn staged(
         &self,
         n: usize,
@@ -779,6 +805,16 @@ impl Host {
                 STAGED.with(|s| s.borrow_mut().take());
             }
         }
+        // One item's panic fails that item alone, as it would unbatched.
+        let mut one = |k: usize| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(k)))
+                .unwrap_or_else(|_| Err(ModuleError::Other("apply panicked".into())))
+        };
+        if staging_item().is_some() {
+            // Already inside a batch (nothing nests today): unstaged, so
+            // that the outer batch keeps its own writes.
+            return (0..n).map(one).collect();
+        }
         let _staging = Staging;
         STAGED.with(|s| *s.borrow_mut() = Some(Stage::default()));
         let mut results = Vec::with_capacity(n);
@@ -788,77 +824,77 @@ impl Host {
                     st.item = k;
                 }
             });
-            results.push(apply(k));
+            results.push(one(k));
         }
-        let writes = STAGED
-            .with(|s| s.borrow_mut().take())
-            .map(|st| st.writes)
-            .unwrap_or_default();
-        self.commit_staged(writes, &mut results);
+        let stage = STAGED.with(|s| s.borrow_mut().take()).unwrap_or_default();
+        self.commit_staged(stage, &mut results);
         results
+    }
+
+    /// A staged write's temporary file made durable on its own.
+    fn fsync_temp(&self, p: &str) -> Result<(), ModuleError> {
+        let at = self.parent(p)?;
+        let fd = rfs::openat(
+            &at.dir,
+            temp_name(at.name).as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(sys_err("open the new content of", p))?;
+        rfs::fsync(&fd).map_err(sys_err("fsync the new content of", p))
     }
 
     /// The second half of [`Host::staged`]: barrier, backups and renames,
     /// directories. A step that fails fails its item (and removes its
     /// temporary file); the other items go on.
-    fn commit_staged(&self, writes: Vec<(usize, String)>, results: &mut [Result<(), ModuleError>]) {
+    fn commit_staged(&self, stage: Stage, results: &mut [Result<(), ModuleError>]) {
         let drop_temp = |p: &str| {
             if let Ok(at) = self.parent(p) {
                 let _ = rfs::unlinkat(&at.dir, temp_name(at.name).as_str(), AtFlags::empty());
             }
         };
-        let mut live = Vec::new();
-        for (k, p) in writes {
+        // Per filesystem, the live writes (their item failed: temp removed).
+        let mut by_fs: HashMap<u64, Vec<(usize, String)>> = HashMap::new();
+        for (k, dev, p) in stage.writes {
             if results[k].is_ok() {
-                live.push((k, p));
+                by_fs.entry(dev).or_default().push((k, p));
             } else {
                 drop_temp(&p);
             }
         }
-        if live.is_empty() {
-            return;
-        }
-        // The barrier: each filesystem the temporary files are on (a
-        // mount inside the root is another), synced once.
-        let mut filesystems: HashMap<u64, (OwnedFd, Vec<usize>)> = HashMap::new();
-        let mut failed: Vec<(usize, ModuleError)> = Vec::new();
-        for (k, p) in &live {
-            let opened = self.parent(p).and_then(|at| {
-                let st = rfs::fstat(&at.dir).map_err(sys_err("stat the directory of", p))?;
-                Ok((st.st_dev, at.dir))
-            });
-            match opened {
-                Ok((dev, dir)) => filesystems
-                    .entry(dev)
-                    .or_insert((dir, Vec::new()))
-                    .1
-                    .push(*k),
-                Err(e) => failed.push((*k, e)),
-            }
-        }
-        for (_, (dir, items)) in filesystems {
-            if let Err(e) = rfs::syncfs(&dir) {
-                for k in items {
-                    failed.push((
-                        k,
-                        ModuleError::Other(format!("make the new content durable (syncfs): {e}")),
-                    ));
+        // The barrier, per filesystem: one `syncfs` where it is sure and
+        // pays (a local filesystem, a kernel that reports writeback errors
+        // to it, enough files); else each temporary file's own fsync.
+        let mut live: Vec<(usize, String)> = Vec::new();
+        for (dev, writes) in by_fs {
+            let fs = stage.filesystems.get(&dev);
+            let barrier = writes.len() >= BARRIER_MIN && fs.is_some_and(syncfs_is_sure);
+            let synced: Vec<Result<(), ModuleError>> = match (barrier, fs) {
+                (true, Some(fd)) => {
+                    let r = rfs::syncfs(fd).map_err(|e| {
+                        format!(
+                            "make the new content durable (syncfs): {}",
+                            std::io::Error::from(e)
+                        )
+                    });
+                    writes
+                        .iter()
+                        .map(|_| r.clone().map_err(ModuleError::Other))
+                        .collect()
+                }
+                _ => writes.iter().map(|(_, p)| self.fsync_temp(p)).collect(),
+            };
+            for ((k, p), r) in writes.into_iter().zip(synced) {
+                match r {
+                    Ok(()) => live.push((k, p)),
+                    Err(e) => {
+                        results[k] = Err(e);
+                        drop_temp(&p);
+                    }
                 }
             }
         }
-        for (k, e) in failed {
-            results[k] = Err(e);
-        }
-        let live: Vec<(usize, String)> = live
-            .into_iter()
-            .filter(|(k, p)| {
-                let ok = results[*k].is_ok();
-                if !ok {
-                    drop_temp(p);
-                }
-                ok
-            })
-            .collect();
+        live.sort();
         let mut dirs: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
         for (k, p) in &live {
             let renamed = (|| {
@@ -1259,8 +1295,44 @@ fn stage_new(
 struct Stage {
     /// The item being applied.
     item: usize,
-    /// The staged writes: item, host path.
-    writes: Vec<(usize, String)>,
+    /// The staged writes: item, filesystem (device), host path.
+    writes: Vec<(usize, u64, String)>,
+    /// Each filesystem written to, opened before its first write.
+    filesystems: HashMap<u64, OwnedFd>,
+}
+
+/// Below this many files on one filesystem, each is fsynced on its own: a
+/// `syncfs` also waits for whatever else is dirty there (a database's
+/// writes), which a handful of files does not justify.
+const BARRIER_MIN: usize = 16;
+
+/// Whether one `syncfs` makes every file written on this filesystem durable
+/// and says so when it could not: a local filesystem (a network or FUSE one
+/// may not flush to its server), and Linux ≥ 5.8 (before, `syncfs` reports
+/// no writeback error).
+fn syncfs_is_sure(fd: &OwnedFd) -> bool {
+    const LOCAL: &[i64] = &[
+        0xEF53,      // ext2/3/4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0xF2F5_2010, // f2fs
+        0x0102_1994, // tmpfs
+        0x794C_7630, // overlayfs (its upper filesystem)
+    ];
+    static KERNEL_OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let kernel = *KERNEL_OK.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = release
+            .trim()
+            .split(['.', '-'])
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (major, minor) >= (5, 8)
+    });
+    kernel
+        && rfs::fstatfs(fd)
+            .map(|st| LOCAL.contains(&(st.f_type as i64)))
+            .unwrap_or(false)
 }
 
 thread_local! {

@@ -625,16 +625,35 @@ impl Module for File {
         256
     }
 
+    /// Files with a `validate` check are written after the others of the
+    /// batch are in place (a configuration that includes another file of
+    /// the same wave is checked against its new version), one at a time.
     fn apply_batch(
         &self,
         host: &Host,
         items: &[crate::module::BatchItem<'_, Self>],
         ctx: &RunCtx,
     ) -> Vec<Result<(), ModuleError>> {
-        host.staged(items.len(), |k| {
-            let (name, d, changes) = items[k];
+        let (checked, plain): (Vec<usize>, Vec<usize>) =
+            (0..items.len()).partition(|&k| items[k].1.validate.is_some());
+        let mut results: Vec<Result<(), ModuleError>> = items.iter().map(|_| Ok(())).collect();
+        let staged = host.staged(plain.len(), |j| {
+            let (name, d, changes) = items[plain[j]];
             self.apply(host, name, d, changes, ctx)
-        })
+        });
+        for (k, r) in plain.into_iter().zip(staged) {
+            results[k] = r;
+        }
+        // (Through `staged` too, for its panic guard: a checked write is
+        // never staged, it is made durable and renamed on its own.)
+        let after = host.staged(checked.len(), |j| {
+            let (name, d, changes) = items[checked[j]];
+            self.apply(host, name, d, changes, ctx)
+        });
+        for (k, r) in checked.into_iter().zip(after) {
+            results[k] = r;
+        }
+        results
     }
 
     fn apply(
