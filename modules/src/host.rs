@@ -1331,7 +1331,12 @@ fn syncfs_is_sure(fd: &OwnedFd) -> bool {
     });
     kernel
         && rfs::fstatfs(fd)
-            .map(|st| LOCAL.contains(&(st.f_type as i64)))
+            // (`f_type`'s width differs between architectures.)
+            .map(|st| {
+                #[allow(clippy::unnecessary_cast)]
+                let t = st.f_type as i64;
+                LOCAL.contains(&t)
+            })
             .unwrap_or(false)
 }
 
