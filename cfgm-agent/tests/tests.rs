@@ -463,6 +463,27 @@ fn a_second_concurrent_run_is_refused() {
     held.unlock().unwrap();
     let (out, _) = apply(&tr, &root, &st, &[]);
     assert!(out.status.success(), "released lock still refused");
+    // Held, but the run whose pid the file holds is gone: what holds it is
+    // a leftover child of that run (a command's supervisor that has not yet
+    // closed what it inherited), for an instant. Waited for, not refused.
+    std::fs::remove_file(root.join("etc/x")).unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    held.lock().unwrap();
+    std::fs::write(st.join("lock"), dead.to_string()).unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        held.unlock().unwrap();
+    });
+    let (out, _) = apply(&tr, &root, &st, &[]);
+    release.join().unwrap();
+    assert!(
+        out.status.success(),
+        "a lock held after its run ended was refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(root.join("etc/x").exists());
 }
 
 /// A small deterministic generator (no dependency), seeded from the clock;
@@ -784,7 +805,12 @@ fn sigkill_at_random_points_never_loses_a_due_refresh() {
             killed_between += 1;
         }
         let (out, rep) = apply(&tr, &root, &st, &[]);
-        assert!(out.status.success(), "trial {trial} (seed {seed}): {rep:#}");
+        assert!(
+            out.status.success(),
+            "trial {trial} (seed {seed}): exit {:?}: {}\n{rep:#}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(
             logged().lines().any(|l| l == want),
             "trial {trial} (seed {seed}): the refresh for {want} never happened; log:\n{}",
