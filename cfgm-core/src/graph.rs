@@ -276,43 +276,41 @@ fn claims(
         states[si].resources[ri].attrs.get("secret") == Some(&serde_json::Value::Bool(true))
     };
     let mut secret: Vec<bool> = (0..ids.len()).map(declared).collect();
+    let any_secret = secret.iter().any(|&s| s);
     use crate::schema::Claim;
     // Per path: the resources (by index) that set it, and that edit it.
     let mut by_path: BTreeMap<String, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-    for (i, &id) in ids.iter().enumerate() {
-        let (si, ri) = at[i];
-        let Some(spec) = registry.get(&id.kind) else {
-            continue;
-        };
-        for c in (spec.claims)(&id.name, &states[si].resources[ri].attrs) {
-            let e = by_path.entry(c.path().to_string()).or_default();
-            match c {
-                Claim::Sets(_) => e.0.push(i),
-                Claim::Edits(_) => e.1.push(i),
-            }
-        }
-    }
     // What shares a path with a secret resource is secret too, when its
     // kind can be (has a `secret` attribute): the paths a resource sets
     // or edits, and its name when names are paths (a secret `file` that
-    // sets only a mode still marks the `line` editing that file).
+    // sets only a mode still marks the `line` editing that file). Only
+    // gathered when the catalog has a secret resource at all.
     let mut touching: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, &id) in ids.iter().enumerate() {
         let (si, ri) = at[i];
         let Some(spec) = registry.get(&id.kind) else {
             continue;
         };
-        let mut paths: Vec<String> = (spec.claims)(&id.name, &states[si].resources[ri].attrs)
-            .iter()
-            .map(|c| c.path().to_string())
-            .collect();
+        let mut paths: Vec<&str> = Vec::new();
+        let claimed = (spec.claims)(&id.name, &states[si].resources[ri].attrs);
+        for c in &claimed {
+            let e = by_path.entry(c.path().to_string()).or_default();
+            match c {
+                Claim::Sets(_) => e.0.push(i),
+                Claim::Edits(_) => e.1.push(i),
+            }
+            paths.push(c.path());
+        }
+        if !any_secret {
+            continue;
+        }
         if spec.name_is_path {
-            paths.push(id.name.clone());
+            paths.push(&id.name);
         }
         paths.sort();
         paths.dedup();
         for p in paths {
-            touching.entry(p).or_default().push(i);
+            touching.entry(p.to_string()).or_default().push(i);
         }
     }
     let can_be_secret = |i: usize| {

@@ -760,7 +760,15 @@ impl Host {
                     }
                 });
             }
-            stage_new(at.dir.as_fd(), at.name, p, content, mode, Some((uid, gid)))?;
+            // The first half of the write: the complete temporary file.
+            write_temp(
+                at.dir.as_fd(),
+                &temp_name(at.name),
+                p,
+                content,
+                mode,
+                Some((uid, gid)),
+            )?;
             STAGED.with(|s| {
                 if let Some(st) = s.borrow_mut().as_mut() {
                     st.writes.push((item, dev, p.to_string()));
@@ -1275,19 +1283,6 @@ fn write_temp(
             Err(e)
         }
     }
-}
-
-/// The first half of a staged write (see `Host::staged`): the complete
-/// temporary file, left for the batch to make durable and rename.
-fn stage_new(
-    dir: BorrowedFd,
-    name: &str,
-    p: &str,
-    content: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> Result<(), ModuleError> {
-    write_temp(dir, &temp_name(name), p, content, mode, owner).map(drop)
 }
 
 /// A batch being staged on this thread (see `Host::staged`).

@@ -1,4 +1,5 @@
 set -euo pipefail
+source ../../lib/flat-repo.sh
 # Two packages only the case's flat repository has: cfgm-good (plain) and
 # cfgm-bad, whose postinst fails, so that one apt transaction installs the
 # first and leaves the second half-configured.
@@ -23,17 +24,7 @@ chmod 755 "$work/cfgm-bad/DEBIAN/postinst"
 for name in cfgm-good cfgm-bad; do
   dpkg-deb --root-owner-group --build "$work/$name" "$repo/${name}_1.0_all.deb" >/dev/null
 done
-(
-  cd "$repo"
-  dpkg-scanpackages --multiversion . /dev/null 2>/dev/null > Packages
-  {
-    echo "Origin: cfgm-test"
-    echo "Label: cfgm-test"
-    echo "Date: $(date -Ru)"
-    echo "SHA256:"
-    printf ' %s %s Packages\n' "$(sha256sum Packages | cut -d' ' -f1)" "$(stat -c %s Packages)"
-  } > Release
-)
+flat_repo "$repo"
 chmod -R a+rX "$repo"
 # The source, and its lists fetched (this source only: no network, and the
 # mirror's lists stay as the base has them).

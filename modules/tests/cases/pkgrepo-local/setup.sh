@@ -1,4 +1,5 @@
 set -euo pipefail
+source ../../lib/flat-repo.sh
 # A flat apt repository inside the root, signed with the case's throwaway
 # key (signing-key.asc; its public half is tree/files/cfgm-test-repo.gpg).
 work=$(mktemp -d)
@@ -19,14 +20,7 @@ CONTROL
 repo="$ROOT/srv/cfgm-repo"
 mkdir -p "$repo"
 dpkg-deb --root-owner-group --build "$pkg" "$repo/cfgm-repo-hello_1.0_all.deb" >/dev/null
+flat_repo "$repo"
 cd "$repo"
-dpkg-scanpackages --multiversion . /dev/null 2>/dev/null > Packages
-{
-  echo "Origin: cfgm-test"
-  echo "Label: cfgm-test"
-  echo "Date: $(date -Ru)"
-  echo "SHA256:"
-  printf ' %s %s Packages\n' "$(sha256sum Packages | cut -d' ' -f1)" "$(stat -c %s Packages)"
-} > Release
 gpg --batch --quiet --yes --clearsign -o InRelease Release
 chmod -R a+rX "$repo"
