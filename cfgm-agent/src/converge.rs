@@ -164,17 +164,20 @@ pub fn converge_once(
     let cached = cache_key
         .as_deref()
         .and_then(|k| crate::cache::get(&cfg.state_dir, &host_name, k));
-    let (catalog, resource_diags) = match cached {
-        Some(c) => (Some(c), Vec::new()),
+    // The cache holds the catalog of the last apply (a dry run only reads
+    // it): what a report leaves out because its catalog says it is put
+    // back from there (see `cfgm_core::schema::AS_CATALOG_KEY`).
+    let (catalog, resource_diags, kept) = match cached {
+        Some(c) => (Some(c), Vec::new(), true),
         None => {
             let compiler = Compiler::new(&tree, &registry);
             let (c, d) = compiler.compile_host_partial(&host_name, cfg.facts.as_ref());
-            if let (Some(c), Some(k), true) = (&c, &cache_key, d.is_empty()) {
-                if cfg.mode == Mode::Apply || cfg.state_dir.exists() {
-                    crate::cache::put(&cfg.state_dir, &host_name, k, c);
-                }
+            let mut kept = false;
+            if let (Some(c), Some(k), true, Mode::Apply) = (&c, &cache_key, d.is_empty(), cfg.mode)
+            {
+                kept = crate::cache::put(&cfg.state_dir, &host_name, k, c);
             }
-            (c, d)
+            (c, d, kept)
         }
     };
     let catalog = match catalog {
@@ -218,6 +221,7 @@ pub fn converge_once(
         ledger: Some(ledger.clone()),
         sink,
         cancel,
+        trim_converged: kept && cfg.mode == Mode::Apply,
     };
     let mut report = engine::run(&catalog, &providers, &opts);
     report.tree_id = tree.tree_id();
@@ -230,6 +234,10 @@ pub fn converge_once(
         .collect();
     let mut json = None;
     if cfg.mode == Mode::Apply {
+        // Every resource observed, none failed: no temporary file is left.
+        host.settle_temps(
+            report.counts.failed == 0 && report.counts.skipped == 0 && !report.stopped,
+        );
         ledger
             .settle(&report.owed_refresh)
             .map_err(|e| RunError::Io(format!("record owed refreshes: {e}")))?;

@@ -6,8 +6,9 @@
 //! (installed packages from the dpkg status database, service units with
 //! their enabled state, users, groups) and the observed state of every
 //! resource of the last run, as the modules' `observe` returned it (from
-//! `STATE_DIR/reports/last.json`), with the last applied commit and
-//! catalog id. The result is data ([`Facts`], `schema_version` 1).
+//! `STATE_DIR/reports/last.json`, with what the report left out because
+//! the catalog says it put back from the catalog kept of that run), with
+//! the last applied commit and catalog id. The result is data ([`Facts`], `schema_version` 1).
 //!
 //! It must not change anything and must stay cheap (budget: < 50 ms for a
 //! host with 300 resources): every fact is read from a file under the root
@@ -617,6 +618,8 @@ fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> LastRun {
         }
     };
     let owed = report.owed_refresh.clone();
+    let mut report = report;
+    restore_converged(state_dir, &mut report, problems);
     let nonempty = |s: String| (!s.is_empty()).then_some(s);
     applied.catalog_id = nonempty(report.catalog_id);
     applied.tree_id = nonempty(report.tree_id);
@@ -633,6 +636,48 @@ fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> LastRun {
         })
         .collect();
     (applied, resources, owed)
+}
+
+/// Puts back into the report's observed states what it left out because
+/// its catalog says it (`cfgm_core::schema::AS_CATALOG_KEY`: a converged
+/// file's text), from the catalog the agent keeps of its last apply. When
+/// that is not the report's catalog any more (removed, or replaced by
+/// hand), those observations are dropped, never left short: a plan then
+/// says "unknown" for them instead of seeing a file without its text.
+fn restore_converged(state_dir: &Path, report: &mut cfgm_core::Report, problems: &mut Vec<String>) {
+    let marked = |o: &Option<serde_json::Value>| {
+        o.as_ref()
+            .and_then(|o| o.get(cfgm_core::schema::AS_CATALOG_KEY))
+            == Some(&serde_json::Value::Bool(true))
+    };
+    if !report.resources.iter().any(|r| marked(&r.observed)) {
+        return;
+    }
+    let catalog =
+        crate::cache::last_applied(state_dir, &report.host).filter(|c| c.id.0 == report.catalog_id);
+    let by_id: std::collections::HashMap<&cfgm_core::ResourceId, &cfgm_core::Resource> = catalog
+        .iter()
+        .flat_map(|c| c.resources.iter().map(|r| (&r.id, r)))
+        .collect();
+    let mut lost = 0;
+    for rr in report.resources.iter_mut().filter(|r| marked(&r.observed)) {
+        let restored = match (by_id.get(&rr.id), rr.observed.as_mut()) {
+            (Some(r), Some(o)) => cfgm_modules::restore_converged(r, o).unwrap_or(false),
+            _ => false,
+        };
+        if !restored {
+            rr.observed = None;
+            lost += 1;
+        }
+    }
+    if lost > 0 {
+        problems.push(format!(
+            "the last run's observations of {lost} resource{} left out what catalog {} says, \
+             and that catalog is no longer kept: they are not in these facts",
+            if lost == 1 { "" } else { "s" },
+            &report.catalog_id[..12.min(report.catalog_id.len())]
+        ));
+    }
 }
 
 /// Interface addresses over rtnetlink: one `RTM_GETADDR` dump, parsed by

@@ -78,11 +78,25 @@ fn main() -> ExitCode {
         Command::Facts(a) => commands::facts::run(a),
         Command::Install(a) => commands::install::run(a),
     };
-    match result {
-        Ok(code) => ExitCode::from(code),
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("cfgm-agent: error: {e}");
-            ExitCode::from(e.exit_code())
+            e.exit_code()
         }
-    }
+    };
+    quick_exit(code)
+}
+
+/// Ends the process once the command is done and its output flushed:
+/// `_exit`, not `exit`. What `exit` adds here is mimalloc's collection of
+/// every page it holds (madvise per arena: ~4 % of a no-op run), work the
+/// kernel does anyway when the process goes; no handler of this program
+/// has anything else to do at exit.
+fn quick_exit(code: u8) -> ! {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: ends the process; nothing runs after it.
+    unsafe { libc::_exit(code.into()) }
 }

@@ -67,15 +67,17 @@ pub fn write_state_file(path: &Path, text: &str) {
     write_state_bytes(path, &bytes);
 }
 
-/// [`write_state_file`] of bytes as they are.
-pub fn write_state_bytes(path: &Path, bytes: &[u8]) {
-    let Some(dir) = path.parent() else { return };
+/// [`write_state_file`] of bytes as they are; whether they were written.
+pub fn write_state_bytes(path: &Path, bytes: &[u8]) -> bool {
+    let Some(dir) = path.parent() else {
+        return false;
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
-        let _ = std::fs::rename(&tmp, path);
-    }
+    std::fs::create_dir_all(dir).is_ok()
+        && std::fs::write(&tmp, bytes).is_ok()
+        && std::fs::rename(&tmp, path).is_ok()
 }

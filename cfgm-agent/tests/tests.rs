@@ -826,9 +826,14 @@ fn sigkill_at_random_points_never_loses_a_due_refresh() {
 
 /// Each resource's report entry carries what was observed (after apply),
 /// secrets as a hash: the report is also the host's facts about its catalog.
+/// A file with nothing left to change is kept short in the report (its text
+/// is the catalog's, marked `as_catalog`); the facts put the text back from
+/// the catalog the agent keeps of that apply, and without that catalog they
+/// drop the observation (a plan then says "unknown") rather than carry a
+/// file without its text.
 #[test]
-fn the_report_carries_each_resources_observed_state_without_secrets() {
-    if !needs_root("the_report_carries_each_resources_observed_state_without_secrets") {
+fn the_report_carries_each_resources_observed_state_and_facts_restore_its_text() {
+    if !needs_root("the_report_carries_each_resources_observed_state_and_facts_restore_its_text") {
         return;
     }
     let (_t, tr, root, st) = dirs();
@@ -836,7 +841,7 @@ fn the_report_carries_each_resources_observed_state_without_secrets() {
     std::fs::create_dir_all(root.join("var/cache/app/sub")).unwrap();
     let (out, rep) = apply(&tr, &root, &st, &[]);
     assert!(out.status.success(), "{rep:#}");
-    let entry = |id: &str| {
+    let entry = |rep: &Value, id: &str| {
         rep["resources"]
             .as_array()
             .unwrap()
@@ -851,14 +856,64 @@ fn the_report_carries_each_resources_observed_state_without_secrets() {
             .unwrap()
             .clone()
     };
-    let conf = entry("file[/etc/app/app.conf]");
-    assert_eq!(conf["observed"]["content"], "port = 8080\nworkers = 4\n");
+    let conf = entry(&rep, "file[/etc/app/app.conf]");
+    assert_eq!(conf["observed"]["as_catalog"], true, "{conf:#}");
+    assert!(conf["observed"].get("content").is_none(), "{conf:#}");
     assert_eq!(conf["observed"]["mode"], "0640");
-    let key = entry("file[/etc/app/key.pem]");
+    let key = entry(&rep, "file[/etc/app/key.pem]");
     assert!(key["observed"]["hash"].is_string(), "{key:#}");
+    // A no-op: the text is nowhere in the report (the first apply's
+    // changes showed it as a diff).
+    let (_, again) = apply(&tr, &root, &st, &[]);
+    assert_eq!(again["counts"]["changed"], 0, "{again:#}");
     let kept = std::fs::read_to_string(st.join("reports/last.json")).unwrap();
     assert!(kept.contains("\"observed\""));
+    assert!(
+        !kept.contains("port = 8080"),
+        "the converged text is in the report"
+    );
     assert!(!kept.contains("hunter2"), "a secret reached the report");
+    // Drift repaired: the change shows the text that was there; the
+    // observation after it is the catalog's text again.
+    write(&root.join("etc/app/app.conf"), "port = 1\n");
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    let conf = entry(&rep, "file[/etc/app/app.conf]");
+    assert_eq!(conf["outcome"], "changed", "{conf:#}");
+    assert!(
+        conf["changes"].to_string().contains("-port = 1"),
+        "{conf:#}"
+    );
+    assert_eq!(conf["observed"]["as_catalog"], true, "{conf:#}");
+    let facts = |st: &Path| -> Value {
+        let out = Command::new(agent())
+            .args(["facts", "--json", "--root"])
+            .arg(&root)
+            .arg("--state-dir")
+            .arg(st)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let f = facts(&st);
+    let conf = entry(&f, "file[/etc/app/app.conf]");
+    assert_eq!(
+        conf["observed"]["content"], "port = 8080\nworkers = 4\n",
+        "{conf:#}"
+    );
+    assert!(conf["observed"].get("as_catalog").is_none(), "{conf:#}");
+    assert!(
+        !f.to_string().contains("hunter2"),
+        "a secret reached the facts"
+    );
+    // Without the catalog of that run, no short observation is passed on.
+    std::fs::remove_dir_all(st.join("catalog-cache")).unwrap();
+    let f = facts(&st);
+    let conf = entry(&f, "file[/etc/app/app.conf]");
+    assert!(conf["observed"].is_null(), "{conf:#}");
+    let problems = f["problems"].to_string();
+    assert!(problems.contains("no longer kept"), "{problems}");
 }
 
 /// Secrets that are not a resource's own attributes stay on the host too:
@@ -1134,9 +1189,9 @@ fn the_catalog_cache_never_serves_a_stale_catalog() {
     std::fs::create_dir_all(root.join("etc")).unwrap();
     let (out, _) = apply(&tr, &root, &st, &[]);
     assert!(out.status.success());
-    let cache = st.join("catalog-cache/h.json");
+    let cache = st.join("catalog-cache/h.msgpack");
     assert!(cache.exists(), "the catalog was not kept");
-    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    let kept: serde_json::Value = rmp_serde::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
     assert_eq!(kept["catalog"]["resources"].as_array().unwrap().len(), 3);
     // Served from the cache: same catalog, nothing to do.
     let (_, rep) = apply(&tr, &root, &st, &[]);

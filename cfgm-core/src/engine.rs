@@ -91,6 +91,10 @@ pub struct Options {
     /// Set to stop the run cooperatively: no resource starts after it is
     /// set, the running ones finish, and the report says the run stopped.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The report's observed states may leave out what the catalog says
+    /// anyway, for resources with nothing to change (see
+    /// `schema::AS_CATALOG_KEY`): only when the caller keeps this catalog.
+    pub trim_converged: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -102,6 +106,7 @@ impl std::fmt::Debug for Options {
             .field("ledger", &self.ledger.is_some())
             .field("sink", &self.sink.is_some())
             .field("cancel", &self.cancel)
+            .field("trim_converged", &self.trim_converged)
             .finish()
     }
 }
@@ -115,6 +120,7 @@ impl Default for Options {
             ledger: None,
             sink: None,
             cancel: None,
+            trim_converged: false,
         }
     }
 }
@@ -140,22 +146,8 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         .enumerate()
         .map(|(i, r)| (&r.id, i))
         .collect();
-    let ctx = RunCtx {
-        managed_paths: catalog
-            .resources
-            .iter()
-            .flat_map(|r| match providers.get(r.id.kind.as_str()) {
-                Some(p) => p.managed_paths(r),
-                None => Vec::new(),
-            })
-            .collect(),
-        declared: catalog.resources.iter().map(|r| r.id.clone()).collect(),
-        deps: catalog
-            .resources
-            .iter()
-            .map(|r| (r.id.clone(), r.deps.keys().cloned().collect()))
-            .collect(),
-    };
+    let mut ctx = RunCtx::new(catalog, providers);
+    ctx.trim_converged = opts.trim_converged;
     let mut done: Vec<Option<Done>> = vec![None; n];
     let mut reports: Vec<Option<ResourceReport>> = vec![None; n];
     let pool = rayon::ThreadPoolBuilder::new()
@@ -422,7 +414,7 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
 /// What every resource of a run shares: the run's view, its mode, and where
 /// refresh debts go (apply only).
 struct Turn<'a> {
-    ctx: &'a RunCtx,
+    ctx: &'a RunCtx<'a>,
     mode: Mode,
     ledger: Option<&'a dyn DebtLedger>,
     /// Refresh debts this run incurred, and the refreshes it made.
@@ -471,9 +463,7 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, ModuleError>) -> Result<
 
 /// Observes a resource and diffs it: what is there, and what must change.
 fn plan_one(r: &Resource, p: &dyn Provider, ctx: &RunCtx) -> Result<(Value, Planned), ModuleError> {
-    let observed = guarded("observe", || p.observe(r, ctx))?;
-    let planned = guarded("diff", || p.diff(r, &observed))?;
-    Ok((observed, planned))
+    guarded("observe", || p.observe_diff(r, ctx))
 }
 
 /// After apply: observe again; what still differs is a failure. Returns

@@ -40,34 +40,86 @@ pub enum ModuleError {
 }
 
 /// Facts about the run that providers may need: the catalog-wide view.
-#[derive(Debug, Default)]
-pub struct RunCtx {
-    /// Every host path a resource of the catalog manages (see
-    /// [`Provider::managed_paths`]), so a purging directory keeps them.
-    pub managed_paths: BTreeSet<String>,
-    /// Every resource of the catalog: a precondition that a resource of
-    /// the same catalog satisfies (the parent directory, the group, the
-    /// package that brings a unit) is not reported by a dry run.
-    pub declared: BTreeSet<crate::ResourceId>,
-    /// What each resource of the catalog comes after (requisites and
-    /// automatic edges), for the same purpose.
-    pub deps: BTreeMap<crate::ResourceId, BTreeSet<crate::ResourceId>>,
+///
+/// Each part is worked out from the catalog the first time a provider asks
+/// for it, not before the run: a run in which no resource needs one (every
+/// no-op of files) never builds it.
+#[derive(Default)]
+pub struct RunCtx<'a> {
+    /// The catalog and its providers (none in a context made by hand).
+    catalog: Option<(&'a crate::Catalog, &'a Providers)>,
+    managed_paths: std::sync::OnceLock<BTreeSet<String>>,
+    index: std::sync::OnceLock<std::collections::HashMap<&'a crate::ResourceId, usize>>,
+    /// An observed state that needs no change may leave out what the
+    /// catalog says anyway (see `schema::AS_CATALOG_KEY`): the caller keeps
+    /// the catalog to put it back.
+    pub trim_converged: bool,
 }
 
-impl RunCtx {
-    /// Whether the catalog declares `kind[name]`.
-    pub fn declares(&self, kind: &str, name: &str) -> bool {
-        self.declared.contains(&crate::ResourceId::new(kind, name))
+impl std::fmt::Debug for RunCtx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunCtx")
+            .field("resources", &self.catalog.map(|(c, _)| c.resources.len()))
+            .field("trim_converged", &self.trim_converged)
+            .finish()
+    }
+}
+
+impl<'a> RunCtx<'a> {
+    /// The view of `catalog`, whose resources `providers` converge.
+    pub fn new(catalog: &'a crate::Catalog, providers: &'a Providers) -> Self {
+        RunCtx {
+            catalog: Some((catalog, providers)),
+            ..RunCtx::default()
+        }
     }
 
-    /// Whether `kind[name]` comes after (directly or not) a resource of
-    /// one of `kinds`: something that may make what it needs (a package
-    /// brings a unit, a user, a file).
+    /// Every host path a resource of the catalog manages (see
+    /// [`Provider::managed_paths`]), so a purging directory keeps them.
+    pub fn managed_paths(&self) -> &BTreeSet<String> {
+        self.managed_paths.get_or_init(|| {
+            let Some((c, providers)) = self.catalog else {
+                return BTreeSet::new();
+            };
+            c.resources
+                .iter()
+                .flat_map(|r| match providers.get(r.id.kind.as_str()) {
+                    Some(p) => p.managed_paths(r),
+                    None => Vec::new(),
+                })
+                .collect()
+        })
+    }
+
+    fn resource(&self, id: &crate::ResourceId) -> Option<&'a Resource> {
+        let (c, _) = self.catalog?;
+        let index = self.index.get_or_init(|| {
+            c.resources
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (&r.id, i))
+                .collect()
+        });
+        index.get(id).map(|&i| &c.resources[i])
+    }
+
+    /// Whether the catalog declares `kind[name]`: a precondition that a
+    /// resource of the same catalog satisfies (the parent directory, the
+    /// group, the package that brings a unit) is not reported by a dry run.
+    pub fn declares(&self, kind: &str, name: &str) -> bool {
+        self.resource(&crate::ResourceId::new(kind, name)).is_some()
+    }
+
+    /// Whether `kind[name]` comes after (directly or not, through
+    /// requisites and automatic edges) a resource of one of `kinds`:
+    /// something that may make what it needs (a package brings a unit, a
+    /// user, a file).
     pub fn comes_after(&self, kind: &str, name: &str, kinds: &[&str]) -> bool {
         let mut seen = BTreeSet::new();
         let mut todo = vec![crate::ResourceId::new(kind, name)];
         while let Some(id) = todo.pop() {
-            for d in self.deps.get(&id).into_iter().flatten() {
+            let deps = self.resource(&id).map(|r| r.deps.keys());
+            for d in deps.into_iter().flatten() {
                 if kinds.contains(&d.kind.as_str()) {
                     return true;
                 }
@@ -152,6 +204,14 @@ pub trait Provider: Send + Sync {
     /// The changes that take `observed` to the resource's desired state.
     /// Pure: no host access (plans run it offline from facts).
     fn diff(&self, r: &Resource, observed: &Value) -> Result<Planned, ModuleError>;
+    /// `observe`, then `diff` of what it saw: what a run does for every
+    /// resource. A provider may do both in one go (no trip of the observed
+    /// state through JSON), with the result of the two calls.
+    fn observe_diff(&self, r: &Resource, ctx: &RunCtx) -> Result<(Value, Planned), ModuleError> {
+        let observed = self.observe(r, ctx)?;
+        let planned = self.diff(r, &observed)?;
+        Ok((observed, planned))
+    }
     /// Makes the changes. Called only with the non-empty result of this
     /// provider's `diff` for `r`.
     fn apply(&self, r: &Resource, planned: &Planned, ctx: &RunCtx) -> Result<(), ModuleError>;

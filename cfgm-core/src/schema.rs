@@ -388,6 +388,12 @@ pub static GUARDS: [AttrSpec; 2] = [
 /// reports show it; nothing is changed.
 pub const CONDITION_KEY: &str = "cfgm_condition";
 
+/// The key of an observed state that a report keeps short: `true` when
+/// what the catalog says anyway was left out (the resource had nothing to
+/// change, so that part of the host *is* the catalog's: a file's text).
+/// The agent's facts put it back from the catalog the report names.
+pub const AS_CATALOG_KEY: &str = "as_catalog";
+
 /// The attribute spec of `name` for a resource of `spec`'s kind: its own,
 /// or a generic condition ([`GUARDS`]).
 pub fn attr_or_guard<'a>(spec: &'a KindSpec, name: &str) -> Option<&'a AttrSpec> {

@@ -584,7 +584,7 @@ mod engine {
                 return Err(ModuleError::Invalid(why.clone()));
             }
             if r.attrs.get("show_managed") == Some(&json!(true)) {
-                let paths: Vec<&str> = ctx.managed_paths.iter().map(String::as_str).collect();
+                let paths: Vec<&str> = ctx.managed_paths().iter().map(String::as_str).collect();
                 let line = format!("managed {}", paths.join(","));
                 self.world.lock().unwrap().log.push(line);
             }

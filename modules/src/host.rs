@@ -59,8 +59,13 @@ pub struct HostRead {
     state_dir: PathBuf,
     /// Parsed `/etc/passwd` and `/etc/group`, reused while the file is
     /// unchanged: every path resource names its owner and group, and
-    /// re-reading both files per resource dominated a no-op run.
+    /// re-reading both files per resource dominated a no-op run. While
+    /// nothing has changed the host since (see [`CHANGES`]), not even
+    /// stat'ed again.
     dbs: DbCache,
+    /// Whether a run killed mid-write can have left temporary files in the
+    /// root (see [`Temps`]).
+    temps: Arc<Temps>,
     /// The root's /etc, opened (inside the root) once it exists: a
     /// database's version is then one stat in it, not a resolution.
     etc: Arc<std::sync::OnceLock<OwnedFd>>,
@@ -69,9 +74,71 @@ pub struct HostRead {
 /// What identifies one version of a file: inode, size, modification time.
 type DbStamp = (u64, u64, i64, i64);
 
-/// Parsed account databases by path, with the version they were read at.
-type DbCache = Arc<Mutex<HashMap<&'static str, (DbStamp, Arc<Vec<Vec<String>>>)>>>;
+/// Parsed account databases by path, with the version they were read at
+/// and the count of [`CHANGES`] when that version was last seen.
+type DbCache = Arc<Mutex<HashMap<&'static str, (u64, DbStamp, Arc<Vec<Vec<String>>>)>>>;
 
+/// How many operations that may change a host have ended in this process:
+/// every [`Host`] method that writes, and every command (a query too: the
+/// count is conservative). While it stands still, what was read of the
+/// account databases is still what they hold, so a no-op run stats them
+/// once, not once per path resource. Process-wide, so one host's change
+/// only costs another a stat.
+static CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts one change in [`CHANGES`] when it ends, however it ends.
+struct Changing;
+
+impl Drop for Changing {
+    fn drop(&mut self) {
+        CHANGES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The state directory's word on temporary files (`.NAME.cfgm-new`) in the
+/// root: probing for one beside every managed file costs a path lookup
+/// each, and one can only be there when a run died mid-write.
+///
+/// `STATE_DIR/no-temporaries` (holding the root's device and inode) says
+/// that no run working on this root has left one. It is removed, durably
+/// (unlink, fsync of the state directory), before a run's first temporary
+/// is created, and written again by [`Host::settle_temps`] only after a run
+/// in which every resource was observed and nothing failed. So a run that
+/// is killed, crashes, or fails leaves no token, and the next one probes
+/// every file (and removes what it finds); a run after a clean one does
+/// not probe. A token for another root (a state directory moved) counts
+/// as none.
+#[derive(Debug)]
+struct Temps {
+    /// The token was there for this root when the host was opened.
+    none_at_start: bool,
+    /// The token is still there: removed before this run's first temporary.
+    token: Mutex<bool>,
+    /// The token's path and content.
+    path: PathBuf,
+    identity: String,
+}
+
+/// The token's name in the state directory (see [`Temps`]).
+const NO_TEMPS: &str = "no-temporaries";
+
+impl Temps {
+    fn open(root_fd: BorrowedFd, state_dir: &Path) -> Self {
+        let identity = match rfs::fstat(root_fd) {
+            Ok(st) => format!("{}:{}\n", st.st_dev, st.st_ino),
+            Err(_) => String::new(),
+        };
+        let path = state_dir.join(NO_TEMPS);
+        let there =
+            !identity.is_empty() && std::fs::read(&path).is_ok_and(|t| t == identity.as_bytes());
+        Temps {
+            none_at_start: there,
+            token: Mutex::new(there),
+            path,
+            identity,
+        }
+    }
+}
 /// A writable view of a host.
 #[derive(Clone, Debug)]
 pub struct Host {
@@ -240,11 +307,13 @@ impl HostRead {
             }
             Err(e) => return Err(io_err("open root", &shown)(e.into())),
         }
+        let temps = Arc::new(Temps::open(fd.as_fd(), &state_dir));
         Ok(HostRead {
             root,
             root_fd: Arc::new(fd),
             state_dir,
             dbs: Arc::default(),
+            temps,
             etc: Arc::default(),
         })
     }
@@ -347,8 +416,12 @@ impl HostRead {
     }
 
     /// Whether the temporary file of a write of `p` is there (left by a run
-    /// killed mid-write).
+    /// killed mid-write). Not looked for when the state directory says no
+    /// run left one (see [`Temps`]).
     pub fn has_leftover(&self, p: &str) -> Result<bool, ModuleError> {
+        if self.temps.none_at_start {
+            return Ok(false);
+        }
         self.exists(&temp_path(p))
     }
 
@@ -385,6 +458,14 @@ impl HostRead {
 
     /// `/etc/passwd` or `/etc/group` entries of the host: (name, id, fields).
     fn db(&self, file: &'static str) -> Result<Arc<Vec<Vec<String>>>, ModuleError> {
+        // Read before the stat: a change that ends after it moves the count
+        // on, and the next call looks again.
+        let changes = CHANGES.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some((seen, _, db)) = self.dbs.lock().expect("db cache").get(file) {
+            if *seen == changes {
+                return Ok(db.clone());
+            }
+        }
         let stamp = match self.db_stat(file) {
             Ok(m) => (
                 m.st_ino,
@@ -394,8 +475,9 @@ impl HostRead {
             ),
             Err(_) => (0, 0, 0, 0),
         };
-        if let Some((st, db)) = self.dbs.lock().expect("db cache").get(file) {
+        if let Some((seen, st, db)) = self.dbs.lock().expect("db cache").get_mut(file) {
             if *st == stamp {
+                *seen = changes;
                 return Ok(db.clone());
             }
         }
@@ -410,7 +492,7 @@ impl HostRead {
         self.dbs
             .lock()
             .expect("db cache")
-            .insert(file, (stamp, db.clone()));
+            .insert(file, (changes, stamp, db.clone()));
         Ok(db)
     }
 
@@ -516,17 +598,25 @@ fn read_all(fd: OwnedFd, size: Option<usize>) -> std::io::Result<Vec<u8>> {
             .unwrap_or(0)
     });
     let mut f = std::fs::File::from(fd);
-    // Room for a small file in one read: /proc/sys files report size 0 and
-    // answer only a read at offset 0.
-    let mut b = vec![0u8; size.max(4096) + 1];
+    // One read for a file of the size it reports, into a buffer of that
+    // size and one byte more (a short read of a regular file is its end:
+    // no second read to see 0). /proc/sys files report size 0 and answer
+    // only a read at offset 0: room for a small one.
+    let mut b = vec![0u8; if size == 0 { 4096 } else { size } + 1];
     let mut len = 0;
     loop {
         if len == b.len() {
             b.resize(b.len() * 2, 0);
         }
+        let asked = b.len() - len;
         match f.read(&mut b[len..]) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if size > 0 && n < asked {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -581,6 +671,48 @@ impl Host {
 
     pub fn read_only(&self) -> &HostRead {
         &self.read
+    }
+
+    /// Before a temporary file is made: the state directory's token that
+    /// none can be left (see [`Temps`]) goes first, durably. When it cannot
+    /// be removed, nothing is written: a temporary that a killed run left
+    /// would then go unseen.
+    fn temps_may_remain(&self) -> Result<(), ModuleError> {
+        let mut token = self.temps.token.lock().unwrap_or_else(|e| e.into_inner());
+        if !*token {
+            return Ok(());
+        }
+        let shown = self.temps.path.display().to_string();
+        match std::fs::remove_file(&self.temps.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove", &shown)(e)),
+        }
+        if let Some(dir) = self.temps.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("fsync", &dir.display().to_string()))?;
+        }
+        *token = false;
+        Ok(())
+    }
+
+    /// After a run: `clean` says every resource was observed (none skipped)
+    /// and none failed, so no temporary of this run or an earlier one is
+    /// left: the token says so for the next run (see [`Temps`]). Best
+    /// effort: without it, the next run only probes.
+    pub fn settle_temps(&self, clean: bool) {
+        let token = self.temps.token.lock().unwrap_or_else(|e| e.into_inner());
+        if !clean || *token || self.temps.identity.is_empty() {
+            return;
+        }
+        let Some(dir) = self.temps.path.parent() else {
+            return;
+        };
+        let tmp = dir.join(format!(".{NO_TEMPS}.tmp"));
+        if std::fs::write(&tmp, &self.temps.identity).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.temps.path);
+        }
     }
 
     /// Runs a command that changes the host; a non-zero exit is an error
@@ -731,6 +863,8 @@ impl Host {
         uid: u32,
         gid: u32,
     ) -> Result<(), ModuleError> {
+        let _changing = Changing;
+        self.temps_may_remain()?;
         let at = self.parent(p)?;
         if let Some(item) = staging_item() {
             // Within a staged batch: the whole temporary file now, made
@@ -806,6 +940,7 @@ impl Host {
         n: usize,
         mut apply: impl FnMut(usize) -> Result<(), ModuleError>,
     ) -> Vec<Result<(), ModuleError>> {
+        let _changing = Changing;
         // Cleared however this ends (a panicking item included).
         struct Staging;
         impl Drop for Staging {
@@ -949,6 +1084,8 @@ impl Host {
         gid: u32,
         check: &dyn Fn(&str) -> Result<(), ModuleError>,
     ) -> Result<(), ModuleError> {
+        let _changing = Changing;
+        self.temps_may_remain()?;
         let at = self.parent(p)?;
         let temp = temp_path(p);
         write_new(
@@ -968,6 +1105,7 @@ impl Host {
     /// Writes into an existing file in place (a kernel parameter under
     /// /proc/sys): no temporary file, no backup, never creates it.
     pub fn write_in_place(&self, p: &str, content: &[u8]) -> Result<(), ModuleError> {
+        let _changing = Changing;
         let at = self.parent(p)?;
         let fd = rfs::openat(
             &at.dir,
@@ -1064,12 +1202,14 @@ impl Host {
     /// Creates a directory and whatever is missing above it (like
     /// `mkdir -p`: new directories are root's, mode 0755 less the umask).
     pub fn create_dir_all(&self, p: &str) -> Result<(), ModuleError> {
+        let _changing = Changing;
         self.dir_there(p, true, p).map(drop)
     }
 
     /// Removes a directory and everything in it, never following a symlink
     /// and never crossing into another filesystem mounted below it.
     pub fn remove_tree(&self, p: &str) -> Result<(), ModuleError> {
+        let _changing = Changing;
         let at = self.parent(p)?;
         let st = match rfs::statat(&at.dir, at.name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
@@ -1090,6 +1230,8 @@ impl Host {
     /// temporary name renamed over the path (a regular file there is backed
     /// up first), then the directory synced.
     pub fn symlink(&self, p: &str, target: &str) -> Result<(), ModuleError> {
+        let _changing = Changing;
+        self.temps_may_remain()?;
         let at = self.parent(p)?;
         let tmp = temp_name(at.name);
         match rfs::unlinkat(&at.dir, tmp.as_str(), AtFlags::empty()) {
@@ -1110,6 +1252,7 @@ impl Host {
     /// Changes the permission bits of a regular file or a directory (never
     /// of a symlink's target).
     pub fn chmod(&self, p: &str, mode: u32) -> Result<(), ModuleError> {
+        let _changing = Changing;
         let at = self.parent(p)?;
         let st = rfs::statat(&at.dir, at.name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(sys_err("chmod", p))?;
@@ -1144,6 +1287,7 @@ impl Host {
 
     /// Changes owner and group without following a final symlink.
     pub fn chown(&self, p: &str, uid: Option<u32>, gid: Option<u32>) -> Result<(), ModuleError> {
+        let _changing = Changing;
         let at = self.parent(p)?;
         rfs::chownat(
             &at.dir,
@@ -1159,6 +1303,7 @@ impl Host {
     /// through a final symlink: for daemons that notice changes by a
     /// directory's modification time.
     pub fn touch(&self, p: &str) -> Result<(), ModuleError> {
+        let _changing = Changing;
         let at = self.parent(p)?;
         let now = rfs::Timespec {
             tv_sec: 0,
@@ -1174,6 +1319,7 @@ impl Host {
 
     /// Removes a file or symlink (after backing a file up).
     pub fn remove_file(&self, p: &str) -> Result<(), ModuleError> {
+        let _changing = Changing;
         let Some(at) = self.parent_if_there(p)? else {
             return Ok(()); // nothing there to remove
         };
@@ -1189,6 +1335,7 @@ impl Host {
     /// nothing of it is lost or copied — replacing an earlier one. Returns
     /// the new path. For `file … force = true`.
     pub fn move_aside(&self, p: &str) -> Result<String, ModuleError> {
+        let _changing = Changing;
         let at = self.parent(p)?;
         let aside = format!(".{}.cfgm-replaced", at.name);
         match rfs::statat(&at.dir, aside.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
@@ -1210,6 +1357,7 @@ impl Host {
 
     /// Removes the temporary file a killed write of `p` left (never `p`).
     pub fn remove_leftover(&self, p: &str) -> Result<(), ModuleError> {
+        let _changing = Changing;
         let at = self.parent(p)?;
         match rfs::unlinkat(&at.dir, temp_name(at.name).as_str(), AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
@@ -1450,6 +1598,7 @@ pub fn run_with_timeout<S: AsRef<OsStr>>(
     argv: &[S],
     timeout: Duration,
 ) -> Result<Output, ModuleError> {
+    let _changing = Changing;
     let name = argv_string(argv);
     let agent = std::process::id() as libc::pid_t;
     // SAFETY: `supervise` makes only async-signal-safe calls and does not
@@ -1631,6 +1780,51 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// The state directory's token that no temporary file is left: a host
+    /// opened with it does not probe; the first write removes it (and a
+    /// host opened then probes); only a clean run writes it again; a token
+    /// of another root counts as none.
+    #[test]
+    fn temporaries_are_probed_until_a_clean_run_says_none_is_left() {
+        let (t, host, root, _) = setup();
+        let state = t.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
+        std::fs::write(root.join("etc/.f.cfgm-new"), "torn").unwrap();
+        std::fs::write(root.join("etc/f"), "old").unwrap();
+        // No token: probed, the leftover is seen.
+        assert!(host.has_leftover("/etc/f").unwrap());
+        host.settle_temps(false);
+        assert!(
+            !state.join(NO_TEMPS).exists(),
+            "a run that failed wrote the token"
+        );
+        host.remove_leftover("/etc/f").unwrap();
+        host.settle_temps(true);
+        assert!(state.join(NO_TEMPS).exists(), "a clean run wrote no token");
+        // With the token: not probed (a temporary planted by hand is not a
+        // killed run's, and goes unseen).
+        std::fs::write(root.join("etc/.f.cfgm-new"), "planted").unwrap();
+        let next = Host::new(&root, &state).unwrap();
+        assert!(!next.has_leftover("/etc/f").unwrap());
+        // A write takes the token away before its temporary exists.
+        next.write_atomic("/etc/f", b"new", 0o644, uid.as_raw(), gid.as_raw())
+            .unwrap();
+        assert!(!state.join(NO_TEMPS).exists(), "the token outlived a write");
+        std::fs::write(root.join("etc/.f.cfgm-new"), "torn").unwrap();
+        let after = Host::new(&root, &state).unwrap();
+        assert!(
+            after.has_leftover("/etc/f").unwrap(),
+            "a host opened after a write did not probe"
+        );
+        // The token of another root is none.
+        std::fs::write(state.join(NO_TEMPS), "1:2\n").unwrap();
+        assert!(Host::new(&root, &state)
+            .unwrap()
+            .has_leftover("/etc/f")
+            .unwrap());
     }
 
     #[test]

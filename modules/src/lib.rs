@@ -95,6 +95,17 @@ pub fn observe_facts(
     kind(&r.id.kind).and_then(|k| k.observe_facts(r, facts))
 }
 
+/// Puts back into an observed state of `r`, as a report keeps it, what was
+/// left out because `r`'s catalog says it (`cfgm_core::schema::AS_CATALOG_KEY`).
+/// `r` must come from the catalog the report names. False when nothing was
+/// left out (or the kind is unknown).
+pub fn restore_converged(r: &Resource, observed: &mut Value) -> Result<bool, ModuleError> {
+    match kind(&r.id.kind) {
+        Some(k) => k.restore_converged(r, observed),
+        None => Ok(false),
+    }
+}
+
 /// Every kind's host-free diff, as the planner takes it:
 /// `cfgm_core::plan::plan_catalog(&catalog, &cfgm_modules::Kinds, …)`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -146,7 +157,7 @@ pub(crate) fn parent_there(
     let parent = host::parent_of(p);
     // Something there (a directory, or a link apply judges itself).
     if host.exists(parent)?
-        || ctx.managed_paths.contains(parent)
+        || ctx.managed_paths().contains(parent)
         || ctx.comes_after(kind, name, MAKERS)
     {
         Ok(())

@@ -120,6 +120,19 @@ pub trait Module: Send + Sync + Default + 'static {
         true
     }
 
+    /// Leaves out of `o`, which `diff` found nothing to change in, what
+    /// the desired state says anyway (a file's text), and marks it
+    /// (`cfgm_core::schema::AS_CATALOG_KEY`): reports and their history
+    /// stay small. [`Module::restore_converged`] must put back exactly
+    /// what this left out.
+    fn trim_converged(_d: &Self::Desired, _o: &mut Self::Observed) {}
+
+    /// Puts back what [`Module::trim_converged`] left out of `o`, from the
+    /// desired state of the same catalog. False when nothing was left out.
+    fn restore_converged(_d: &Self::Desired, _o: &mut Self::Observed) -> bool {
+        false
+    }
+
     /// The host paths a resource of this kind manages or edits (a purging
     /// directory keeps them): its name when the spec says names are paths.
     fn managed_paths(name: &str, _d: &Self::Desired) -> Vec<String> {
@@ -154,6 +167,7 @@ pub struct KindDef {
     bind: fn(&Host) -> Box<dyn Provider>,
     accepts: fn(&Attrs) -> Result<(), ModuleError>,
     from_facts: fn(&Resource, &cfgm_core::facts::Facts) -> Option<Result<Value, ModuleError>>,
+    restore: fn(&Resource, &mut Value) -> Result<bool, ModuleError>,
 }
 
 impl KindDef {
@@ -165,7 +179,20 @@ impl KindDef {
             bind: bind::<M>,
             accepts: accepts::<M>,
             from_facts: from_facts::<M>,
+            restore: restore::<M>,
         }
+    }
+
+    /// Puts back into an observed state of `r` (as a report keeps it) what
+    /// was left out because the catalog says it (see
+    /// [`Module::restore_converged`]); `r` must be the resource of the
+    /// catalog the report names. False when nothing was left out.
+    pub fn restore_converged(
+        &self,
+        r: &Resource,
+        observed: &mut Value,
+    ) -> Result<bool, ModuleError> {
+        (self.restore)(r, observed)
     }
 
     /// What `observe` would see, from a host's facts (see
@@ -223,6 +250,21 @@ fn desired<M: Module>(attrs: &Attrs) -> Result<M::Desired, ModuleError> {
     M::Desired::deserialize(map).map_err(|e| ModuleError::Invalid(format!("attributes: {e}")))
 }
 
+fn restore<M: Module>(r: &Resource, observed: &mut Value) -> Result<bool, ModuleError> {
+    if observed.get(cfgm_core::schema::AS_CATALOG_KEY) != Some(&Value::Bool(true)) {
+        return Ok(false);
+    }
+    let d = desired::<M>(&r.attrs)?;
+    let mut o = M::Observed::deserialize(&*observed)
+        .map_err(|e| ModuleError::Invalid(format!("observed state: {e}")))?;
+    if !M::restore_converged(&d, &mut o) {
+        return Ok(false);
+    }
+    *observed =
+        serde_json::to_value(o).map_err(|e| ModuleError::Other(format!("observed state: {e}")))?;
+    Ok(true)
+}
+
 fn accepts<M: Module>(attrs: &Attrs) -> Result<(), ModuleError> {
     desired::<M>(attrs).map(drop)
 }
@@ -238,12 +280,17 @@ pub fn plan<M: Module>(r: &Resource, observed: &Value) -> Result<Planned, Module
     // From the borrowed value: no copy of the observed state.
     let o = M::Observed::deserialize(observed)
         .map_err(|e| ModuleError::Invalid(format!("observed state: {e}")))?;
-    let typed = M::diff(&r.id.name, &d, &o);
+    Ok(typed_plan::<M>(&r.id.name, &d, &o))
+}
+
+/// The kind's diff, and how its changes show.
+fn typed_plan<M: Module>(name: &str, d: &M::Desired, o: &M::Observed) -> Planned {
+    let typed = M::diff(name, d, o);
     if typed.is_empty() {
-        return Ok(Planned::none());
+        return Planned::none();
     }
     let shown = typed.iter().map(KindChange::show).collect();
-    Ok(Planned::new(shown, typed))
+    Planned::new(shown, typed)
 }
 
 fn from_facts<M: Module>(
@@ -339,6 +386,25 @@ impl<M: Module> Provider for Erased<M> {
 
     fn diff(&self, r: &Resource, observed: &Value) -> Result<Planned, ModuleError> {
         plan::<M>(r, observed)
+    }
+
+    fn observe_diff(&self, r: &Resource, ctx: &RunCtx) -> Result<(Value, Planned), ModuleError> {
+        // The attributes made into a `Desired` once, and the observed state
+        // diffed as the kind returned it: into JSON once, for the report.
+        let d = desired::<M>(&r.attrs)?;
+        if let Some(why) = guard::<M>(self.host.read_only(), r)? {
+            return Ok((serde_json::json!({ GUARDED: why }), Planned::none()));
+        }
+        let mut o = self
+            .module
+            .observe(self.host.read_only(), &r.id.name, &d, ctx)?;
+        let planned = typed_plan::<M>(&r.id.name, &d, &o);
+        if ctx.trim_converged && planned.is_empty() {
+            M::trim_converged(&d, &mut o);
+        }
+        let observed = serde_json::to_value(o)
+            .map_err(|e| ModuleError::Other(format!("observed state: {e}")))?;
+        Ok((observed, planned))
     }
 
     fn apply(&self, r: &Resource, planned: &Planned, ctx: &RunCtx) -> Result<(), ModuleError> {

@@ -113,7 +113,7 @@ fn not_a_directory(name: &str, d: &Desired) -> ModuleError {
 /// write in flight — a `line` of the same wave — or one a killed run left,
 /// which the resource that owns it removes itself.
 fn managed(ctx: &RunCtx, path: &str) -> bool {
-    managed_in(&ctx.managed_paths, path)
+    managed_in(ctx.managed_paths(), path)
 }
 
 fn managed_in(paths: &std::collections::BTreeSet<String>, path: &str) -> bool {

@@ -301,8 +301,9 @@ fn validate(
     )))
 }
 
-/// What is at the path. Content is kept (for diffs) only for text up to
-/// 1 MiB; the hash always.
+/// What is at the path, of a file whose content the resource manages:
+/// the content itself when it is text up to 1 MiB (for diffs), else its
+/// hash (a secret, a large or a binary file).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Observed {
     pub exists: bool,
@@ -324,6 +325,10 @@ pub struct Observed {
     /// A temporary file left beside it by a run that was killed mid-write.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub leftover: bool,
+    /// The text is the catalog's and was left out of a report (see
+    /// `cfgm_core::schema::AS_CATALOG_KEY`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub as_catalog: bool,
 }
 
 #[derive(Default)]
@@ -520,13 +525,41 @@ impl Module for File {
             // mode it sets) is not observed: reports and facts leave the
             // host, and neither needs it.
             if manages_content {
-                o.hash = Some(blake3::hash(&bytes).to_hex().to_string());
-                if !d.secret() && bytes.len() <= DIFF_LIMIT {
-                    o.content = String::from_utf8(bytes).ok();
+                // Text is kept as it is (the hash would say nothing more);
+                // a secret, a large or a binary file as its hash.
+                let text = if !d.secret() && bytes.len() <= DIFF_LIMIT {
+                    String::from_utf8(bytes).map_err(|e| e.into_bytes())
+                } else {
+                    Err(bytes)
+                };
+                match text {
+                    Ok(t) => o.content = Some(t),
+                    Err(b) => o.hash = Some(blake3::hash(&b).to_hex().to_string()),
                 }
             }
         }
         Ok(o)
+    }
+
+    fn trim_converged(_d: &Desired, o: &mut Observed) {
+        // Nothing to change: the text is the catalog's content.
+        if o.content.take().is_some() {
+            o.as_catalog = true;
+        }
+    }
+
+    fn restore_converged(d: &Desired, o: &mut Observed) -> bool {
+        if !o.as_catalog {
+            return false;
+        }
+        match d.bytes().ok().flatten().map(|b| String::from_utf8(b.into_owned())) {
+            Some(Ok(text)) => {
+                o.content = Some(text);
+                o.as_catalog = false;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn diff(name: &str, d: &Desired, o: &Observed) -> Vec<FileChange> {
@@ -570,8 +603,13 @@ impl Module for File {
                 _ => o.hash.as_deref() == Some(blake3::hash(c).to_hex().as_str()),
             };
             if !same {
-                let from = match (&o.hash, o.size) {
-                    (Some(h), Some(n)) => Some(content_summary(n, h)),
+                let hash = o.hash.clone().or_else(|| {
+                    o.content
+                        .as_ref()
+                        .map(|t| blake3::hash(t.as_bytes()).to_hex().to_string())
+                });
+                let from = match (hash, o.size) {
+                    (Some(h), Some(n)) => Some(content_summary(n, &h)),
                     _ => None,
                 };
                 // Text only: bytes that are not UTF-8 show as size and hash.
@@ -755,10 +793,11 @@ mod tests {
         blake3::hash(s.as_bytes()).to_hex().to_string()
     }
 
-    /// What observe says of a regular file with this content.
+    /// What observe says of a regular file with this text (the text, no
+    /// hash: a summary's hash is of the text).
     fn file(content: &str, mode: &str) -> serde_json::Value {
         json!({
-            "exists": true, "kind": "file", "hash": b3(content), "size": content.len(),
+            "exists": true, "kind": "file", "size": content.len(),
             "content": content, "mode": mode, "owner": "root", "group": "root",
         })
     }
