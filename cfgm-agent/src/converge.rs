@@ -105,6 +105,9 @@ pub struct Outcome {
     pub diagnostics: Vec<cfgm_core::Diagnostic>,
     /// The report's JSON as kept in the state directory (when it was).
     pub json: Option<Vec<u8>>,
+    /// The catalog the run converged (none when it did not compile): the
+    /// caller decides when to free it (a process about to end does not).
+    pub catalog: Option<cfgm_core::Catalog>,
 }
 
 /// The host's name: its hostname under the root.
@@ -147,6 +150,12 @@ pub fn converge_once(
         Some(h) => h.clone(),
         None => hostname(&root)?,
     };
+    // The kept catalog is read while the tree loads (most runs use it);
+    // whether it is this tree's is known once the tree is.
+    let kept_catalog = {
+        let (state_dir, host) = (cfg.state_dir.clone(), host_name.clone());
+        std::thread::spawn(move || crate::cache::read(&state_dir, &host))
+    };
     let (tree, mut diags) = cfg.tree.load()?;
     // An unknown host is a wrong request, not this host's run.
     if let Err(d) = tree.host(&host_name) {
@@ -161,9 +170,10 @@ pub fn converge_once(
     let registry = cfgm_modules::registry();
     let cache_key =
         (diags.is_empty()).then(|| crate::cache::key(&tree, &host_name, cfg.facts.as_ref()));
-    let cached = cache_key
-        .as_deref()
-        .and_then(|k| crate::cache::get(&cfg.state_dir, &host_name, k));
+    let cached = match (kept_catalog.join(), &cache_key) {
+        (Ok(Some((k, c))), Some(key)) if k == *key => Some(c),
+        _ => None,
+    };
     // The cache holds the catalog of the last apply (a dry run only reads
     // it): what a report leaves out because its catalog says it is put
     // back from there (see `cfgm_core::schema::AS_CATALOG_KEY`).
@@ -205,6 +215,7 @@ pub fn converge_once(
                 tree,
                 diagnostics: diags,
                 json,
+                catalog: None,
             });
         }
     };
@@ -250,6 +261,7 @@ pub fn converge_once(
         tree,
         diagnostics: resource_diags,
         json,
+        catalog: Some(catalog),
     })
 }
 

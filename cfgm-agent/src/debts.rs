@@ -16,7 +16,8 @@ use std::sync::Mutex;
 
 pub struct FileLedger {
     path: PathBuf,
-    owed: Mutex<BTreeSet<ResourceId>>,
+    /// The debts, and whether the file holds exactly them.
+    owed: Mutex<(BTreeSet<ResourceId>, bool)>,
 }
 
 impl FileLedger {
@@ -31,27 +32,38 @@ impl FileLedger {
             .collect();
         FileLedger {
             path,
-            owed: Mutex::new(owed),
+            owed: Mutex::new((owed, true)),
         }
     }
 
     /// The debts as loaded (or as last written).
     pub fn owed(&self) -> BTreeSet<ResourceId> {
-        self.owed.lock().expect("ledger").clone()
+        self.owed.lock().expect("ledger").0.clone()
     }
 
-    /// Replaces the debts with the run's final account.
+    /// Replaces the debts with the run's final account (no write when the
+    /// file already holds it: a run with no debt touches nothing).
     pub fn settle(&self, owed: &[ResourceId]) -> std::io::Result<()> {
-        let mut set = self.owed.lock().expect("ledger");
-        *set = owed.iter().cloned().collect();
-        self.write(&set)
+        let mut held = self.owed.lock().expect("ledger");
+        let set: BTreeSet<ResourceId> = owed.iter().cloned().collect();
+        if held.1 && held.0 == set {
+            return Ok(());
+        }
+        held.0 = set;
+        held.1 = false;
+        self.write(&held.0)?;
+        held.1 = true;
+        Ok(())
     }
 
     fn write(&self, set: &BTreeSet<ResourceId>) -> std::io::Result<()> {
         if set.is_empty() {
             return match std::fs::remove_file(&self.path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => sync_dir(&self.path),
+                Ok(()) => sync_dir(&self.path),
+                // Nothing to remove: an earlier removal was made durable
+                // when it was made.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
             };
         }
         let list: Vec<&ResourceId> = set.iter().collect();
@@ -62,21 +74,24 @@ impl FileLedger {
 
 impl DebtLedger for FileLedger {
     fn owe(&self, ids: &[ResourceId]) -> Result<(), String> {
-        let mut set = self.owed.lock().expect("ledger");
-        let before = set.len();
-        set.extend(ids.iter().cloned());
-        if set.len() == before {
+        let mut held = self.owed.lock().expect("ledger");
+        let before = held.0.len();
+        held.0.extend(ids.iter().cloned());
+        if held.0.len() == before && held.1 {
             return Ok(()); // already owed, already on disk
         }
-        self.write(&set)
-            .map_err(|e| format!("write {}: {e}", self.path.display()))
+        held.1 = false;
+        self.write(&held.0)
+            .map_err(|e| format!("write {}: {e}", self.path.display()))?;
+        held.1 = true;
+        Ok(())
     }
 
     fn paid(&self, id: &ResourceId) {
-        let mut set = self.owed.lock().expect("ledger");
-        if set.remove(id) {
+        let mut held = self.owed.lock().expect("ledger");
+        if held.0.remove(id) {
             // Best effort: a debt left on disk only repeats a refresh.
-            let _ = self.write(&set);
+            held.1 = self.write(&held.0).is_ok();
         }
     }
 }
