@@ -176,24 +176,30 @@ pub(crate) fn owners_there(
     group: Option<&str>,
     ctx: &cfgm_core::provider::RunCtx,
 ) -> Result<(), ModuleError> {
-    if ctx.comes_after(kind, name, MAKERS) {
+    // The host first (the common case, and cheap); the catalog's graph
+    // only for a name the host does not have.
+    let user_missing = match owner {
+        Some(u) => host.uid(u)?.is_none() && !ctx.declares("user", u),
+        None => false,
+    };
+    let group_missing = match group {
+        Some(g) => host.gid(g)?.is_none() && !ctx.declares("group", g),
+        None => false,
+    };
+    if !(user_missing || group_missing) || ctx.comes_after(kind, name, MAKERS) {
         return Ok(());
     }
-    if let Some(u) = owner {
-        if !ctx.declares("user", u) && host.uid(u)?.is_none() {
-            return Err(ModuleError::Invalid(format!(
-                "no user `{u}` on the host (declare user[{u}])"
-            )));
-        }
+    if let (Some(u), true) = (owner, user_missing) {
+        return Err(ModuleError::Invalid(format!(
+            "no user `{u}` on the host (declare user[{u}])"
+        )));
     }
-    if let Some(g) = group {
-        if !ctx.declares("group", g) && host.gid(g)?.is_none() {
-            return Err(ModuleError::Invalid(format!(
-                "no group `{g}` on the host (declare group[{g}])"
-            )));
-        }
+    match group {
+        Some(g) => Err(ModuleError::Invalid(format!(
+            "no group `{g}` on the host (declare group[{g}])"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Whether `name` is a user or group name the shadow tools take as a name
