@@ -1,8 +1,10 @@
 //! `make bench`: the agent's building blocks against their budgets.
 //!
 //! - facts: `facts::gather` of this machine ("/") and of a Debian root,
-//!   each with a last report of 300 resources (with their observed state)
-//!   in the state directory; budget < 50 ms (DESIGN.md: gather facts).
+//!   each with a last report of 300 resources (with their observed state;
+//!   the 100 files converged, so their text is put back from the kept
+//!   catalog, as after a real no-op) in the state directory; budget
+//!   < 50 ms (DESIGN.md: gather facts).
 //!   The Debian root is `CFGM_BENCH_ROOT` if set, else the fleet harness's
 //!   unpacked bookworm base (/var/cache/cfgm-test/base-*) if present, else
 //!   a root made here from this machine's dpkg database, passwd, group,
@@ -41,8 +43,27 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-/// A last report of 300 resources, shaped as the engine writes it.
+/// A last report of 300 resources, shaped as the engine writes it, and
+/// the kept catalog of its 100 files (1 KiB of text each).
 fn state_with_report(dir: &Path) {
+    let text = |i: usize| format!("setting {i} = on\n").repeat(1024 / 16);
+    let files: Vec<cfgm_core::Resource> = (0..300)
+        .step_by(3)
+        .map(|i| cfgm_core::Resource {
+            id: cfgm_core::ResourceId::new("file", format!("/etc/app/conf-{i}.conf")),
+            attrs: [("content".to_string(), serde_json::json!(text(i)))].into(),
+            deps: Default::default(),
+            origin: cfgm_core::catalog::Origin {
+                file: "states/app.toml".into(),
+                line: i + 1,
+                column: 1,
+            },
+            hidden: Vec::new(),
+            error: None,
+        })
+        .collect();
+    let catalog = cfgm_core::Catalog::new("bench", files);
+    assert!(cfgm_agent::cache::put(dir, "bench", "bench-key", &catalog));
     let resources: Vec<serde_json::Value> = (0..300)
         .map(|i| {
             let (kind, name, observed) = match i % 3 {
@@ -50,7 +71,7 @@ fn state_with_report(dir: &Path) {
                     "file",
                     format!("/etc/app/conf-{i}.conf"),
                     serde_json::json!({"exists": true, "kind": "file", "mode": "0644", "owner": "root",
-                        "group": "root", "sha256": format!("{:064x}", i), "size": 1024 + i}),
+                        "group": "root", "size": text(i).len(), "as_catalog": true}),
                 ),
                 1 => (
                     "pkg",
@@ -68,7 +89,7 @@ fn state_with_report(dir: &Path) {
         })
         .collect();
     let report = serde_json::json!({
-        "host": "bench", "status": "converged", "catalog_id": format!("{:064x}", 7), "tree_id": "",
+        "host": "bench", "status": "converged", "catalog_id": catalog.id.0, "tree_id": "",
         "mode": "apply", "counts": {"unchanged": 300, "changed": 0, "would_change": 0, "failed": 0, "skipped": 0},
         "seconds": 0.01, "resources": resources,
     });
@@ -137,6 +158,20 @@ fn main() {
     let budget = Duration::from_millis(50);
 
     let f = gather(Path::new("/"), &state);
+    let restored = f
+        .resources
+        .iter()
+        .filter(|r| {
+            r.observed
+                .as_ref()
+                .is_some_and(|o| o.get("content").is_some())
+        })
+        .count();
+    assert_eq!(
+        restored, 100,
+        "texts put back from the kept catalog: {:?}",
+        f.problems
+    );
     let (med, max) = time(50, || gather(Path::new("/"), &state));
     println!(
         "facts::gather(/): median {} (max {}) over 50 runs; budget < {}: {} [{} packages, {} services, {} users, {} interfaces, {} resources]",
