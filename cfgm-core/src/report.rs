@@ -115,8 +115,12 @@ pub struct PullInfo {
     /// The commit the fetched ref pointed at (or the one asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetched: Option<String>,
-    /// The commit this run converged to (the last good one when the
-    /// fetched commit was refused or did not compile).
+    /// The commit this run applied (the last good one when the fetched
+    /// commit was refused or did not compile). The report's `status` says
+    /// whether the host got all of it: a run that was stopped or had
+    /// failures names its commit here all the same, and the commit is
+    /// recorded as applied, since part of it is on the host and going back
+    /// past it would be a rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub converged_to: Option<String>,
     /// Why the fetched commit did not compile, when it did not.
