@@ -189,6 +189,8 @@ pub fn read(state_dir: &Path, host: &str) -> Option<(String, Catalog)> {
 /// Keeps `catalog` under `key` (best effort: a cache that cannot be
 /// written only costs a compile); whether it is kept.
 pub fn put(state_dir: &Path, host: &str, key: &str, catalog: &Catalog) -> bool {
+    // What an earlier version kept (JSON) is never read again.
+    let _ = std::fs::remove_file(state_dir.join("catalog-cache").join(format!("{host}.json")));
     match encode(key, catalog) {
         Some(bytes) => crate::state::write_state_bytes(&path(state_dir, host), &bytes),
         None => false,

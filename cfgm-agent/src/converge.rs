@@ -245,9 +245,19 @@ pub fn converge_once(
         .collect();
     let mut json = None;
     if cfg.mode == Mode::Apply {
-        // Every resource observed, none failed: no temporary file is left.
+        // Every resource observed (none skipped, none left alone by a
+        // condition, which observes nothing), none failed: no temporary
+        // file is left.
+        let unobserved = report.resources.iter().any(|r| {
+            r.observed
+                .as_ref()
+                .is_some_and(|o| o.get(cfgm_core::schema::CONDITION_KEY).is_some())
+        });
         host.settle_temps(
-            report.counts.failed == 0 && report.counts.skipped == 0 && !report.stopped,
+            report.counts.failed == 0
+                && report.counts.skipped == 0
+                && !report.stopped
+                && !unobserved,
         );
         ledger
             .settle(&report.owed_refresh)

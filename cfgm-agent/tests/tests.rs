@@ -723,6 +723,51 @@ fn shell_root(root: &Path) {
     std::fs::create_dir_all(root.join("data")).unwrap();
 }
 
+/// A temporary that a killed run left is found by the runs after it until
+/// one has seen every file: a run whose condition left a file alone did
+/// not look beside it, so it does not tell the next run that none is left
+/// (the state directory's `no-temporaries`); the run that observes the file
+/// removes the temporary.
+#[test]
+fn a_leftover_temporary_is_looked_for_until_a_run_has_seen_every_file() {
+    if !needs_root("a_leftover_temporary_is_looked_for_until_a_run_has_seen_every_file") {
+        return;
+    }
+    let (_t, tr, root, st) = dirs();
+    shell_root(&root);
+    write(&root.join("data/f"), "x\n");
+    write(&root.join("data/.f.cfgm-new"), "torn");
+    let token = st.join("no-temporaries");
+    tree(
+        &tr,
+        "[file.\"/data/f\"]\ncontent = \"x\\n\"\nonlyif = [\"/bin/sh\", \"-c\", \"exit 1\"]\n",
+    );
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    assert!(
+        !token.exists(),
+        "a run that looked at no file said none is left"
+    );
+    assert!(root.join("data/.f.cfgm-new").exists());
+    tree(&tr, "[file.\"/data/f\"]\ncontent = \"x\\n\"\n");
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    assert!(rep.to_string().contains("leftover"), "{rep:#}");
+    assert!(
+        !root.join("data/.f.cfgm-new").exists(),
+        "the leftover stayed"
+    );
+    assert!(
+        token.exists(),
+        "a clean run that saw every file wrote no token"
+    );
+    // The next run trusts it: a temporary planted by hand (not a run's) is
+    // not looked for.
+    write(&root.join("data/.f.cfgm-new"), "planted");
+    let (_, rep) = apply(&tr, &root, &st, &[]);
+    assert_eq!(rep["counts"]["changed"], 0, "{rep:#}");
+}
+
 /// Version `v` of a watched file, and a command that refreshes on its
 /// change by logging the content it sees.
 fn refresh_tree(dir: &Path, v: usize) {
