@@ -205,6 +205,8 @@ impl Daemon {
             }
         }
         let mut report = None;
+        // The catalog the chosen report ran, for the facts after it.
+        let mut ran = None;
         // This host is in no candidate's inventory: a wrong request (a
         // mistyped `--host`), not this host's run, whose report stays.
         let mut unknown_host = None;
@@ -249,6 +251,7 @@ impl Daemon {
             }
             pull.converged_to = Some(commit.to_string());
             report = Some(out.report);
+            ran = out.catalog;
             break;
         }
         if !matches!(pull.verdict.as_str(), "fresh" | "unchanged" | "behind") {
@@ -283,7 +286,7 @@ impl Daemon {
         report.pull = Some(pull);
         if mode == Mode::Apply {
             converge::keep_report(&self.cfg.state_dir, &report);
-            self.publish(&report);
+            self.publish(&report, ran.as_ref());
         }
         tracing::info!(
             status = ?report.status,
@@ -318,7 +321,8 @@ impl Daemon {
             .puller
             .files(commit, &Limits::default())
             .map_err(|e| RunError::Refused(e.to_string()))?;
-        let gathered = facts::gather(&self.root, &self.cfg.state_dir);
+        // Templates see the system facts and packages, nothing of the last run.
+        let gathered = facts::gather_for_templates(&self.root);
         let cfg = Config {
             tree: TreeInput::Commit {
                 files: Arc::new(files),
@@ -336,9 +340,9 @@ impl Daemon {
         converge_once(&cfg, sink, stop)
     }
 
-    /// Facts and metrics after a run.
-    fn publish(&mut self, report: &Report) {
-        let gathered = facts::gather(&self.root, &self.cfg.state_dir);
+    /// Facts and metrics after a run (`catalog`: the one it ran).
+    fn publish(&mut self, report: &Report, catalog: Option<&cfgm_core::Catalog>) {
+        let gathered = facts::gather_after(&self.root, &self.cfg.state_dir, report, catalog);
         if let Ok(text) = serde_json::to_string_pretty(&gathered) {
             crate::state::write_state_file(&self.cfg.state_dir.join("facts.json"), &text);
         }

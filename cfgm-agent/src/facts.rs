@@ -6,9 +6,9 @@
 //! (installed packages from the dpkg status database, service units with
 //! their enabled state, users, groups) and the observed state of every
 //! resource of the last run, as the modules' `observe` returned it (from
-//! `STATE_DIR/reports/last.json`, with what the report left out because
-//! the catalog says it put back from the catalog kept of that run), with
-//! the last applied commit and catalog id. The result is data ([`Facts`], `schema_version` 1).
+//! `STATE_DIR/reports/last.json`; what the report left out as the
+//! catalog's is put back from the catalog kept of that run), with the last
+//! applied commit and catalog id. The result is data ([`Facts`], `schema_version` 1).
 //!
 //! It must not change anything and must stay cheap (budget: < 50 ms for a
 //! host with 300 resources): every fact is read from a file under the root
@@ -132,25 +132,79 @@ impl Root {
 /// this machine), with the agent state in `state_dir` (the last report and
 /// applied commit).
 pub fn gather(root: &Path, state_dir: &Path) -> Facts {
+    gather_with(root, |problems| last_run(state_dir, problems))
+}
+
+/// What templates see (`template_facts`: the system facts and the
+/// installed packages), gathered alone: the daemon's run before it
+/// compiles needs nothing of the last run.
+pub fn gather_for_templates(root: &Path) -> Facts {
+    let mut r = Root::open(root);
+    let system = system(&mut r);
+    let packages = packages(&mut r);
+    let now = now();
+    Facts {
+        schema_version: SCHEMA_VERSION,
+        host: short_host(&system),
+        time: now,
+        time_utc: crate::signers::format_utc(now),
+        applied: Applied::default(),
+        system,
+        packages,
+        services: Vec::new(),
+        users: Vec::new(),
+        groups: Vec::new(),
+        resources: Vec::new(),
+        owed_refresh: Vec::new(),
+        problems: r.problems,
+    }
+}
+
+/// [`gather`] right after a run, from its report and the catalog it ran
+/// (what the run kept in `state_dir`, without reading it back).
+pub fn gather_after(
+    root: &Path,
+    state_dir: &Path,
+    report: &cfgm_core::Report,
+    catalog: Option<&cfgm_core::Catalog>,
+) -> Facts {
+    gather_with(root, |problems| {
+        let mut report = report.clone();
+        match catalog {
+            Some(c) if c.id.0 == report.catalog_id => restore_from(c, &mut report, problems),
+            _ => restore_converged(state_dir, &mut report, problems),
+        }
+        from_report(state_dir, report)
+    })
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn short_host(system: &System) -> String {
+    system
+        .hostname
+        .as_deref()
+        .map(|h| h.split('.').next().unwrap_or(h).to_string())
+        .unwrap_or_default()
+}
+
+fn gather_with(root: &Path, last: impl FnOnce(&mut Vec<String>) -> LastRun) -> Facts {
     let mut r = Root::open(root);
     let system = system(&mut r);
     let packages = packages(&mut r);
     let services = services(&mut r);
     let users = users(&mut r);
     let groups = groups(&mut r);
-    let (applied, resources, owed_refresh) = last_run(state_dir, &mut r.problems);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let host = system
-        .hostname
-        .as_deref()
-        .map(|h| h.split('.').next().unwrap_or(h).to_string())
-        .unwrap_or_default();
+    let (applied, resources, owed_refresh) = last(&mut r.problems);
+    let now = now();
     Facts {
         schema_version: SCHEMA_VERSION,
-        host,
+        host: short_host(&system),
         time: now,
         time_utc: crate::signers::format_utc(now),
         applied,
@@ -595,7 +649,7 @@ fn groups(r: &mut Root) -> Vec<Group> {
 type LastRun = (Applied, Vec<ObservedResource>, Vec<cfgm_core::ResourceId>);
 
 fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> LastRun {
-    let mut applied = Applied {
+    let applied = || Applied {
         commit: crate::git::read_applied(state_dir).map(|c| c.to_string()),
         ..Applied::default()
     };
@@ -603,23 +657,31 @@ fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> LastRun {
     let text = match std::fs::read(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return (applied, Vec::new(), Vec::new())
+            return (applied(), Vec::new(), Vec::new())
         }
         Err(e) => {
             problems.push(format!("{}: {e}", path.display()));
-            return (applied, Vec::new(), Vec::new());
+            return (applied(), Vec::new(), Vec::new());
         }
     };
-    let report: cfgm_core::Report = match serde_json::from_slice(&text) {
+    let mut report: cfgm_core::Report = match serde_json::from_slice(&text) {
         Ok(r) => r,
         Err(e) => {
             problems.push(format!("{}: {e}", path.display()));
-            return (applied, Vec::new(), Vec::new());
+            return (applied(), Vec::new(), Vec::new());
         }
     };
-    let owed = report.owed_refresh.clone();
-    let mut report = report;
     restore_converged(state_dir, &mut report, problems);
+    from_report(state_dir, report)
+}
+
+/// The last run's part of the facts, from its report (texts put back).
+fn from_report(state_dir: &Path, report: cfgm_core::Report) -> LastRun {
+    let mut applied = Applied {
+        commit: crate::git::read_applied(state_dir).map(|c| c.to_string()),
+        ..Applied::default()
+    };
+    let owed = report.owed_refresh.clone();
     let nonempty = |s: String| (!s.is_empty()).then_some(s);
     applied.catalog_id = nonempty(report.catalog_id);
     applied.tree_id = nonempty(report.tree_id);
@@ -645,16 +707,35 @@ fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> LastRun {
 /// hand), those observations are dropped, never left short: a plan then
 /// says "unknown" for them instead of seeing a file without its text.
 fn restore_converged(state_dir: &Path, report: &mut cfgm_core::Report, problems: &mut Vec<String>) {
-    let marked = |o: &Option<serde_json::Value>| {
-        o.as_ref()
-            .and_then(|o| o.get(cfgm_core::schema::AS_CATALOG_KEY))
-            == Some(&serde_json::Value::Bool(true))
-    };
     if !report.resources.iter().any(|r| marked(&r.observed)) {
         return;
     }
     let catalog =
         crate::cache::last_applied(state_dir, &report.host).filter(|c| c.id.0 == report.catalog_id);
+    restore_with(catalog.as_ref(), report, problems);
+}
+
+/// [`restore_converged`] from the catalog the report ran.
+fn restore_from(
+    catalog: &cfgm_core::Catalog,
+    report: &mut cfgm_core::Report,
+    problems: &mut Vec<String>,
+) {
+    restore_with(Some(catalog), report, problems);
+}
+
+/// Whether an observed state left out what its catalog says.
+fn marked(o: &Option<serde_json::Value>) -> bool {
+    o.as_ref()
+        .and_then(|o| o.get(cfgm_core::schema::AS_CATALOG_KEY))
+        == Some(&serde_json::Value::Bool(true))
+}
+
+fn restore_with(
+    catalog: Option<&cfgm_core::Catalog>,
+    report: &mut cfgm_core::Report,
+    problems: &mut Vec<String>,
+) {
     let by_id: std::collections::HashMap<&cfgm_core::ResourceId, &cfgm_core::Resource> = catalog
         .iter()
         .flat_map(|c| c.resources.iter().map(|r| (&r.id, r)))

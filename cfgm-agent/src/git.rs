@@ -230,6 +230,13 @@ impl Puller {
 
     /// Records `commit` as applied (durably), and keeps its objects.
     pub fn record_applied(&self, commit: Oid) -> std::io::Result<()> {
+        // Already so (every run after the first on a commit): nothing to
+        // write, nothing to make durable again.
+        if read_applied(&self.opts.state_dir) == Some(commit)
+            && self.repo.refname_to_id(APPLIED_REF).ok() == Some(commit)
+        {
+            return Ok(());
+        }
         self.repo
             .reference(APPLIED_REF, commit, true, "cfgm: applied")
             .map_err(std::io::Error::other)?;
@@ -527,9 +534,11 @@ impl Puller {
                 ));
             }
         }
-        self.repo
-            .reference(FETCHED_REF, tip, true, "cfgm: fetched")
-            .map_err(|e| format!("update {FETCHED_REF}: {}", e.message()))?;
+        if self.repo.refname_to_id(FETCHED_REF).ok() != Some(tip) {
+            self.repo
+                .reference(FETCHED_REF, tip, true, "cfgm: fetched")
+                .map_err(|e| format!("update {FETCHED_REF}: {}", e.message()))?;
+        }
         Ok(tip)
     }
 }

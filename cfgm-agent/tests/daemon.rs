@@ -163,11 +163,23 @@ fn a_signed_commit_is_applied_and_reported() {
         assert_eq!(code, 0, "promtool check metrics: {text}");
     }
 
-    // Unchanged tip: nothing to do, still converged.
+    // Unchanged tip: nothing to do, still converged. The report keeps the
+    // converged text short; the facts written after the run carry it.
     let (out, rep) = f.run_once();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(rep["pull"]["verdict"], "unchanged");
     assert_eq!(rep["counts"]["changed"], 0);
+    assert_eq!(
+        rep["resources"][0]["observed"]["as_catalog"], true,
+        "{rep:#}"
+    );
+    let facts: Value =
+        serde_json::from_str(&std::fs::read_to_string(f.state_dir().join("facts.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        facts["resources"][0]["observed"]["content"], "hello\n",
+        "{facts:#}"
+    );
 }
 
 /// Unsigned, untrusted, wrong-namespace and non-descendant tips are each
