@@ -155,7 +155,7 @@ fn decode(bytes: &[u8], key: Option<&str>) -> Option<(String, Catalog)> {
 /// The cache file's bytes, mapped (not copied: a no-op run reads it every
 /// time), handed to `f`.
 fn with_file<T>(state_dir: &Path, host: &str, f: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
-    let file = std::fs::File::open(path(state_dir, host)).ok()?;
+    let file = crate::state::open_state_file(&path(state_dir, host)).ok()?;
     let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
     if len == 0 {
         return None;

@@ -151,11 +151,15 @@ pub fn converge_once(
         None => hostname(&root)?,
     };
     // The kept catalog is read while the tree loads (most runs use it);
-    // whether it is this tree's is known once the tree is.
-    let kept_catalog = {
+    // whether it is this tree's is known once the tree is. Only for a name
+    // that can be an inventory host's (it names the cache file; the tree
+    // says whether it is one).
+    let plain =
+        !host_name.is_empty() && !host_name.starts_with('.') && !host_name.contains(['/', '\0']);
+    let kept_catalog = plain.then(|| {
         let (state_dir, host) = (cfg.state_dir.clone(), host_name.clone());
         std::thread::spawn(move || crate::cache::read(&state_dir, &host))
-    };
+    });
     let (tree, mut diags) = cfg.tree.load()?;
     // An unknown host is a wrong request, not this host's run.
     if let Err(d) = tree.host(&host_name) {
@@ -170,24 +174,23 @@ pub fn converge_once(
     let registry = cfgm_modules::registry();
     let cache_key =
         (diags.is_empty()).then(|| crate::cache::key(&tree, &host_name, cfg.facts.as_ref()));
-    let cached = match (kept_catalog.join(), &cache_key) {
-        (Ok(Some((k, c))), Some(key)) if k == *key => Some(c),
-        _ => None,
+    // The kept catalog when it is this tree's; else the last apply's, whose
+    // paths a run that looks for leftovers clears too.
+    let (cached, previous) = match (kept_catalog.map(|t| t.join()), &cache_key) {
+        (Some(Ok(Some((k, c)))), Some(key)) if k == *key => (Some(c), None),
+        (Some(Ok(Some((_, c)))), _) => (None, Some(c)),
+        _ => (None, None),
     };
     // The cache holds the catalog of the last apply (a dry run only reads
-    // it): what a report leaves out because its catalog says it is put
-    // back from there (see `cfgm_core::schema::AS_CATALOG_KEY`).
-    let (catalog, resource_diags, kept) = match cached {
-        Some(c) => (Some(c), Vec::new(), true),
+    // it; an apply keeps a new one once it holds the run lock): what a
+    // report leaves out because its catalog says it is put back from there
+    // (see `cfgm_core::schema::AS_CATALOG_KEY`).
+    let from_cache = cached.is_some();
+    let (catalog, resource_diags) = match cached {
+        Some(c) => (Some(c), Vec::new()),
         None => {
             let compiler = Compiler::new(&tree, &registry);
-            let (c, d) = compiler.compile_host_partial(&host_name, cfg.facts.as_ref());
-            let mut kept = false;
-            if let (Some(c), Some(k), true, Mode::Apply) = (&c, &cache_key, d.is_empty(), cfg.mode)
-            {
-                kept = crate::cache::put(&cfg.state_dir, &host_name, k, c);
-            }
-            (c, d, kept)
+            compiler.compile_host_partial(&host_name, cfg.facts.as_ref())
         }
     };
     let catalog = match catalog {
@@ -221,6 +224,15 @@ pub fn converge_once(
     };
 
     let _lock = lock(cfg)?;
+    // A catalog that compiled whole is kept for the next run, by an apply
+    // that holds the lock (one that finds the lock taken keeps nothing).
+    let kept = from_cache
+        || match (&cache_key, resource_diags.is_empty(), cfg.mode) {
+            (Some(k), true, Mode::Apply) => {
+                crate::cache::put(&cfg.state_dir, &host_name, k, &catalog)
+            }
+            _ => false,
+        };
     let host = cfgm_modules::Host::new(&root, &cfg.state_dir)
         .map_err(|e| RunError::Refused(format!("root {}: {e}", root.display())))?;
     let providers = cfgm_modules::providers(&host);
@@ -253,12 +265,26 @@ pub fn converge_once(
                 .as_ref()
                 .is_some_and(|o| o.get(cfgm_core::schema::CONDITION_KEY).is_some())
         });
-        host.settle_temps(
-            report.counts.failed == 0
-                && report.counts.skipped == 0
-                && !report.stopped
-                && !unobserved,
-        );
+        let mut clean = report.counts.failed == 0
+            && report.counts.skipped == 0
+            && !report.stopped
+            && !unobserved;
+        if clean && host.may_have_leftovers() {
+            // Only files look beside themselves as they are observed: the
+            // temporaries of every path this catalog, or the last apply's,
+            // writes go too.
+            let paths: std::collections::BTreeSet<String> = [Some(&catalog), previous.as_ref()]
+                .into_iter()
+                .flatten()
+                .flat_map(|c| &c.resources)
+                .flat_map(|r| match providers.get(r.id.kind.as_str()) {
+                    Some(p) => p.managed_paths(r),
+                    None => Vec::new(),
+                })
+                .collect();
+            clean = host.clear_leftovers(paths.iter().map(String::as_str));
+        }
+        host.settle_temps(clean);
         ledger
             .settle(&report.owed_refresh)
             .map_err(|e| RunError::Io(format!("record owed refreshes: {e}")))?;

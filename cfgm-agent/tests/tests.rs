@@ -766,6 +766,81 @@ fn a_leftover_temporary_is_looked_for_until_a_run_has_seen_every_file() {
     write(&root.join("data/.f.cfgm-new"), "planted");
     let (_, rep) = apply(&tr, &root, &st, &[]);
     assert_eq!(rep["counts"]["changed"], 0, "{rep:#}");
+    // Without the token, the run that looks clears the temporaries of every
+    // path written by its catalog, whatever the kind (a `line`), and by the
+    // last apply's (a file no longer declared), not only of the files it
+    // observes.
+    write(&root.join("data/app.conf"), "a = 1\n");
+    tree(
+        &tr,
+        "[file.\"/data/f\"]\ncontent = \"x\\n\"\n\n[file.\"/data/old\"]\ncontent = \"o\\n\"\n",
+    );
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    tree(
+        &tr,
+        "[file.\"/data/f\"]\ncontent = \"x\\n\"\n\n[line.a]\npath = \"/data/app.conf\"\nline = \"a = 1\"\n",
+    );
+    std::fs::remove_file(&token).unwrap(); // as a killed run leaves it
+    for left in [
+        "data/.f.cfgm-new",
+        "data/.old.cfgm-new",
+        "data/.app.conf.cfgm-new",
+    ] {
+        write(&root.join(left), "torn");
+    }
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    for left in [
+        "data/.f.cfgm-new",
+        "data/.old.cfgm-new",
+        "data/.app.conf.cfgm-new",
+    ] {
+        assert!(!root.join(left).exists(), "{left} stayed");
+    }
+    assert!(token.exists());
+}
+
+/// The agent's own files in a state directory inside a root that is not
+/// trusted: a symlink planted at their names is replaced, never written
+/// through, and a FIFO in place of the token does not hang the run.
+#[test]
+fn state_files_are_never_written_through_a_planted_symlink() {
+    let (t, tr, root, _) = dirs();
+    let st = root.join("var/lib/cfgm");
+    let victim = t.path().join("victim");
+    write(&victim, "victim\n");
+    std::fs::create_dir_all(st.join("catalog-cache")).unwrap();
+    std::fs::create_dir_all(st.join("reports")).unwrap();
+    for name in [
+        "no-temporaries",
+        "catalog-cache/h.msgpack",
+        "reports/last.json",
+    ] {
+        std::os::unix::fs::symlink(&victim, st.join(name)).unwrap();
+    }
+    tree(&tr, "[file.\"/etc/motd\"]\ncontent = \"hi\\n\"\n");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
+    assert_eq!(rep["counts"]["changed"], 0, "{rep:#}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
+    for name in [
+        "no-temporaries",
+        "catalog-cache/h.msgpack",
+        "reports/last.json",
+    ] {
+        let m = std::fs::symlink_metadata(st.join(name)).unwrap();
+        assert!(m.is_file(), "{name} is still a symlink");
+    }
+    // A FIFO where the token goes: read as no token, never waited on.
+    std::fs::remove_file(st.join("no-temporaries")).unwrap();
+    let fifo = std::ffi::CString::new(st.join("no-temporaries").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (out, rep) = apply(&tr, &root, &st, &[]);
+    assert!(out.status.success(), "{rep:#}");
 }
 
 /// Version `v` of a watched file, and a command that refreshes on its

@@ -122,6 +122,25 @@ struct Temps {
 /// The token's name in the state directory (see [`Temps`]).
 const NO_TEMPS: &str = "no-temporaries";
 
+/// The token's bytes: a regular file of at most 64 bytes, never read
+/// through a symlink or from a FIFO (the state directory may lie inside
+/// the root, which is not trusted).
+fn read_token(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || meta.len() > 64 {
+        return None;
+    }
+    let mut t = Vec::new();
+    f.take(64).read_to_end(&mut t).ok()?;
+    Some(t)
+}
+
 impl Temps {
     fn open(root_fd: BorrowedFd, state_dir: &Path) -> Self {
         let identity = match rfs::fstat(root_fd) {
@@ -130,7 +149,7 @@ impl Temps {
         };
         let path = state_dir.join(NO_TEMPS);
         let there =
-            !identity.is_empty() && std::fs::read(&path).is_ok_and(|t| t == identity.as_bytes());
+            !identity.is_empty() && read_token(&path).is_some_and(|t| t == identity.as_bytes());
         Temps {
             none_at_start: there,
             token: Mutex::new(there),
@@ -697,6 +716,38 @@ impl Host {
         Ok(())
     }
 
+    /// Whether this run looks for temporaries a killed run left: the state
+    /// directory had no token saying none is left (see [`Temps`]).
+    pub fn may_have_leftovers(&self) -> bool {
+        !self.temps.none_at_start
+    }
+
+    /// Removes the temporary (`.NAME.cfgm-new`) beside each of these host
+    /// paths where there is one. A run that found no token clears those of
+    /// every path its catalog (or the last one) writes, whatever the kind,
+    /// before it writes the token: only `file` resources look beside
+    /// themselves as they are observed. False when one could not be
+    /// removed (or its directory not opened).
+    pub fn clear_leftovers<'p>(&self, paths: impl IntoIterator<Item = &'p str>) -> bool {
+        let _changing = Changing;
+        let mut all = true;
+        for p in paths {
+            // Not a path a write goes to ("/"): no temporary of it.
+            let Ok((d, name)) = split(p) else { continue };
+            match self.dir(d, false, p) {
+                Ok(Some(dir)) => {
+                    match rfs::unlinkat(&dir, temp_name(name).as_str(), AtFlags::empty()) {
+                        Ok(()) | Err(Errno::NOENT) => {}
+                        Err(_) => all = false,
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => all = false,
+            }
+        }
+        all
+    }
+
     /// After a run: `clean` says every resource was observed (none skipped)
     /// and none failed, so no temporary of this run or an earlier one is
     /// left: the token says so for the next run (see [`Temps`]). Best
@@ -709,9 +760,17 @@ impl Host {
         let Some(dir) = self.temps.path.parent() else {
             return;
         };
-        let tmp = dir.join(format!(".{NO_TEMPS}.tmp"));
-        if std::fs::write(&tmp, &self.temps.identity).is_ok() {
-            let _ = std::fs::rename(&tmp, &self.temps.path);
+        // Made new (a symlink planted under the temporary's name is not
+        // followed), then renamed over the token's name.
+        let tmp = dir.join(format!(".{NO_TEMPS}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let made = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(self.temps.identity.as_bytes()));
+        if made.is_err() || std::fs::rename(&tmp, &self.temps.path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
     }
 

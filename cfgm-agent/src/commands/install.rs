@@ -44,11 +44,19 @@ fn put(path: &Path, bytes: &[u8], mode: u32) -> Result<(), RunError> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(io(dir.display()))?;
+    // Not a run's temporary name (`.NAME.cfgm-new`, which runs look for
+    // beside the files they manage): the install's own, made new.
     let tmp = dir.join(format!(
-        ".{}.cfgm-new",
+        ".{}.cfgm-install",
         path.file_name().unwrap_or_default().to_string_lossy()
     ));
-    std::fs::write(&tmp, bytes).map_err(io(tmp.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+        .map_err(io(tmp.display()))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
         .map_err(io(tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(io(path.display()))
