@@ -132,32 +132,16 @@ impl Root {
 /// this machine), with the agent state in `state_dir` (the last report and
 /// applied commit).
 pub fn gather(root: &Path, state_dir: &Path) -> Facts {
-    gather_with(root, |problems| last_run(state_dir, problems))
+    gather_with(root, true, |problems| last_run(state_dir, problems))
 }
 
 /// What templates see (`template_facts`: the system facts and the
 /// installed packages), gathered alone: the daemon's run before it
 /// compiles needs nothing of the last run.
 pub fn gather_for_templates(root: &Path) -> Facts {
-    let mut r = Root::open(root);
-    let system = system(&mut r);
-    let packages = packages(&mut r);
-    let now = now();
-    Facts {
-        schema_version: SCHEMA_VERSION,
-        host: short_host(&system),
-        time: now,
-        time_utc: crate::signers::format_utc(now),
-        applied: Applied::default(),
-        system,
-        packages,
-        services: Vec::new(),
-        users: Vec::new(),
-        groups: Vec::new(),
-        resources: Vec::new(),
-        owed_refresh: Vec::new(),
-        problems: r.problems,
-    }
+    gather_with(root, false, |_| {
+        (Applied::default(), Vec::new(), Vec::new())
+    })
 }
 
 /// [`gather`] right after a run, from its report and the catalog it ran
@@ -168,7 +152,7 @@ pub fn gather_after(
     report: &cfgm_core::Report,
     catalog: Option<&cfgm_core::Catalog>,
 ) -> Facts {
-    gather_with(root, |problems| {
+    gather_with(root, true, |problems| {
         let mut report = report.clone();
         match catalog {
             Some(c) if c.id.0 == report.catalog_id => restore_from(c, &mut report, problems),
@@ -193,13 +177,21 @@ fn short_host(system: &System) -> String {
         .unwrap_or_default()
 }
 
-fn gather_with(root: &Path, last: impl FnOnce(&mut Vec<String>) -> LastRun) -> Facts {
+/// The facts, with the inventories of services, users and groups when
+/// `inventories`, and the last run as `last` says.
+fn gather_with(
+    root: &Path,
+    inventories: bool,
+    last: impl FnOnce(&mut Vec<String>) -> LastRun,
+) -> Facts {
     let mut r = Root::open(root);
     let system = system(&mut r);
     let packages = packages(&mut r);
-    let services = services(&mut r);
-    let users = users(&mut r);
-    let groups = groups(&mut r);
+    let (services, users, groups) = if inventories {
+        (services(&mut r), users(&mut r), groups(&mut r))
+    } else {
+        Default::default()
+    };
     let (applied, resources, owed_refresh) = last(&mut r.problems);
     let now = now();
     Facts {
