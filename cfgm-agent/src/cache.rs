@@ -198,8 +198,9 @@ pub fn put(state_dir: &Path, host: &str, key: &str, catalog: &Catalog) -> bool {
 }
 
 /// The catalog kept for `host`, whatever its key: the one its last apply
-/// ran (the cache is written by applies only), to put back what that
-/// run's report left out (see `cfgm_core::schema::AS_CATALOG_KEY`).
+/// ran (the cache is written only by an apply holding the run lock), to
+/// put back what that run's report left out (see
+/// `cfgm_core::schema::AS_CATALOG_KEY`).
 pub fn last_applied(state_dir: &Path, host: &str) -> Option<Catalog> {
     read(state_dir, host).map(|(_, c)| c)
 }
