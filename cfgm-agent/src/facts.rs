@@ -155,7 +155,7 @@ pub fn gather_after(
     gather_with(root, true, |problems| {
         let mut report = report.clone();
         match catalog {
-            Some(c) if c.id.0 == report.catalog_id => restore_from(c, &mut report, problems),
+            Some(c) if c.id.0 == report.catalog_id => restore_with(Some(c), &mut report, problems),
             _ => restore_converged(state_dir, &mut report, problems),
         }
         from_report(state_dir, report)
@@ -640,11 +640,16 @@ fn groups(r: &mut Root) -> Vec<Group> {
 /// The last report's resources and what the host last applied.
 type LastRun = (Applied, Vec<ObservedResource>, Vec<cfgm_core::ResourceId>);
 
-fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> LastRun {
-    let applied = || Applied {
+/// What the host last applied, as far as `STATE_DIR/applied-commit` says.
+fn applied_commit(state_dir: &Path) -> Applied {
+    Applied {
         commit: crate::git::read_applied(state_dir).map(|c| c.to_string()),
         ..Applied::default()
-    };
+    }
+}
+
+fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> LastRun {
+    let applied = || applied_commit(state_dir);
     let path = state_dir.join("reports/last.json");
     let text = match std::fs::read(&path) {
         Ok(t) => t,
@@ -669,10 +674,7 @@ fn last_run(state_dir: &Path, problems: &mut Vec<String>) -> LastRun {
 
 /// The last run's part of the facts, from its report (texts put back).
 fn from_report(state_dir: &Path, report: cfgm_core::Report) -> LastRun {
-    let mut applied = Applied {
-        commit: crate::git::read_applied(state_dir).map(|c| c.to_string()),
-        ..Applied::default()
-    };
+    let mut applied = applied_commit(state_dir);
     let owed = report.owed_refresh.clone();
     let nonempty = |s: String| (!s.is_empty()).then_some(s);
     applied.catalog_id = nonempty(report.catalog_id);
@@ -705,15 +707,6 @@ fn restore_converged(state_dir: &Path, report: &mut cfgm_core::Report, problems:
     let catalog =
         crate::cache::last_applied(state_dir, &report.host).filter(|c| c.id.0 == report.catalog_id);
     restore_with(catalog.as_ref(), report, problems);
-}
-
-/// [`restore_converged`] from the catalog the report ran.
-fn restore_from(
-    catalog: &cfgm_core::Catalog,
-    report: &mut cfgm_core::Report,
-    problems: &mut Vec<String>,
-) {
-    restore_with(Some(catalog), report, problems);
 }
 
 /// Whether an observed state left out what its catalog says.
