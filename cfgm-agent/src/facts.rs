@@ -66,11 +66,10 @@ impl Root {
             .fd
             .as_ref()
             .ok_or_else(|| std::io::Error::other("root not open"))?;
-        Ok(rustix::fs::openat2(
+        Ok(cfgm_core::source::openat2_confined(
             fd,
             rel,
             flags | OFlags::CLOEXEC,
-            Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         )?)
     }

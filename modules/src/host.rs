@@ -283,19 +283,7 @@ fn open_in(
     resolve: ResolveFlags,
 ) -> Result<OwnedFd, Errno> {
     let resolve = resolve | ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    let mut tries = 0;
-    loop {
-        match rfs::openat2(
-            root,
-            rel(p),
-            flags | OFlags::CLOEXEC,
-            Mode::empty(),
-            resolve,
-        ) {
-            Err(Errno::AGAIN) if tries < 8 => tries += 1,
-            r => return r,
-        }
-    }
+    cfgm_core::source::openat2_confined(root, rel(p), flags | OFlags::CLOEXEC, resolve)
 }
 
 impl HostRead {
