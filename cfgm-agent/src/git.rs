@@ -469,20 +469,27 @@ impl Puller {
     fn fetch(&self, depth: i32) -> Result<Oid, String> {
         let deadline = Instant::now() + self.opts.timeout;
         let ms = self.opts.timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: these set libgit2 globals; they are plain integers read at
-        // the next connect. Concurrent pulls in one process would share the
-        // last value set, which is the same configuration.
-        unsafe {
-            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
-            let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
-        }
         let timed_out = || format!("fetch timed out after {:?}", self.opts.timeout);
         let url = &self.opts.url;
         let mut remote = self
             .repo
             .remote_anonymous(url)
             .map_err(|e| format!("remote {url}: {}", e.message()))?;
-        let conn = remote.connect_auth(Direction::Fetch, Some(callbacks(deadline)), None);
+        // libgit2's timeouts are process globals that a socket copies when
+        // it is made, during the connect. Pullers of one process with other
+        // timeouts (tests, a CLI fetching from several remotes) take turns
+        // from the setting through the connect, so each socket gets its own.
+        static TIMEOUTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let conn = {
+            let _turn = TIMEOUTS.lock().unwrap_or_else(|e| e.into_inner());
+            // SAFETY: these set plain integers of libgit2, read when the
+            // next socket is made; the turn above orders them with it.
+            unsafe {
+                let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+                let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+            }
+            remote.connect_auth(Direction::Fetch, Some(callbacks(deadline)), None)
+        };
         let mut conn = match conn {
             Ok(c) => c,
             Err(_) if Instant::now() >= deadline => return Err(timed_out()),

@@ -227,8 +227,9 @@ fn an_unreachable_remote_is_stale_quickly() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    // A refused connect is answered at once, long before the timeout.
     let mut o = s.opts(&format!("git://127.0.0.1:{port}/states.git"));
-    o.timeout = Duration::from_secs(5);
+    o.timeout = Duration::from_secs(60);
     let start = Instant::now();
     let v = Puller::open(o).unwrap().pull();
     let took = start.elapsed();
@@ -239,7 +240,7 @@ fn an_unreachable_remote_is_stale_quickly() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
     println!("closed port: stale after {took:?}: {}", v.reason());
 }
 
