@@ -16,46 +16,53 @@ pub fn save_report(state_dir: &Path, json: &[u8], status: &str) {
     let last = reports.join("last.json");
     write_state_bytes(&last, json);
     let history = reports.join("history");
-    let stamp = std::time::SystemTime::now()
+    let mut kept = entries(&history);
+    // The time in nanoseconds, but always after the newest entry: a clock
+    // stepped back (NTP at boot) must not sort this run's report first,
+    // where pruning would take it, nor before an older one.
+    let newest = kept
+        .iter()
+        .filter_map(|p| {
+            p.file_name()?
+                .to_str()?
+                .split('-')
+                .next()?
+                .parse::<u128>()
+                .ok()
+        })
+        .max();
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
+    let stamp = newest.map_or(now, |n| now.max(n + 1));
     let entry = history.join(format!("{stamp:020}-{status}.json"));
     let linked =
         std::fs::create_dir_all(&history).is_ok() && std::fs::hard_link(&last, &entry).is_ok();
-    if !linked {
-        write_state_bytes(&entry, json);
+    if linked || write_state_bytes(&entry, json) {
+        kept.push(entry);
     }
-    prune(&history, HISTORY_KEPT);
-}
-
-/// The reports in the history, oldest first.
-pub fn history(state_dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(state_dir.join("reports/history"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn prune(dir: &Path, keep: usize) {
-    let mut v: Vec<_> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
-        Err(_) => return,
-    };
-    v.sort();
-    let json: Vec<_> = v
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    for old in json.iter().take(json.len().saturating_sub(keep)) {
+    for old in kept.iter().take(kept.len().saturating_sub(HISTORY_KEPT)) {
         let _ = std::fs::remove_file(old);
     }
+}
+
+/// The reports in the history, oldest first (their names sort by time).
+pub fn history(state_dir: &Path) -> Vec<std::path::PathBuf> {
+    entries(&state_dir.join("reports/history"))
+}
+
+fn entries(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
+    v.sort();
+    v
 }
 
 /// Writes one of the agent's own files atomically (temporary name, then
@@ -112,4 +119,41 @@ pub fn open_state_file(path: &Path) -> std::io::Result<std::fs::File> {
         return Err(std::io::Error::other("not a regular file"));
     }
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_is_bounded_and_a_clock_stepped_back_keeps_its_order() {
+        let t = tempfile::tempdir().unwrap();
+        for i in 0..HISTORY_KEPT + 5 {
+            save_report(t.path(), format!("{{\"run\":{i}}}").as_bytes(), "ok");
+        }
+        let h = history(t.path());
+        assert_eq!(h.len(), HISTORY_KEPT);
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&h[0]), "{\"run\":5}");
+        assert_eq!(
+            read(h.last().unwrap()),
+            format!("{{\"run\":{}}}", HISTORY_KEPT + 4)
+        );
+        // A report kept while the clock ran a year ahead: the next run's
+        // report still sorts last, and the oldest one is the one dropped.
+        let ahead = (std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86400))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let planted = t
+            .path()
+            .join(format!("reports/history/{ahead:020}-ok.json"));
+        std::fs::write(&planted, "{\"run\":\"ahead\"}").unwrap();
+        save_report(t.path(), b"{\"run\":\"now\"}", "ok");
+        let h = history(t.path());
+        assert_eq!(h.len(), HISTORY_KEPT);
+        assert_eq!(read(h.last().unwrap()), "{\"run\":\"now\"}");
+        assert_eq!(read(&h[h.len() - 2]), "{\"run\":\"ahead\"}");
+        assert_eq!(read(&h[0]), "{\"run\":7}");
+    }
 }
