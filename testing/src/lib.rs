@@ -804,7 +804,6 @@ pub fn shared() -> &'static Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn inventory_parses_the_states_tree_and_ignores_unknown_fields() {
@@ -829,22 +828,10 @@ mod tests {
         assert!(long.unwrap_err().to_string().contains("1-12"));
     }
 
-    /// A stand-in for `testing/fleet` that records the verbs it is called with.
+    /// A stand-in for `testing/fleet` that records the verbs it is called
+    /// with (`testing/fixtures/fake-fleet`, committed: see its comment).
     fn fake_fleet(dir: &Path) -> FleetSpec {
-        let script = dir.join("fake-fleet");
-        std::fs::write(
-            &script,
-            "#!/bin/sh\necho \"$1\" >> \"$FLEET_STATE/calls\"\n\
-             [ \"$1\" = commit ] || [ \"$1\" = install-agent ] && echo \"$*\" >> \"$FLEET_STATE/args\"\n\
-             [ \"$1\" = commit ] && echo 0123abcd\n\
-             [ \"$1\" = up ] && cat > \"$FLEET_STATE/inventory.toml\" <<EOF\n\
-             [fleet]\ngit_url = \"git://controller/states\"\n\
-             [hosts.b1]\ndc = \"lis01\"\naddress = \"10.77.2.11\"\ndc_net = 2\n\
-             [hosts.a1]\ndc = \"ams01\"\naddress = \"10.77.1.11\"\ndc_net = 1\nrole = \"edge\"\n\
-             EOF\nexit 0\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = crate_dir().join("fixtures/fake-fleet");
         let mut spec = FleetSpec::from_tree(crate_dir().join("../states")).state_dir(dir);
         spec.script = script;
         spec
