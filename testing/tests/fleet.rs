@@ -1039,12 +1039,19 @@ fn the_agent_service_brings_each_host_to_the_signed_commit_on_its_own() {
         assert_eq!(first["tree_id"], a.first.as_str(), "{name}");
         assert_eq!(first["counts"]["failed"], 0, "{name}");
         assert_eq!(first["counts"]["skipped"], 0, "{name}");
-        // the service's own log says so (nobody ran the agent by hand)
-        let log = sh(f, name, "journalctl -u cfgm-agent --no-pager -o cat");
-        assert!(
-            log.contains(&format!("{}: signed by release@cfgm-fleet", a.first)),
-            "{name}: {log}"
-        );
+        // the service's own log says so (nobody ran the agent by hand); the
+        // line is logged after the report is kept, and journald takes it in
+        // a moment later: looked for until a deadline
+        let said = format!("{}: signed by release@cfgm-fleet", a.first);
+        let t0 = Instant::now();
+        loop {
+            let log = sh(f, name, "journalctl -u cfgm-agent --no-pager -o cat");
+            if log.contains(&said) {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "{name}: {log}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
         // and the host is what the states say
         assert!(
             sh(f, name, "cat /etc/motd").starts_with(&format!("{name} — ")),
