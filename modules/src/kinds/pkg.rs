@@ -183,8 +183,9 @@ fn is_removal(changes: &[PkgChange]) -> bool {
 }
 
 /// The options of every install: non-interactive, keep changed
-/// configuration files, no recommends, a pinned version may be older, and
-/// wait for a dpkg lock another apt run holds rather than fail at once.
+/// configuration files, no recommends, a pinned version may be older,
+/// wait for a dpkg lock another apt run holds rather than fail at once,
+/// and retry a download that failed (a mirror's blip is not a failed run).
 const INSTALL: &[&str] = &[
     "apt-get",
     "install",
@@ -192,6 +193,8 @@ const INSTALL: &[&str] = &[
     "-q",
     "-o",
     "DPkg::Lock::Timeout=300",
+    "-o",
+    "Acquire::Retries=3",
     "--no-install-recommends",
     "--allow-downgrades",
     "-o",
@@ -199,6 +202,18 @@ const INSTALL: &[&str] = &[
     "-o",
     "Dpkg::Options::=--force-confold",
     "--",
+];
+
+/// Refreshes the package lists: waits for another apt's lock, retries a
+/// failed download (also for `pkgrepo`).
+pub(crate) const APT_UPDATE: &[&str] = &[
+    "apt-get",
+    "update",
+    "-q",
+    "-o",
+    "DPkg::Lock::Timeout=300",
+    "-o",
+    "Acquire::Retries=3",
 ];
 
 const REMOVE: &[&str] = &[
@@ -247,7 +262,7 @@ fn transaction(host: &Host, argv: &[String], updated: &mut bool) -> Result<(), M
     }
     if !*updated && stale_lists(host, &out) {
         *updated = true;
-        host.run(&["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"])?;
+        host.run(APT_UPDATE)?;
         let again = apt(argv)?;
         if again.status.success() {
             return Ok(());

@@ -265,8 +265,7 @@ fn summary(b: &[u8]) -> String {
 
 /// Refreshes the package lists (once for every repository that changed).
 fn update(host: &Host) -> Result<(), ModuleError> {
-    host.run(&["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"])
-        .map(drop)
+    host.run(super::pkg::APT_UPDATE).map(drop)
 }
 
 impl Module for PkgRepo {
