@@ -279,7 +279,8 @@ fn an_unreachable_remote_is_stale_and_drift_is_still_corrected() {
     std::fs::write(f.root().join("etc/motd"), "drifted\n").unwrap();
     let t0 = Instant::now();
     let (out, rep) = f.run_once();
-    assert!(t0.elapsed() < Duration::from_secs(10));
+    // Bounded by the fetch timeout, not hung (a loaded machine is slow).
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(rep["pull"]["verdict"], "stale", "{rep:#}");
     assert_eq!(rep["pull"]["converged_to"], good.to_string());

@@ -553,7 +553,11 @@ fn sigkill_at_random_points_never_leaves_a_torn_file() {
     eprintln!("crash test: seed {seed}, full rewrite {full} ms");
     let mut rng = Lcg(seed);
     let mut killed_mid_run = 0;
-    for trial in 0..TRIALS {
+    // At least TRIALS trials, more (to twice as many) until half of them
+    // killed a running apply: a run after a kill rewrites only part of the
+    // files, and the machine may be quieter than when `full` was measured.
+    let mut trial = 0;
+    while trial < TRIALS || (killed_mid_run < TRIALS / 2 && trial < 2 * TRIALS) {
         let tr = &trees[trial % 2];
         let mut child = Command::new(agent())
             .args(["apply", "--host", "h", "--json", "--tree"])
@@ -566,9 +570,13 @@ fn sigkill_at_random_points_never_leaves_a_torn_file() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.next() % full));
+        let delay = rng.next() % full;
+        std::thread::sleep(Duration::from_millis(delay));
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
+        } else {
+            // The run took less than `delay`: aim the next kills shorter.
+            full = full.min(delay.max(20));
         }
         child.kill().ok(); // SIGKILL
         child.wait().unwrap();
@@ -600,10 +608,11 @@ fn sigkill_at_random_points_never_leaves_a_torn_file() {
                 );
             }
         }
+        trial += 1;
     }
     assert!(
         killed_mid_run >= TRIALS / 2,
-        "only {killed_mid_run} of {TRIALS} kills hit a running apply"
+        "only {killed_mid_run} of {trial} kills hit a running apply"
     );
     // The next apply converges with no failure, and every file is new.
     let (out, rep) = apply(&trees[0], &root, &st, &[]);
@@ -1376,7 +1385,6 @@ content = "2\n"
 require = ["cmd:slow"]
 "#,
     );
-    let t0 = Instant::now();
     let mut child = Command::new(agent())
         .args(["apply", "--host", "h", "--color", "never", "--tree"])
         .arg(&tr)
@@ -1388,11 +1396,15 @@ require = ["cmd:slow"]
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Each line with whether the slow command had finished when it was
+    // read: causal, not timed, so a loaded machine cannot fail it.
+    let done = root.join("data/slow-done");
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let lines: Vec<(Duration, String)> =
-        stderr.lines().map(|l| (t0.elapsed(), l.unwrap())).collect();
+    let lines: Vec<(bool, String)> = stderr
+        .lines()
+        .map(|l| (done.exists(), l.unwrap()))
+        .collect();
     let out = child.wait_with_output().unwrap();
-    let ended = t0.elapsed();
     assert_eq!(out.status.code(), Some(0), "{lines:?}");
     let at = |what: &str| {
         lines
@@ -1400,17 +1412,17 @@ require = ["cmd:slow"]
             .find(|(_, l)| l.contains(what))
             .unwrap_or_else(|| panic!("no progress line for {what}: {lines:?}"))
     };
-    let (first_at, first) = at("file[/data/first]");
+    let (first_after_slow, first) = at("file[/data/first]");
     assert!(first.starts_with("[1/3] changed"), "{first}");
     let (_, slow) = at("cmd[slow]");
     assert!(slow.starts_with("[2/3] changed"), "{slow}");
-    let (last_at, _) = at("file[/data/last]");
+    let (last_after_slow, _) = at("file[/data/last]");
     // Streamed: the first line came while the 2-second command still ran.
     assert!(
-        *last_at >= *first_at + Duration::from_millis(1500),
-        "the lines came together: {lines:?}"
+        !first_after_slow,
+        "the first line came after the slow command ended: {lines:?}"
     );
-    assert!(ended >= *first_at + Duration::from_millis(1500));
+    assert!(*last_after_slow);
     assert_eq!(lines.len(), 3, "one line per resource: {lines:?}");
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("3 changed"), "{report}");

@@ -1197,25 +1197,24 @@ impl Host {
             .map_err(io_err("back up", p))?;
         let _one = BACKUPS.lock().unwrap_or_else(|e| e.into_inner());
         let dir = self.backup_dir(p)?;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        write_new(
-            dir.as_fd(),
-            &format!("{stamp:024}"),
-            p,
-            &content,
-            0o600,
-            None,
-            &|| Ok(()),
-        )?;
         // Temporaries start with a dot; versions sort by their stamp.
         let mut kept: Vec<String> = names(dir.as_fd())
             .map_err(sys_err("list backups of", p))?
             .into_iter()
             .filter(|n| !n.starts_with('.'))
             .collect();
+        // The time in nanoseconds, but always after the newest kept: a clock
+        // stepped back (NTP at boot) must not sort a new backup first,
+        // where pruning would take it.
+        let newest = kept.iter().filter_map(|n| n.parse::<u128>().ok()).max();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let stamp = newest.map_or(now, |n| now.max(n + 1));
+        let name = format!("{stamp:024}");
+        write_new(dir.as_fd(), &name, p, &content, 0o600, None, &|| Ok(()))?;
+        kept.push(name);
         kept.sort();
         let drop = kept.len().saturating_sub(BACKUPS_KEPT);
         for old in &kept[..drop] {
@@ -1653,11 +1652,20 @@ pub fn run_with_timeout<S: AsRef<OsStr>>(
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || supervise(agent));
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| ModuleError::Other(format!("cannot run `{name}`: {e}")))?;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    // ETXTBSY: the program was written a moment ago (a file resource, then
+    // a command that runs it) and a fork by another thread still held the
+    // writer's descriptor until its exec. It passes; try again, briefly.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            r => break r.map_err(|e| ModuleError::Other(format!("cannot run `{name}`: {e}")))?,
+        }
+    };
     // Read both pipes on threads so a chatty command cannot block on a full pipe.
     let mut so = child.stdout.take().expect("piped");
     let mut se = child.stderr.take().expect("piped");
@@ -2026,6 +2034,20 @@ mod tests {
         let newest = std::fs::read_to_string(dir.join(kept.last().unwrap())).unwrap();
         assert_eq!(newest, "v7\n");
         assert_eq!(std::fs::read(root.join("etc/f")).unwrap(), b"v8\n");
+        // Backups made while the clock ran a year ahead (it was stepped back
+        // since): the next backup still sorts last and survives pruning.
+        let ahead = (std::time::SystemTime::now() + Duration::from_secs(365 * 86400))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        std::fs::write(dir.join(format!("{ahead:024}")), "from ahead\n").unwrap();
+        host.write_atomic("/etc/f", b"v9\n", 0o644, 0, 0).unwrap();
+        let mut kept = listing(&dir);
+        kept.retain(|n| !n.starts_with('.'));
+        kept.sort();
+        assert_eq!(kept.len(), BACKUPS_KEPT);
+        let newest = std::fs::read_to_string(dir.join(kept.last().unwrap())).unwrap();
+        assert_eq!(newest, "v8\n", "{kept:?}");
     }
 
     #[test]
@@ -2069,16 +2091,47 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(&argv[1..]);
         let t0 = std::time::Instant::now();
-        let e = run_with_timeout(cmd, &argv, Duration::from_secs(1)).unwrap_err();
-        assert!(e.to_string().contains("timed out after 1 s"), "{e}");
+        // 3 s: time enough for the shell to start the sleep and write its
+        // pid on a loaded machine, before the timeout kills the group.
+        let e = run_with_timeout(cmd, &argv, Duration::from_secs(3)).unwrap_err();
+        assert!(e.to_string().contains("timed out after 3 s"), "{e}");
         // The background sleep held the output pipe: it died with the group.
-        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        assert!(t0.elapsed() < Duration::from_secs(12), "{:?}", t0.elapsed());
         let bg = std::fs::read_to_string(&pid).unwrap();
+        assert!(bg.ends_with('\n'), "the shell wrote no whole pid: {bg:?}");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !gone(bg.trim()) {
             assert!(std::time::Instant::now() < deadline, "{bg} still runs");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The fault made for real: a program whose file is still open for
+    /// writing (as a fork by another thread holds a file resource's
+    /// descriptor until its exec) cannot be executed (ETXTBSY). The run
+    /// waits for the writer to let go instead of failing the command.
+    #[test]
+    fn a_program_still_open_for_writing_runs_once_it_is_closed() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let prog = t.path().join("prog");
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&prog)
+            .unwrap();
+        std::io::Write::write_all(&mut w, b"#!/bin/sh\necho ran\n").unwrap();
+        let busy = Command::new(&prog).output().unwrap_err();
+        assert_eq!(busy.kind(), std::io::ErrorKind::ExecutableFileBusy);
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            drop(w);
+        });
+        let argv = [prog.to_str().unwrap()];
+        let out = run_with_timeout(Command::new(&prog), &argv, Duration::from_secs(10)).unwrap();
+        writer.join().unwrap();
+        assert_eq!(out.stdout, b"ran\n");
     }
 
     #[test]
