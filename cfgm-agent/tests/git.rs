@@ -276,34 +276,45 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// The port is found free, released, then given to git-daemon: should
+    /// another test take it in between, git-daemon exits and another port
+    /// is tried.
     fn start(base: &Path) -> Option<Daemon> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let exec_path = Command::new("git").arg("--exec-path").output().ok()?;
         let exec_path = String::from_utf8_lossy(&exec_path.stdout)
             .trim()
             .to_string();
-        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
-            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let d = Daemon { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return None;
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+                .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+                .arg(format!("--port={port}"))
+                .arg(format!("--base-path={}", base.display()))
+                .arg(base)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let mut d = Daemon { child, port };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if d.child.try_wait().ok()?.is_some() {
+                    break; // could not listen there: another port
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(d);
+                }
+                if Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        Some(d)
+        None
     }
 }
 
