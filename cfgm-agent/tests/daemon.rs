@@ -268,11 +268,7 @@ fn an_unreachable_remote_is_stale_and_drift_is_still_corrected() {
     let f = Fleet::new();
     let good = f.push(None, &state(&[("/etc/motd", "good\n")]));
     assert_eq!(f.run_once().0.status.code(), Some(0));
-    // A port nothing listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_closed, port) = crate::closed_port();
     f.config(&format!(
         "repo = \"git://127.0.0.1:{port}/states.git\"\nfetch_timeout = 5\n"
     ));

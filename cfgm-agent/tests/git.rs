@@ -222,11 +222,7 @@ fn an_unreachable_remote_is_stale_quickly() {
     let s = setup();
     let c1 = s.push(None, "one");
     write_applied(&s.state, c1).unwrap();
-    // A port nothing listens on.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_closed, port) = crate::closed_port();
     // A refused connect is answered at once, long before the timeout.
     let mut o = s.opts(&format!("git://127.0.0.1:{port}/states.git"));
     o.timeout = Duration::from_secs(60);

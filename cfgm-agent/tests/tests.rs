@@ -15,6 +15,20 @@ mod signing;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// A port of 127.0.0.1 where a connect is refused at once and that no
+/// other test can take while the socket lives: bound, never listening
+/// (a port found free and released could be bound again by a parallel
+/// test, which would then answer).
+pub(crate) fn closed_port() -> (std::os::fd::OwnedFd, u16) {
+    use rustix::net::{AddressFamily, SocketType};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = rustix::net::getsockname(&fd).unwrap();
+    let port = SocketAddrV4::try_from(addr).unwrap().port();
+    (fd, port)
+}
+
 /// How many reports the agent's history under `state` holds.
 pub(crate) fn daemon_history(state: &Path) -> usize {
     std::fs::read_dir(state.join("reports/history"))
