@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+pub use cfgm_modules::statefile::{open_state_file, write_state_bytes};
+
 /// How many reports `STATE_DIR/reports/history/` keeps (oldest removed).
 pub const HISTORY_KEPT: usize = 50;
 
@@ -72,53 +74,6 @@ pub fn write_state_file(path: &Path, text: &str) {
     bytes.extend_from_slice(text.as_bytes());
     bytes.push(b'\n');
     write_state_bytes(path, &bytes);
-}
-
-/// [`write_state_file`] of bytes as they are; whether they were written.
-///
-/// The temporary is this process's own (`.NAME.PID.tmp`), made new
-/// (`O_EXCL`: a symlink planted under its name is never followed) after
-/// removing what a killed process of the same pid left; a file renamed
-/// into place is never written again, so a reader that mapped it sees it
-/// whole.
-pub fn write_state_bytes(path: &Path, bytes: &[u8]) -> bool {
-    use std::io::Write as _;
-    let Some(dir) = path.parent() else {
-        return false;
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let written = std::fs::create_dir_all(dir).is_ok()
-        && std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(bytes))
-            .is_ok()
-        && std::fs::rename(&tmp, path).is_ok();
-    if !written {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
-/// Opens one of the agent's own files to read it: a regular file only,
-/// never through a final symlink, never blocking on a FIFO (a state
-/// directory may lie inside a host root that is not trusted).
-pub fn open_state_file(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    Ok(f)
 }
 
 #[cfg(test)]

@@ -122,18 +122,11 @@ struct Temps {
 /// The token's name in the state directory (see [`Temps`]).
 const NO_TEMPS: &str = "no-temporaries";
 
-/// The token's bytes: a regular file of at most 64 bytes, never read
-/// through a symlink or from a FIFO (the state directory may lie inside
-/// the root, which is not trusted).
+/// The token's bytes: a regular file of at most 64 bytes (see
+/// [`crate::statefile`]: the state directory may lie inside the root).
 fn read_token(path: &Path) -> Option<Vec<u8>> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    let meta = f.metadata().ok()?;
-    if !meta.is_file() || meta.len() > 64 {
+    let f = crate::statefile::open_state_file(path).ok()?;
+    if f.metadata().ok()?.len() > 64 {
         return None;
     }
     let mut t = Vec::new();
@@ -745,21 +738,7 @@ impl Host {
         if !clean || *token || self.temps.identity.is_empty() {
             return;
         }
-        let Some(dir) = self.temps.path.parent() else {
-            return;
-        };
-        // Made new (a symlink planted under the temporary's name is not
-        // followed), then renamed over the token's name.
-        let tmp = dir.join(format!(".{NO_TEMPS}.{}.tmp", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        let made = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(self.temps.identity.as_bytes()));
-        if made.is_err() || std::fs::rename(&tmp, &self.temps.path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        crate::statefile::write_state_bytes(&self.temps.path, self.temps.identity.as_bytes());
     }
 
     /// Runs a command that changes the host; a non-zero exit is an error

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 pub mod host;
 pub mod module;
+pub mod statefile;
 
 pub use host::{Host, HostRead};
 pub use module::{BatchItem, Erased, KindChange, KindDef, Module};
