@@ -260,8 +260,7 @@ fn restore<M: Module>(r: &Resource, observed: &mut Value) -> Result<bool, Module
     if !M::restore_converged(&d, &mut o) {
         return Ok(false);
     }
-    *observed =
-        serde_json::to_value(o).map_err(|e| ModuleError::Other(format!("observed state: {e}")))?;
+    *observed = observed_json(o)?;
     Ok(true)
 }
 
@@ -309,7 +308,7 @@ fn from_facts<M: Module>(
         Err(e) => return Some(Err(e)),
     };
     let o = M::observe_facts(&r.id.name, &d, facts)?;
-    Some(serde_json::to_value(o).map_err(|e| ModuleError::Other(format!("observed state: {e}"))))
+    Some(observed_json(o))
 }
 
 fn bind<M: Module>(host: &Host) -> Box<dyn Provider> {
@@ -368,20 +367,43 @@ pub struct Erased<M: Module> {
     pub host: Host,
 }
 
+/// What observing a resource gave: the report's note that a condition
+/// left it alone, or its desired and observed state.
+enum Seen<M: Module> {
+    Guarded(Value),
+    State(M::Desired, M::Observed),
+}
+
+impl<M: Module> Erased<M> {
+    /// The attributes made into a `Desired` once; the resource's condition,
+    /// then the kind's `observe`.
+    fn observe_typed(&self, r: &Resource, ctx: &RunCtx) -> Result<Seen<M>, ModuleError> {
+        let d = desired::<M>(&r.attrs)?;
+        if let Some(why) = guard::<M>(self.host.read_only(), r)? {
+            return Ok(Seen::Guarded(serde_json::json!({ GUARDED: why })));
+        }
+        let o = self
+            .module
+            .observe(self.host.read_only(), &r.id.name, &d, ctx)?;
+        Ok(Seen::State(d, o))
+    }
+}
+
+/// An observed state as reports and facts carry it.
+fn observed_json(o: impl Serialize) -> Result<Value, ModuleError> {
+    serde_json::to_value(o).map_err(|e| ModuleError::Other(format!("observed state: {e}")))
+}
+
 impl<M: Module> Provider for Erased<M> {
     fn spec(&self) -> &'static KindSpec {
         M::SPEC
     }
 
     fn observe(&self, r: &Resource, ctx: &RunCtx) -> Result<Value, ModuleError> {
-        let d = desired::<M>(&r.attrs)?;
-        if let Some(why) = guard::<M>(self.host.read_only(), r)? {
-            return Ok(serde_json::json!({ GUARDED: why }));
+        match self.observe_typed(r, ctx)? {
+            Seen::Guarded(why) => Ok(why),
+            Seen::State(_, o) => observed_json(o),
         }
-        let o = self
-            .module
-            .observe(self.host.read_only(), &r.id.name, &d, ctx)?;
-        serde_json::to_value(o).map_err(|e| ModuleError::Other(format!("observed state: {e}")))
     }
 
     fn diff(&self, r: &Resource, observed: &Value) -> Result<Planned, ModuleError> {
@@ -389,22 +411,17 @@ impl<M: Module> Provider for Erased<M> {
     }
 
     fn observe_diff(&self, r: &Resource, ctx: &RunCtx) -> Result<(Value, Planned), ModuleError> {
-        // The attributes made into a `Desired` once, and the observed state
-        // diffed as the kind returned it: into JSON once, for the report.
-        let d = desired::<M>(&r.attrs)?;
-        if let Some(why) = guard::<M>(self.host.read_only(), r)? {
-            return Ok((serde_json::json!({ GUARDED: why }), Planned::none()));
-        }
-        let mut o = self
-            .module
-            .observe(self.host.read_only(), &r.id.name, &d, ctx)?;
+        // The observed state diffed as the kind returned it: into JSON
+        // once, for the report.
+        let (d, mut o) = match self.observe_typed(r, ctx)? {
+            Seen::Guarded(why) => return Ok((why, Planned::none())),
+            Seen::State(d, o) => (d, o),
+        };
         let planned = typed_plan::<M>(&r.id.name, &d, &o);
         if ctx.trim_converged && planned.is_empty() {
             M::trim_converged(&d, &mut o);
         }
-        let observed = serde_json::to_value(o)
-            .map_err(|e| ModuleError::Other(format!("observed state: {e}")))?;
-        Ok((observed, planned))
+        Ok((observed_json(o)?, planned))
     }
 
     fn apply(&self, r: &Resource, planned: &Planned, ctx: &RunCtx) -> Result<(), ModuleError> {
