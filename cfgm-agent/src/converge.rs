@@ -273,15 +273,13 @@ pub fn converge_once(
             // Only files look beside themselves as they are observed: the
             // temporaries of every path this catalog, or the last apply's,
             // writes go too.
-            let paths: std::collections::BTreeSet<String> = [Some(&catalog), previous.as_ref()]
-                .into_iter()
-                .flatten()
-                .flat_map(|c| &c.resources)
-                .flat_map(|r| match providers.get(r.id.kind.as_str()) {
-                    Some(p) => p.managed_paths(r),
-                    None => Vec::new(),
-                })
-                .collect();
+            let paths = cfgm_core::provider::managed_paths_of(
+                [Some(&catalog), previous.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|c| &c.resources),
+                &providers,
+            );
             clean = host.clear_leftovers(paths.iter().map(String::as_str));
         }
         host.settle_temps(clean);

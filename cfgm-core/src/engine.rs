@@ -140,12 +140,6 @@ enum Done {
 pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
     let t0 = Instant::now();
     let n = catalog.resources.len();
-    let index: BTreeMap<&ResourceId, usize> = catalog
-        .resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (&r.id, i))
-        .collect();
     let mut ctx = RunCtx::new(catalog, providers);
     ctx.trim_converged = opts.trim_converged;
     let mut done: Vec<Option<Done>> = vec![None; n];
@@ -163,7 +157,7 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
     let mut watchers: Vec<Vec<ResourceId>> = vec![Vec::new(); n];
     for (i, r) in catalog.resources.iter().enumerate() {
         for (d, kind) in &r.deps {
-            if let Some(&j) = index.get(d) {
+            if let Some(j) = ctx.position(d) {
                 waiting[i] += 1;
                 dependents[j].push(i);
                 if *kind == DepKind::Watch {
@@ -239,12 +233,11 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
         for &i in &ready {
             let r = &catalog.resources[i];
             let failed_dep = r.deps.keys().find(|d| {
-                index
-                    .get(d)
-                    .is_some_and(|&j| matches!(done[j], Some(Done::Failed) | Some(Done::Skipped)))
+                ctx.position(d)
+                    .is_some_and(|j| matches!(done[j], Some(Done::Failed) | Some(Done::Skipped)))
             });
             if let Some(d) = failed_dep {
-                let why = match (&done[index[d]], opts.mode) {
+                let why = match (ctx.position(d).and_then(|j| done[j].as_ref()), opts.mode) {
                     (Some(Done::Failed), Mode::Apply) => "failed",
                     (Some(Done::Failed), Mode::DryRun) => "would fail",
                     (_, Mode::Apply) => "was skipped",
@@ -270,9 +263,8 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
             }
         }
         let changed_in_run = |id: &ResourceId| {
-            index
-                .get(id)
-                .is_some_and(|&j| matches!(done[j], Some(Done::Ok { changed: true })))
+            ctx.position(id)
+                .is_some_and(|j| matches!(done[j], Some(Done::Ok { changed: true })))
         };
         // Which ready resources must refresh (a watched resource changed).
         let refresh_due: BTreeMap<usize, Vec<ResourceId>> = ready
@@ -392,7 +384,7 @@ pub fn run(catalog: &Catalog, providers: &Providers, opts: &Options) -> Report {
             let (incurred, paid) = turn.debts.into_inner().expect("debts");
             opts.owed_refresh
                 .iter()
-                .filter(|id| index.contains_key(id))
+                .filter(|id| ctx.position(id).is_some())
                 .chain(incurred.iter())
                 .filter(|id| !paid.contains(id))
                 .cloned()

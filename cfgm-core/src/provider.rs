@@ -65,6 +65,20 @@ impl std::fmt::Debug for RunCtx<'_> {
     }
 }
 
+/// Every host path these resources manage (see [`Provider::managed_paths`]).
+pub fn managed_paths_of<'r>(
+    resources: impl IntoIterator<Item = &'r Resource>,
+    providers: &Providers,
+) -> BTreeSet<String> {
+    resources
+        .into_iter()
+        .flat_map(|r| match providers.get(r.id.kind.as_str()) {
+            Some(p) => p.managed_paths(r),
+            None => Vec::new(),
+        })
+        .collect()
+}
+
 impl<'a> RunCtx<'a> {
     /// The view of `catalog`, whose resources `providers` converge.
     pub fn new(catalog: &'a crate::Catalog, providers: &'a Providers) -> Self {
@@ -77,21 +91,15 @@ impl<'a> RunCtx<'a> {
     /// Every host path a resource of the catalog manages (see
     /// [`Provider::managed_paths`]), so a purging directory keeps them.
     pub fn managed_paths(&self) -> &BTreeSet<String> {
-        self.managed_paths.get_or_init(|| {
-            let Some((c, providers)) = self.catalog else {
-                return BTreeSet::new();
-            };
-            c.resources
-                .iter()
-                .flat_map(|r| match providers.get(r.id.kind.as_str()) {
-                    Some(p) => p.managed_paths(r),
-                    None => Vec::new(),
-                })
-                .collect()
+        self.managed_paths.get_or_init(|| match self.catalog {
+            Some((c, providers)) => managed_paths_of(&c.resources, providers),
+            None => BTreeSet::new(),
         })
     }
 
-    fn resource(&self, id: &crate::ResourceId) -> Option<&'a Resource> {
+    /// Where `id` is in the catalog's resources (the run's index of them,
+    /// made once).
+    pub fn position(&self, id: &crate::ResourceId) -> Option<usize> {
         let (c, _) = self.catalog?;
         let index = self.index.get_or_init(|| {
             c.resources
@@ -100,7 +108,12 @@ impl<'a> RunCtx<'a> {
                 .map(|(i, r)| (&r.id, i))
                 .collect()
         });
-        index.get(id).map(|&i| &c.resources[i])
+        index.get(id).copied()
+    }
+
+    fn resource(&self, id: &crate::ResourceId) -> Option<&'a Resource> {
+        let (c, _) = self.catalog?;
+        self.position(id).map(|i| &c.resources[i])
     }
 
     /// Whether the catalog declares `kind[name]`: a precondition that a
