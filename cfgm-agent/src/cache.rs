@@ -13,7 +13,7 @@
 //! A no-op run reads the file every time, so it is made to be read fast:
 //! MessagePack, not JSON (a catalog is mostly file contents, which JSON
 //! makes the reader scan for escapes; MessagePack copies them by length),
-//! the key first (compared before anything is decoded), the resources in
+//! the key and catalog id first (looked at before any resource is decoded), the resources in
 //! pieces decoded on threads of their own, and the file mapped rather than
 //! copied. Structs are written as maps (field names kept), so an optional
 //! field a newer build skips still reads.
@@ -69,8 +69,8 @@ const PIECES: usize = 2;
 /// The cache file: [`MAGIC`]; the key (u32 length, bytes); how many pieces
 /// follow (u32) and each one's length (u64); then the pieces: the first
 /// the catalog's id and host, the others the resources in order, cut in
-/// [`PIECES`] (MessagePack each). The key is compared before anything is
-/// decoded.
+/// [`PIECES`] (MessagePack each). The reader looks at the key and the id
+/// before it decodes any resource.
 fn encode(key: &str, catalog: &Catalog) -> Option<Vec<u8>> {
     let n = catalog.resources.len();
     let cut = n.div_ceil(PIECES).max(1);
@@ -93,8 +93,12 @@ fn encode(key: &str, catalog: &Catalog) -> Option<Vec<u8>> {
 }
 
 /// Reads a cache file's pieces; `None` when it is not one whole (torn,
-/// another format), or when `key` is given and the file's is another.
-fn decode(bytes: &[u8], key: Option<&str>) -> Option<(String, Catalog)> {
+/// another format), or when `accept` refuses its key and catalog id (then
+/// no resource is decoded).
+fn decode(
+    bytes: &[u8],
+    accept: impl Fn(&str, &cfgm_core::CatalogId) -> bool,
+) -> Option<(String, Catalog)> {
     let mut at = 0usize;
     let mut take = |n: usize| -> Option<&[u8]> {
         let s = bytes.get(at..at.checked_add(n)?)?;
@@ -106,9 +110,6 @@ fn decode(bytes: &[u8], key: Option<&str>) -> Option<(String, Catalog)> {
     }
     let key_len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
     let file_key = std::str::from_utf8(take(key_len)?).ok()?;
-    if key.is_some_and(|k| k != file_key) {
-        return None;
-    }
     let count = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
     if !(1..=PIECES + 1).contains(&count) {
         return None;
@@ -125,6 +126,9 @@ fn decode(bytes: &[u8], key: Option<&str>) -> Option<(String, Catalog)> {
         return None;
     }
     let (id, host): (cfgm_core::CatalogId, String) = rmp_serde::from_slice(pieces[0]).ok()?;
+    if !accept(file_key, &id) {
+        return None;
+    }
     // Decoding is most of reading the cache: the pieces at once.
     let parts: Vec<Option<Vec<cfgm_core::Resource>>> = std::thread::scope(|s| {
         let later: Vec<_> = pieces
@@ -155,8 +159,8 @@ fn decode(bytes: &[u8], key: Option<&str>) -> Option<(String, Catalog)> {
 /// The cache file's bytes, mapped (not copied: a no-op run reads it every
 /// time), handed to `f`.
 fn with_file<T>(state_dir: &Path, host: &str, f: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
-    let file = crate::state::open_state_file(&path(state_dir, host)).ok()?;
-    let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+    let (file, meta) = crate::state::open_state_file(&path(state_dir, host)).ok()?;
+    let len = usize::try_from(meta.len()).ok()?;
     if len == 0 {
         return None;
     }
@@ -183,26 +187,25 @@ fn with_file<T>(state_dir: &Path, host: &str, f: impl FnOnce(&[u8]) -> Option<T>
 /// The kept catalog of `host` with the key it was compiled under, to be
 /// compared with the key once it is known.
 pub fn read(state_dir: &Path, host: &str) -> Option<(String, Catalog)> {
-    with_file(state_dir, host, |b| decode(b, None))
+    with_file(state_dir, host, |b| decode(b, |_, _| true))
 }
 
 /// Keeps `catalog` under `key` (best effort: a cache that cannot be
 /// written only costs a compile); whether it is kept.
 pub fn put(state_dir: &Path, host: &str, key: &str, catalog: &Catalog) -> bool {
-    // What an earlier version kept (JSON) is never read again.
-    let _ = std::fs::remove_file(state_dir.join("catalog-cache").join(format!("{host}.json")));
     match encode(key, catalog) {
         Some(bytes) => crate::state::write_state_bytes(&path(state_dir, host), &bytes),
         None => false,
     }
 }
 
-/// The catalog kept for `host`, whatever its key: the one its last apply
-/// ran (the cache is written only by an apply holding the run lock), to
-/// put back what that run's report left out (see
-/// `cfgm_core::schema::AS_CATALOG_KEY`).
-pub fn last_applied(state_dir: &Path, host: &str) -> Option<Catalog> {
-    read(state_dir, host).map(|(_, c)| c)
+/// The catalog kept for `host` when it is catalog `id`, whatever its key:
+/// the one its last apply ran (the cache is written only by an apply
+/// holding the run lock), to put back what that run's report left out
+/// (see `cfgm_core::schema::AS_CATALOG_KEY`). Another catalog's resources
+/// are not decoded.
+pub fn last_applied(state_dir: &Path, host: &str, id: &str) -> Option<Catalog> {
+    with_file(state_dir, host, |b| decode(b, |_, c| c.0 == id)).map(|(_, c)| c)
 }
 
 #[cfg(test)]
@@ -242,11 +245,14 @@ mod tests {
             let c = catalog(n);
             let bytes = encode("k1", &c).unwrap();
             let whole = Some(("k1".to_string(), c.clone()));
-            assert_eq!(decode(&bytes, Some("k1")), whole, "{n} resources");
-            assert_eq!(decode(&bytes, None), whole);
-            assert!(decode(&bytes, Some("k2")).is_none());
+            assert_eq!(decode(&bytes, |k, _| k == "k1"), whole, "{n} resources");
+            assert_eq!(decode(&bytes, |_, id| *id == c.id), whole);
+            assert!(decode(&bytes, |k, _| k == "k2").is_none());
             for cut in 0..bytes.len() {
-                assert!(decode(&bytes[..cut], None).is_none(), "cut at {cut} of {n}");
+                assert!(
+                    decode(&bytes[..cut], |_, _| true).is_none(),
+                    "cut at {cut} of {n}"
+                );
             }
         }
     }

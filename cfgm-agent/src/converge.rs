@@ -181,10 +181,6 @@ pub fn converge_once(
         (Some(Ok(Some((_, c)))), _) => (None, Some(c)),
         _ => (None, None),
     };
-    // The cache holds the catalog of the last apply (a dry run only reads
-    // it; an apply keeps a new one once it holds the run lock): what a
-    // report leaves out because its catalog says it is put back from there
-    // (see `cfgm_core::schema::AS_CATALOG_KEY`).
     let from_cache = cached.is_some();
     let (catalog, resource_diags) = match cached {
         Some(c) => (Some(c), Vec::new()),
@@ -225,14 +221,16 @@ pub fn converge_once(
 
     let _lock = lock(cfg)?;
     // A catalog that compiled whole is kept for the next run, by an apply
-    // that holds the lock (one that finds the lock taken keeps nothing).
-    let kept = from_cache
-        || match (&cache_key, resource_diags.is_empty(), cfg.mode) {
-            (Some(k), true, Mode::Apply) => {
-                crate::cache::put(&cfg.state_dir, &host_name, k, &catalog)
-            }
-            _ => false,
-        };
+    // that holds the lock (one that finds the lock taken keeps nothing; a
+    // dry run only reads the cache). While the cache holds the catalog an
+    // apply runs, its report may leave out what that catalog says: facts
+    // put it back from there (see `cfgm_core::schema::AS_CATALOG_KEY`).
+    let trim_converged = cfg.mode == Mode::Apply
+        && (from_cache
+            || match (&cache_key, resource_diags.is_empty()) {
+                (Some(k), true) => crate::cache::put(&cfg.state_dir, &host_name, k, &catalog),
+                _ => false,
+            });
     let host = cfgm_modules::Host::new(&root, &cfg.state_dir)
         .map_err(|e| RunError::Refused(format!("root {}: {e}", root.display())))?;
     let providers = cfgm_modules::providers(&host);
@@ -244,7 +242,7 @@ pub fn converge_once(
         ledger: Some(ledger.clone()),
         sink,
         cancel,
-        trim_converged: kept && cfg.mode == Mode::Apply,
+        trim_converged,
     };
     let mut report = engine::run(&catalog, &providers, &opts);
     report.tree_id = tree.tree_id();

@@ -703,8 +703,7 @@ fn restore_converged(state_dir: &Path, report: &mut cfgm_core::Report, problems:
     if !report.resources.iter().any(|r| marked(&r.observed)) {
         return;
     }
-    let catalog =
-        crate::cache::last_applied(state_dir, &report.host).filter(|c| c.id.0 == report.catalog_id);
+    let catalog = crate::cache::last_applied(state_dir, &report.host, &report.catalog_id);
     restore_with(catalog.as_ref(), report, problems);
 }
 

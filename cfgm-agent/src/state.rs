@@ -19,9 +19,6 @@ pub fn save_report(state_dir: &Path, json: &[u8], status: &str) {
     write_state_bytes(&last, json);
     let history = reports.join("history");
     let mut kept = entries(&history);
-    // The time in nanoseconds, but always after the newest entry: a clock
-    // stepped back (NTP at boot) must not sort this run's report first,
-    // where pruning would take it, nor before an older one.
     let newest = kept
         .iter()
         .filter_map(|p| {
@@ -33,11 +30,7 @@ pub fn save_report(state_dir: &Path, json: &[u8], status: &str) {
                 .ok()
         })
         .max();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let stamp = newest.map_or(now, |n| now.max(n + 1));
+    let stamp = cfgm_modules::statefile::stamp_after(newest);
     let entry = history.join(format!("{stamp:020}-{status}.json"));
     let linked =
         std::fs::create_dir_all(&history).is_ok() && std::fs::hard_link(&last, &entry).is_ok();

@@ -125,8 +125,8 @@ const NO_TEMPS: &str = "no-temporaries";
 /// The token's bytes: a regular file of at most 64 bytes (see
 /// [`crate::statefile`]: the state directory may lie inside the root).
 fn read_token(path: &Path) -> Option<Vec<u8>> {
-    let f = crate::statefile::open_state_file(path).ok()?;
-    if f.metadata().ok()?.len() > 64 {
+    let (f, meta) = crate::statefile::open_state_file(path).ok()?;
+    if meta.len() > 64 {
         return None;
     }
     let mut t = Vec::new();
@@ -1182,16 +1182,8 @@ impl Host {
             .into_iter()
             .filter(|n| !n.starts_with('.'))
             .collect();
-        // The time in nanoseconds, but always after the newest kept: a clock
-        // stepped back (NTP at boot) must not sort a new backup first,
-        // where pruning would take it.
         let newest = kept.iter().filter_map(|n| n.parse::<u128>().ok()).max();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let stamp = newest.map_or(now, |n| now.max(n + 1));
-        let name = format!("{stamp:024}");
+        let name = format!("{:024}", crate::statefile::stamp_after(newest));
         write_new(dir.as_fd(), &name, p, &content, 0o600, None, &|| Ok(()))?;
         kept.push(name);
         kept.sort();

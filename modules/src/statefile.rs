@@ -3,7 +3,7 @@
 //! symlink or blocking on a FIFO. A state directory may lie inside a host
 //! root, which is not trusted, so neither side trusts what is there.
 //!
-//! It owns only these two primitives; what the files hold and when they
+//! It owns only these primitives; what the files hold and when they
 //! are written belongs to their owners (`cfgm-agent`'s `state`, and
 //! [`crate::host`]'s no-temporaries token). It never touches a host's
 //! managed files, which go through [`crate::Host`].
@@ -43,16 +43,29 @@ pub fn write_state_bytes(path: &Path, bytes: &[u8]) -> bool {
     written
 }
 
-/// Opens a state file to read it: a regular file only, never through a
-/// final symlink, never blocking on a FIFO.
-pub fn open_state_file(path: &Path) -> std::io::Result<std::fs::File> {
+/// Opens a state file to read it, with its metadata: a regular file only,
+/// never through a final symlink, never blocking on a FIFO.
+pub fn open_state_file(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
-    if !f.metadata()?.is_file() {
+    let meta = f.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    Ok(f)
+    Ok((f, meta))
+}
+
+/// A name stamp for a file of a series kept in time order (backups, the
+/// report history): the time in nanoseconds, but always after `newest`, the
+/// largest stamp of the series. A clock stepped back (NTP at boot) must not
+/// sort a new file first, where pruning the oldest would take it.
+pub fn stamp_after(newest: Option<u128>) -> u128 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    newest.map_or(now, |n| now.max(n + 1))
 }
